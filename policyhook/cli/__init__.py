@@ -1,0 +1,5 @@
+"""policyctl: the command line over policyhook.api."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,109 @@
+"""policyctl's arguments. Also the source of the policyctl(8) man page."""
+
+import argparse
+
+from .. import __version__
+from ..errors import EXIT_CODES, INVALID, PolicyError
+
+DESCRIPTION = """\
+Record runtime CPU policy for libvirt domains, running or not: vCPU pins, emulator
+pin, scheduler weight and cap, and physical CPUs owned exclusively by a set of
+domains. A change is saved in /etc/policyhook; when the domain is running it is
+applied live at once, otherwise libvirt's hook puts it in force at the next start."""
+
+EPILOG = """\
+exit status:
+%s
+
+examples:
+  policyctl vcpupin vm1 0 0-3,^2      pin vCPU 0 of vm1 to CPUs 0,1,3
+  policyctl schedweight vm1 512       twice the default CPU weight (256)
+  policyctl schedcap vm1 50           at most half of one physical CPU
+  policyctl cpuoccupy 1 vm1,vm2       only vm1 and vm2 may run on CPU 1
+  policyctl cpupolicy vm1             stored, effective and live policy
+  policyctl check                     validate every policy file
+""" % "\n".join("  %d  %s" % kv for kv in sorted(EXIT_CODES.items()))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and an INVALID PolicyError."""
+
+    def error(self, message):
+        raise PolicyError("%s (see '%s --help')" % (message, self.prog), INVALID)
+
+
+def build():
+    parser = Parser(prog="policyctl", description=DESCRIPTION, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version="policyctl " + __version__)
+    parser.add_argument("-c", "--connect", metavar="URI",
+                        help="libvirt connection URI (default: [libvirt] uri in "
+                             "policyhook.conf, else qemu:///system)")
+    parser.add_argument("--root", metavar="DIR", default="/",
+                        help="act on DIR/etc/policyhook and DIR/run/policyhook (default: /)")
+    parser.add_argument("--offline", action="store_true",
+                        help="do not contact libvirt: edit the files only")
+    parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
+
+    common = Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    change = Parser(add_help=False)
+    change.add_argument("--dry-run", action="store_true",
+                        help="validate and show the plan; save and apply nothing")
+
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    def command(name, help_text, parents=(common,), **kw):
+        return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                              parents=list(parents), **kw)
+
+    p = command("vcpupin", "pin a vCPU of a domain to physical CPUs", (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("vcpu", metavar="VCPU", help="vCPU number, from 0")
+    p.add_argument("cpulist", metavar="CPULIST",
+                   help="physical CPUs in virsh syntax, e.g. 0-3,^2,8")
+
+    p = command("emulatorpin", "pin a domain's emulator threads to physical CPUs", (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("cpulist", metavar="CPULIST", help="physical CPUs, e.g. 0-1")
+
+    p = command("schedweight", "set a domain's CPU weight (Xen credit: 1-65535, default 256)",
+                (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("weight", metavar="WEIGHT", help="relative weight, 1-65535; 512 gets "
+                   "twice the CPU time of 256 under contention")
+
+    p = command("schedcap", "cap a domain's CPU time (percent of one physical CPU, 0 = none)",
+                (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("cap", metavar="CAP", help="50 = half a CPU, 400 = four CPUs, 0 = no cap")
+
+    p = command("cpuoccupy", "let only the given domains run on physical CPUs",
+                (common, change))
+    p.add_argument("pcpus", metavar="PCPUS", help="physical CPUs, e.g. 1 or 2-3")
+    p.add_argument("domains", metavar="DOMAINS", nargs="?",
+                   help="comma-separated domain names, e.g. vm1,vm2")
+    p.add_argument("--clear", action="store_true", help="free PCPUS: any domain may run there")
+
+    p = command("unset", "remove one setting from a domain's policy", (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("setting", metavar="SETTING", choices=["vcpupin", "emulatorpin", "weight", "cap"],
+                   help="vcpupin, emulatorpin, weight or cap")
+    p.add_argument("vcpu", metavar="VCPU", nargs="?",
+                   help="with vcpupin: the vCPU whose pin goes (default: all)")
+
+    p = command("remove", "remove a domain's whole policy", (common, change))
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+
+    p = command("cpupolicy", "show a domain's stored, effective and live policy")
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+
+    command("list", "list the domains that have a policy")
+    command("occupancy", "show which domains occupy which physical CPUs")
+    command("check", "validate every policy file and the settings; report each problem")
+
+    p = command("apply", "put the stored policy in force on running domains now")
+    p.add_argument("domains", metavar="DOMAIN", nargs="*", help="domain names")
+    p.add_argument("--all", action="store_true", help="every running domain")
+    return parser

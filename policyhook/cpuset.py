@@ -1,0 +1,138 @@
+"""CpuSet: a set of physical CPU numbers with virsh's cpulist syntax.
+
+Syntax (as `virsh vcpupin` takes it): comma-separated items, each a CPU number
+`N`, a range `N-M` (N <= M), or an exclusion `^N` / `^N-M` that removes CPUs named
+before it. Parsing is strict: empty items, reversed ranges, stray characters,
+numbers beyond MAX_CPU and a result with no CPU are errors, never an empty set.
+"""
+
+from .errors import PolicyError, invalid
+
+# libvirt's VIR_DOMAIN_CPUMASK_LEN is 8192 bits.
+MAX_CPU = 8191
+
+
+def _number(text, whole):
+    if not text.isdigit() or not text.isascii():
+        raise invalid("invalid cpulist '%s': '%s' is not a CPU number" % (whole, text))
+    if len(text) > 1 and text[0] == "0":
+        raise invalid("invalid cpulist '%s': '%s' has a leading zero" % (whole, text))
+    value = int(text)
+    if value > MAX_CPU:
+        raise invalid("invalid cpulist '%s': CPU %d is above the maximum %d"
+                      % (whole, value, MAX_CPU))
+    return value
+
+
+class CpuSet:
+    """An immutable set of CPU numbers."""
+
+    __slots__ = ("_cpus",)
+
+    def __init__(self, cpus=()):
+        cpus = frozenset(cpus)
+        for cpu in cpus:
+            if not isinstance(cpu, int) or isinstance(cpu, bool) or not 0 <= cpu <= MAX_CPU:
+                raise invalid("CPU %r is not a number from 0 to %d" % (cpu, MAX_CPU))
+        self._cpus = cpus
+
+    @classmethod
+    def parse(cls, text):
+        if not isinstance(text, str):
+            raise invalid("invalid cpulist %r: not a string" % (text,))
+        whole = text
+        text = text.strip()
+        if not text:
+            raise invalid("invalid cpulist '%s': it is empty" % whole)
+        cpus = set()
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                raise invalid("invalid cpulist '%s': empty item between commas" % whole)
+            exclude = item.startswith("^")
+            if exclude:
+                item = item[1:]
+            first, sep, last = item.partition("-")
+            lo = _number(first.strip(), whole)
+            hi = _number(last.strip(), whole) if sep else lo
+            if hi < lo:
+                raise invalid("invalid cpulist '%s': range %d-%d is reversed" % (whole, lo, hi))
+            span = range(lo, hi + 1)
+            if exclude:
+                cpus.difference_update(span)
+            else:
+                cpus.update(span)
+        if not cpus:
+            raise invalid("invalid cpulist '%s': it names no CPU" % whole)
+        return cls(cpus)
+
+    @classmethod
+    def from_bools(cls, flags):
+        """From a libvirt cpumap tuple such as vcpuPinInfo() returns."""
+        return cls(i for i, on in enumerate(flags) if on)
+
+    @classmethod
+    def range(cls, count):
+        return cls(range(count))
+
+    def to_bools(self, length):
+        """A libvirt cpumap tuple of `length` entries."""
+        if self._cpus and max(self._cpus) >= length:
+            raise invalid("CPU %d does not exist (host has %d CPUs)" % (max(self._cpus), length))
+        return tuple(i in self._cpus for i in range(length))
+
+    def __str__(self):
+        parts = []
+        cpus = sorted(self._cpus)
+        i = 0
+        while i < len(cpus):
+            j = i
+            while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+                j += 1
+            parts.append(str(cpus[i]) if i == j else "%d-%d" % (cpus[i], cpus[j]))
+            i = j + 1
+        return ",".join(parts)
+
+    def __repr__(self):
+        return "CpuSet(%r)" % str(self)
+
+    def __iter__(self):
+        return iter(sorted(self._cpus))
+
+    def __len__(self):
+        return len(self._cpus)
+
+    def __contains__(self, cpu):
+        return cpu in self._cpus
+
+    def __eq__(self, other):
+        return isinstance(other, CpuSet) and self._cpus == other._cpus
+
+    def __hash__(self):
+        return hash(self._cpus)
+
+    def __bool__(self):
+        return bool(self._cpus)
+
+    def __or__(self, other):
+        return CpuSet(self._cpus | other._cpus)
+
+    def __and__(self, other):
+        return CpuSet(self._cpus & other._cpus)
+
+    def __sub__(self, other):
+        return CpuSet(self._cpus - other._cpus)
+
+    def issubset(self, other):
+        return self._cpus <= other._cpus
+
+    def max(self):
+        return max(self._cpus) if self._cpus else None
+
+
+def is_canonical(text):
+    """True when `text` is a cpulist in the form we store (what str() gives)."""
+    try:
+        return str(CpuSet.parse(text)) == text
+    except PolicyError:
+        return False

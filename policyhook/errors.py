@@ -1,0 +1,44 @@
+"""The one error type. Its code is the process exit code."""
+
+OK = 0
+INTERNAL = 1    # a bug, or an unexpected failure of our own
+INVALID = 2     # bad input: arguments, values, names (argparse uses 2 as well)
+CONFLICT = 3    # the policy cannot be satisfied (host CPUs, vCPU count, occupancy)
+REGISTRY = 4    # a policy file is corrupt, unsafe or cannot be written
+LOCKED = 5      # the registry lock was not obtained in time
+LIBVIRT = 6     # libvirt refused or could not be reached where it was required
+
+EXIT_CODES = {
+    OK: "success",
+    INTERNAL: "internal error",
+    INVALID: "invalid argument or value",
+    CONFLICT: "policy conflicts with the host, the domain or CPU occupancy",
+    REGISTRY: "a policy file is corrupt, unsafe or could not be written",
+    LOCKED: "the registry is locked by another process",
+    LIBVIRT: "libvirt refused the change or could not be reached",
+}
+
+
+class PolicyError(Exception):
+    """An error meant for a human: one line, and an exit code."""
+
+    def __init__(self, message, code=INVALID):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self):
+        return self.message
+
+
+def invalid(message):
+    return PolicyError(message, INVALID)
+
+
+def conflict(message):
+    return PolicyError(message, CONFLICT)
+
+
+def registry_error(path, message):
+    # Like firewalld: the file comes first, so the admin knows what to open.
+    return PolicyError("%s: %s" % (path, message), REGISTRY)

@@ -1,0 +1,41 @@
+"""Strict JSON reading: UTF-8 only, no duplicate keys, no NaN, bounded size and depth."""
+
+import json
+
+from .errors import invalid
+
+MAX_BYTES = 1 << 20
+
+
+def _no_duplicates(pairs):
+    doc = {}
+    for key, value in pairs:
+        if key in doc:
+            raise ValueError("duplicate key '%s'" % key)
+        doc[key] = value
+    return doc
+
+
+def _no_constant(name):
+    raise ValueError("%s is not allowed" % name)
+
+
+def parse(data):
+    """Parse bytes into a JSON value, or raise INVALID saying why."""
+    if len(data) > MAX_BYTES:
+        raise invalid("larger than %d bytes" % MAX_BYTES)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise invalid("not valid UTF-8 (byte %d)" % e.start) from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except RecursionError:
+        raise invalid("nested too deeply") from None
+    except ValueError as e:
+        # json.JSONDecodeError is a ValueError and says line and column.
+        raise invalid("not valid JSON: %s" % e) from None
+
+
+def dumps(doc):
+    return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")

@@ -1,0 +1,22 @@
+"""Numeric bounds shared by the schema, the strict loader and the CLI."""
+
+from .cpuset import MAX_CPU
+
+SCHEMA_VERSION = 1
+MAX_VCPU = 16383          # vCPU numbers 0..16383 (QEMU's ceiling is 4096 today)
+WEIGHT_MIN, WEIGHT_MAX, WEIGHT_DEFAULT = 1, 65535, 256
+CAP_MAX = 100 * (MAX_CPU + 1)  # percent of one CPU; 0 means no cap
+
+__all__ = ["SCHEMA_VERSION", "MAX_CPU", "MAX_VCPU", "WEIGHT_MIN", "WEIGHT_MAX",
+           "WEIGHT_DEFAULT", "CAP_MAX"]
+
+
+def index_problem(text, maximum):
+    """Why `text` is not a decimal index 0..maximum without leading zeros, or None."""
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit():
+        return "not a whole number"
+    if len(text) > 1 and text[0] == "0":
+        return "leading zero"
+    if int(text) > maximum:
+        return "above %d" % maximum
+    return None

@@ -1,0 +1,203 @@
+"""Policy values and their strict, standard-library loader.
+
+The hook reads policy files with `domain_from_doc` / `host_from_doc` rather than
+jsonschema, which costs ~75 ms to import on every hook call. These loaders accept
+exactly the documents `schema.py` accepts; tests/test_schema_agreement.py holds
+them to that on random documents. Messages are JSON-path prefixed like
+jsonschema's, so an admin sees the same kind of error either way.
+"""
+
+from .cpuset import CpuSet
+from .errors import PolicyError, invalid
+from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
+from .names import name_problem
+
+
+class DomainPolicy:
+    """One domain's stored policy. Unset values are None / empty."""
+
+    __slots__ = ("domain", "vcpupin", "emulatorpin", "weight", "cap", "uuid")
+
+    def __init__(self, domain, vcpupin=None, emulatorpin=None, weight=None, cap=None, uuid=None):
+        self.domain = domain
+        self.vcpupin = dict(vcpupin or {})  # vCPU number -> CpuSet
+        self.emulatorpin = emulatorpin      # CpuSet or None
+        self.weight = weight
+        self.cap = cap
+        self.uuid = uuid
+
+    def is_empty(self):
+        return not self.vcpupin and self.emulatorpin is None and self.weight is None \
+            and self.cap is None
+
+    def to_doc(self):
+        doc = {"version": SCHEMA_VERSION, "domain": self.domain}
+        if self.uuid:
+            doc["uuid"] = self.uuid
+        if self.vcpupin:
+            doc["vcpupin"] = {str(v): str(self.vcpupin[v]) for v in sorted(self.vcpupin)}
+        if self.emulatorpin is not None:
+            doc["emulatorpin"] = str(self.emulatorpin)
+        if self.weight is not None:
+            doc["weight"] = self.weight
+        if self.cap is not None:
+            doc["cap"] = self.cap
+        return doc
+
+    def copy(self):
+        return DomainPolicy(self.domain, self.vcpupin, self.emulatorpin, self.weight,
+                            self.cap, self.uuid)
+
+    def __eq__(self, other):
+        return isinstance(other, DomainPolicy) and self.to_doc() == other.to_doc()
+
+    def __repr__(self):
+        return "DomainPolicy(%r)" % (self.to_doc(),)
+
+
+class HostPolicy:
+    """Host-wide policy: which domains own which physical CPUs exclusively."""
+
+    __slots__ = ("occupancy",)
+
+    def __init__(self, occupancy=None):
+        # pCPU -> tuple of domain names, kept sorted for stable output.
+        self.occupancy = {int(c): tuple(sorted(set(d))) for c, d in (occupancy or {}).items()}
+
+    def occupied(self):
+        return CpuSet(self.occupancy)
+
+    def occupied_by_others(self, name):
+        """pCPUs `name` must stay off: occupied by sets it is not part of."""
+        return CpuSet(c for c, doms in self.occupancy.items() if name not in doms)
+
+    def occupies(self, name):
+        return sorted(c for c, doms in self.occupancy.items() if name in doms)
+
+    def is_empty(self):
+        return not self.occupancy
+
+    def to_doc(self):
+        return {"version": SCHEMA_VERSION,
+                "cpuoccupy": {str(c): list(self.occupancy[c]) for c in sorted(self.occupancy)}}
+
+    def __eq__(self, other):
+        return isinstance(other, HostPolicy) and self.occupancy == other.occupancy
+
+    def __repr__(self):
+        return "HostPolicy(%r)" % (self.occupancy,)
+
+
+# ---- strict loader ---------------------------------------------------------
+
+def _fail(path, message):
+    raise invalid("%s: %s" % (path, message))
+
+
+def _integer(value, path, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool):
+        _fail(path, "%s is not an integer" % _show(value))
+    if not lo <= value <= hi:
+        _fail(path, "%d is not in %d..%d" % (value, lo, hi))
+    return value
+
+
+def _cpulist(value, path):
+    if not isinstance(value, str):
+        _fail(path, "%s is not a cpulist string" % _show(value))
+    try:
+        cpus = CpuSet.parse(value)
+    except PolicyError as e:
+        _fail(path, str(e))
+    if str(cpus) != value:
+        _fail(path, "'%s' is not in canonical form (write '%s')" % (value, cpus))
+    return cpus
+
+
+def _object(value, path, allowed, required):
+    if not isinstance(value, dict):
+        _fail(path, "%s is not an object" % _show(value))
+    for key in value:
+        if key not in allowed:
+            _fail(path, "unknown key '%s'" % key)
+    for key in required:
+        if key not in value:
+            _fail(path, "'%s' is required" % key)
+
+
+def _version(doc):
+    if doc["version"] != SCHEMA_VERSION or isinstance(doc["version"], bool):
+        _fail("$.version", "%s is not a supported version (this policyhook reads %d)"
+              % (_show(doc["version"]), SCHEMA_VERSION))
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+DOMAIN_KEYS = ("version", "domain", "uuid", "vcpupin", "emulatorpin", "weight", "cap")
+
+
+def domain_from_doc(doc):
+    """A DomainPolicy from a parsed document, or INVALID naming what is wrong."""
+    _object(doc, "$", DOMAIN_KEYS, ("version", "domain"))
+    _version(doc)
+    name = doc["domain"]
+    problem = name_problem(name)
+    if problem:
+        _fail("$.domain", "%s is not a valid domain name: %s" % (_show(name), problem))
+    uuid = doc.get("uuid")
+    if "uuid" in doc and not _is_uuid(uuid):
+        _fail("$.uuid", "%s is not a UUID" % _show(uuid))
+    pins = {}
+    if "vcpupin" in doc:
+        raw = doc["vcpupin"]
+        if not isinstance(raw, dict):
+            _fail("$.vcpupin", "%s is not an object" % _show(raw))
+        for key, value in raw.items():
+            problem = index_problem(key, MAX_VCPU)
+            if problem:
+                _fail("$.vcpupin", "'%s' is not a vCPU number (%s)" % (key, problem))
+            pins[int(key)] = _cpulist(value, "$.vcpupin.%s" % key)
+    emulator = _cpulist(doc["emulatorpin"], "$.emulatorpin") if "emulatorpin" in doc else None
+    weight = _integer(doc["weight"], "$.weight", WEIGHT_MIN, WEIGHT_MAX) if "weight" in doc else None
+    cap = _integer(doc["cap"], "$.cap", 0, CAP_MAX) if "cap" in doc else None
+    return DomainPolicy(name, pins, emulator, weight, cap, uuid)
+
+
+def host_from_doc(doc):
+    """A HostPolicy from a parsed document, or INVALID naming what is wrong."""
+    _object(doc, "$", ("version", "cpuoccupy"), ("version",))
+    _version(doc)
+    occupancy = {}
+    raw = doc.get("cpuoccupy", {})
+    if not isinstance(raw, dict):
+        _fail("$.cpuoccupy", "%s is not an object" % _show(raw))
+    for key, names in raw.items():
+        problem = index_problem(key, MAX_CPU)
+        if problem:
+            _fail("$.cpuoccupy", "'%s' is not a CPU number (%s)" % (key, problem))
+        path = "$.cpuoccupy.%s" % key
+        if not isinstance(names, list) or not names:
+            _fail(path, "%s is not a non-empty list of domain names" % _show(names))
+        seen = set()
+        for i, name in enumerate(names):
+            problem = name_problem(name)
+            if problem:
+                _fail("%s[%d]" % (path, i), "%s is not a valid domain name: %s" % (_show(name), problem))
+            if name in seen:
+                _fail(path, "'%s' is listed twice" % name)
+            seen.add(name)
+        occupancy[int(key)] = names
+    return HostPolicy(occupancy)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _is_uuid(value):
+    if not isinstance(value, str) or len(value) != 36:
+        return False
+    parts = value.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(set(p) <= _HEX for p in parts)

@@ -1,0 +1,32 @@
+"""Where policyhook keeps its files, under an optional root (as `rpm --root` does)."""
+
+import os
+
+from .names import check_name
+
+
+class Paths:
+    def __init__(self, root="/"):
+        self.root = root or "/"
+        join = os.path.join
+        self.etc = join(self.root, "etc", "policyhook")
+        self.domains = join(self.etc, "domains")
+        self.host_file = join(self.etc, "host.json")
+        self.conf = join(self.etc, "policyhook.conf")
+        self.run = join(self.root, "run", "policyhook")
+        self.lock = join(self.run, "registry.lock")
+        self.state = join(self.run, "state")
+        self.log = join(self.root, "var", "log", "policyhook", "policyhook.log")
+
+    @classmethod
+    def from_env(cls, environ=None):
+        environ = os.environ if environ is None else environ
+        return cls(environ.get("POLICYHOOK_ROOT") or "/")
+
+    def domain_file(self, name):
+        # check_name refuses '/', a leading '.', NUL and control characters, so the
+        # joined path cannot leave the domains directory.
+        return os.path.join(self.domains, check_name(name) + ".json")
+
+    def state_file(self, name):
+        return os.path.join(self.state, check_name(name) + ".json")

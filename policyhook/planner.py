@@ -1,0 +1,127 @@
+"""The planner: policy + host + domain facts -> the concrete pins and parameters.
+
+Pure: no files, no libvirt. A refusal is a CONFLICT error whose message says why.
+
+Effective pins (DESIGN.md "Semantics"): a vCPU's base set is its policy pin, else
+the pin already in the domain's XML, else every host CPU; its effective set is the
+base minus the CPUs occupied by sets the domain is not part of. So an occupant keeps
+its own pins, and an occupant with no pins runs on its occupied CPUs plus the shared
+ones. When nothing is pinned and nothing is occupied by others, the plan pins
+nothing and libvirt's own placement stands.
+"""
+
+from .cpuset import CpuSet
+from .errors import conflict
+from .mapping import sched_params
+
+
+class Plan:
+    """What to put in force on one domain."""
+
+    __slots__ = ("domain", "driver", "vcpupin", "emulatorpin", "sched", "notes")
+
+    def __init__(self, domain, driver, vcpupin=None, emulatorpin=None, sched=None, notes=None):
+        self.domain = domain
+        self.driver = driver
+        self.vcpupin = dict(vcpupin or {})   # vCPU -> CpuSet
+        self.emulatorpin = emulatorpin       # CpuSet or None (leave alone)
+        self.sched = dict(sched or {})       # libvirt scheduler parameters
+        self.notes = list(notes or [])       # why an effective set differs from the stored one
+
+    def is_empty(self):
+        return not self.vcpupin and self.emulatorpin is None and not self.sched
+
+    def to_doc(self):
+        return {
+            "domain": self.domain,
+            "driver": self.driver,
+            "vcpupin": {str(v): str(c) for v, c in sorted(self.vcpupin.items())},
+            "emulatorpin": None if self.emulatorpin is None else str(self.emulatorpin),
+            "sched": dict(sorted(self.sched.items())),
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_doc(cls, doc):
+        return cls(doc["domain"], doc["driver"],
+                   {int(v): CpuSet.parse(c) for v, c in doc["vcpupin"].items()},
+                   None if doc["emulatorpin"] is None else CpuSet.parse(doc["emulatorpin"]),
+                   doc["sched"], doc.get("notes"))
+
+    def __eq__(self, other):
+        return isinstance(other, Plan) and self.to_doc() == other.to_doc()
+
+    def __repr__(self):
+        return "Plan(%r)" % (self.to_doc(),)
+
+
+def _owners(host, cpus):
+    names = sorted({d for c in cpus for d in host.occupancy.get(c, ())})
+    return ", ".join(names)
+
+
+def plan(policy, host, facts, host_cpus, cgroup_version=1):
+    """The Plan for one domain, or a CONFLICT error.
+
+    policy: DomainPolicy or None; host: HostPolicy; facts: DomainFacts (name,
+    driver, vCPU count when known, pins from its XML); host_cpus: CpuSet online.
+    """
+    name = facts.name
+    stored = dict(policy.vcpupin) if policy else {}
+    emulator = policy.emulatorpin if policy else None
+    if facts.vcpus is not None:
+        for vcpu in sorted(stored):
+            if vcpu >= facts.vcpus:
+                raise conflict("vCPU %d of '%s' has a pin, but the domain has %d vCPU%s (0-%d)"
+                               % (vcpu, name, facts.vcpus, "" if facts.vcpus == 1 else "s",
+                                  facts.vcpus - 1))
+    for vcpu, cpus in sorted(stored.items()):
+        if not cpus.issubset(host_cpus):
+            raise conflict("vCPU %d of '%s' is pinned to %s, but the host's CPUs are %s"
+                           % (vcpu, name, cpus, host_cpus))
+    if emulator is not None and not emulator.issubset(host_cpus):
+        raise conflict("the emulator of '%s' is pinned to %s, but the host's CPUs are %s"
+                       % (name, emulator, host_cpus))
+
+    taken = host.occupied_by_others(name) & host_cpus
+    notes = []
+    pins = {}
+    vcpus = sorted(stored) if facts.vcpus is None else range(facts.vcpus)
+    for vcpu in vcpus:
+        base = stored.get(vcpu) or facts.vcpupin.get(vcpu)
+        source = "policy" if vcpu in stored else "domain XML" if base is not None else None
+        if not taken:
+            if vcpu in stored:
+                pins[vcpu] = base
+            continue
+        base = base if base is not None else host_cpus
+        effective = base - taken
+        lost = base & taken
+        if not effective:
+            raise conflict("vCPU %d of '%s' is pinned to %s (%s), which is occupied by %s "
+                           "(cpuoccupy); it would have no CPU left"
+                           % (vcpu, name, base, source, _owners(host, lost)))
+        if lost and source:
+            notes.append("vCPU %d: %s minus %s occupied by %s"
+                         % (vcpu, base, lost, _owners(host, lost)))
+        pins[vcpu] = effective
+
+    base = emulator if emulator is not None else facts.emulatorpin
+    if taken:
+        base = base if base is not None else host_cpus
+        effective = base - taken
+        if not effective:
+            raise conflict("the emulator of '%s' is pinned to %s, which is occupied by %s "
+                           "(cpuoccupy); it would have no CPU left"
+                           % (name, base, _owners(host, base & taken)))
+        if base & taken and (emulator is not None or facts.emulatorpin is not None):
+            notes.append("emulator: %s minus %s occupied by %s"
+                         % (base, base & taken, _owners(host, base & taken)))
+        emulator = effective
+    if taken:
+        notes.insert(0, "CPUs %s are occupied by other domains (cpuoccupy); kept off them" % taken)
+
+    sched = {}
+    if policy is not None:
+        sched = sched_params(facts.driver, cgroup_version, policy.weight, policy.cap)
+    return Plan(name, facts.driver, pins, emulator, sched, notes)

@@ -1,0 +1,187 @@
+"""The registry: the only module that reads and writes policy files.
+
+Two ways in, over the same files:
+- `Registry` (policyctl, the Python API): jsonschema on every load and save, a
+  filelock writer lock with a timeout, atomic writes.
+- `read_domain` / `read_host` (the hook): the strict standard-library loader.
+"""
+
+import os
+
+from . import jsondoc, safeio
+from .errors import REGISTRY, PolicyError, registry_error
+from .model import HostPolicy, domain_from_doc, host_from_doc
+from .names import name_problem
+
+# ---- reading, shared by the hook and the registry --------------------------
+
+
+def _load(path, loader):
+    data = safeio.read_file(path, jsondoc.MAX_BYTES)
+    if data is None:
+        return None
+    try:
+        return loader(jsondoc.parse(data))
+    except PolicyError as e:
+        raise registry_error(path, "%s; fix it or run 'policyctl check'" % e) from None
+
+
+def read_domain(paths, name):
+    """The stored DomainPolicy of `name`, or None. Strict loader; no jsonschema."""
+    safeio.check_dir(paths.etc)
+    safeio.check_dir(paths.domains)
+    path = paths.domain_file(name)
+    policy = _load(path, domain_from_doc)
+    if policy is not None and policy.domain != name:
+        raise registry_error(path, "holds the policy of '%s', not '%s'" % (policy.domain, name))
+    return policy
+
+
+def read_host(paths):
+    """The HostPolicy (empty when host.json does not exist). Strict loader."""
+    safeio.check_dir(paths.etc)
+    return _load(paths.host_file, host_from_doc) or HostPolicy()
+
+
+# ---- the registry proper ----------------------------------------------------
+
+
+class Registry:
+    """Policy files under `paths`, validated with jsonschema, written under the lock."""
+
+    def __init__(self, paths, lock_timeout=10.0):
+        self.paths = paths
+        self.lock_timeout = lock_timeout
+
+    # Locking. Writers hold it across read-modify-write so no update is lost.
+    def lock(self):
+        import filelock
+
+        safeio.ensure_dir(self.paths.run)
+        return _Locked(filelock.FileLock(self.paths.lock, timeout=self.lock_timeout),
+                       self.paths.lock, self.lock_timeout)
+
+    def _validate(self, path, doc, schema):
+        from .schema import problems
+
+        found = problems(doc, schema)
+        if found:
+            raise registry_error(path, found[0])
+
+    def load(self, name):
+        """The stored policy of `name`, or None."""
+        policy = read_domain(self.paths, name)
+        if policy is not None:
+            self._validate(self.paths.domain_file(name), policy.to_doc(), _schemas()[0])
+        return policy
+
+    def load_host(self):
+        return read_host(self.paths)
+
+    def save(self, policy):
+        """Write (or, when empty, remove) a domain's policy. Call under lock()."""
+        path = self.paths.domain_file(policy.domain)
+        if policy.is_empty():
+            return safeio.remove(path)
+        doc = policy.to_doc()
+        self._validate(path, doc, _schemas()[0])
+        safeio.ensure_dir(self.paths.domains)
+        safeio.write_atomic(path, jsondoc.dumps(doc))
+        return True
+
+    def save_host(self, host):
+        doc = host.to_doc()
+        self._validate(self.paths.host_file, doc, _schemas()[1])
+        safeio.ensure_dir(self.paths.etc)
+        if host.is_empty():
+            return safeio.remove(self.paths.host_file)
+        safeio.write_atomic(self.paths.host_file, jsondoc.dumps(doc))
+        return True
+
+    def remove(self, name):
+        return safeio.remove(self.paths.domain_file(name))
+
+    def names(self):
+        """Names of the domains with a policy file, sorted."""
+        if not safeio.check_dir(self.paths.domains):
+            return []
+        found = []
+        for entry in os.listdir(self.paths.domains):
+            if entry.endswith(".json") and not entry.startswith("."):
+                name = entry[:-len(".json")]
+                if name_problem(name) is None:
+                    found.append(name)
+        return sorted(found)
+
+    def check(self):
+        """Every problem in the registry, one line each: 'FILE: problem'."""
+        from .schema import problems
+
+        domain_schema, host_schema = _schemas()
+        found = []
+        for directory in (self.paths.etc, self.paths.domains):
+            try:
+                safeio.check_dir(directory)
+            except PolicyError as e:
+                found.append(str(e))
+        if found:
+            return found
+        files = [(self.paths.host_file, host_schema, None)]
+        if os.path.isdir(self.paths.domains):
+            for entry in sorted(os.listdir(self.paths.domains)):
+                path = os.path.join(self.paths.domains, entry)
+                if entry.startswith("."):
+                    continue
+                if not entry.endswith(".json"):
+                    found.append("%s: not a policy file (names end in .json)" % path)
+                    continue
+                name = entry[:-len(".json")]
+                problem = name_problem(name)
+                if problem:
+                    found.append("%s: file name is not a valid domain name: %s" % (path, problem))
+                    continue
+                files.append((path, domain_schema, name))
+        for path, schema, name in files:
+            try:
+                data = safeio.read_file(path, jsondoc.MAX_BYTES)
+                if data is None:
+                    continue
+                doc = jsondoc.parse(data)
+            except PolicyError as e:
+                found.append(str(e) if e.code == REGISTRY else "%s: %s" % (path, e))
+                continue
+            errors = problems(doc, schema)
+            found.extend("%s: %s" % (path, p) for p in errors)
+            if not errors and name is not None and doc["domain"] != name:
+                found.append("%s: $.domain: holds the policy of '%s', not '%s'"
+                             % (path, doc["domain"], name))
+        return found
+
+
+def _schemas():
+    from .schema import DOMAIN_SCHEMA, HOST_SCHEMA
+    return DOMAIN_SCHEMA, HOST_SCHEMA
+
+
+class _Locked:
+    """filelock's lock, with our error (who holds it) when it times out."""
+
+    def __init__(self, lock, path, timeout):
+        self._lock = lock
+        self._path = path
+        self._timeout = timeout
+
+    def __enter__(self):
+        import filelock
+        from .locking import locked_message
+
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise PolicyError(locked_message(self._path, self._timeout), 5) from None
+        except OSError as e:
+            raise registry_error(self._path, "cannot be locked: %s" % e.strerror) from None
+        return self
+
+    def __exit__(self, *exc):
+        self._lock.release()

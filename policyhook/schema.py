@@ -1,0 +1,113 @@
+"""JSON Schemas of the policy files: the authority for every write and for `check`.
+
+Formats that a regular expression cannot say exactly (canonical cpulists, safe
+domain names, index keys without leading zeros) are custom formats checked by the
+same functions the strict loader in model.py uses. Integers are strict (no 1.0,
+no true), as Python's json module reads them.
+"""
+
+from .cpuset import is_canonical
+from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
+from .names import MAX_NAME, name_problem
+
+_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+_NAME = {"type": "string", "format": "domain-name", "minLength": 1, "maxLength": MAX_NAME}
+_CPULIST = {"type": "string", "format": "cpulist", "minLength": 1}
+
+DOMAIN_SCHEMA = {
+    "$schema": _DRAFT,
+    "$id": "https://policyhook.example/schema/domain-1.json",
+    "title": "policyhook domain policy",
+    "type": "object",
+    "required": ["version", "domain"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": SCHEMA_VERSION},
+        "domain": _NAME,
+        "uuid": {"type": "string", "format": "libvirt-uuid"},
+        "vcpupin": {
+            "type": "object",
+            "propertyNames": {"format": "vcpu-index"},
+            "additionalProperties": _CPULIST,
+        },
+        "emulatorpin": _CPULIST,
+        "weight": {"type": "integer", "minimum": WEIGHT_MIN, "maximum": WEIGHT_MAX},
+        "cap": {"type": "integer", "minimum": 0, "maximum": CAP_MAX},
+    },
+}
+
+HOST_SCHEMA = {
+    "$schema": _DRAFT,
+    "$id": "https://policyhook.example/schema/host-1.json",
+    "title": "policyhook host policy",
+    "type": "object",
+    "required": ["version"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": SCHEMA_VERSION},
+        "cpuoccupy": {
+            "type": "object",
+            "propertyNames": {"format": "cpu-index"},
+            "additionalProperties": {
+                "type": "array", "minItems": 1, "uniqueItems": True, "items": _NAME,
+            },
+        },
+    },
+}
+
+
+def _validator_class():
+    import jsonschema
+    from jsonschema import validators
+
+    base = jsonschema.Draft202012Validator
+
+    def strict_int(_checker, value):
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    types = base.TYPE_CHECKER.redefine("integer", strict_int)
+    cls = validators.extend(base, type_checker=types)
+    formats = jsonschema.FormatChecker(formats=())
+    # A format checker sees every type; non-strings are the "type" keyword's job.
+    formats.checks("cpulist")(lambda v: not isinstance(v, str) or is_canonical(v))
+    formats.checks("domain-name")(lambda v: not isinstance(v, str) or name_problem(v) is None)
+    formats.checks("vcpu-index")(lambda v: index_problem(v, MAX_VCPU) is None)
+    formats.checks("cpu-index")(lambda v: index_problem(v, MAX_CPU) is None)
+    formats.checks("libvirt-uuid")(lambda v: not isinstance(v, str) or _uuid_ok(v))
+    return cls, formats
+
+
+def _uuid_ok(value):
+    from .model import _is_uuid
+    return _is_uuid(value)
+
+
+_cache = {}
+
+
+def validator(schema):
+    key = id(schema)
+    if key not in _cache:
+        cls, formats = _validator_class()
+        _cache[key] = cls(schema, format_checker=formats)
+    return _cache[key]
+
+
+def problems(doc, schema):
+    """Every problem in `doc`, one line each: '$.path: message', sorted by path."""
+    found = []
+    for error in validator(schema).iter_errors(doc):
+        found.append("%s: %s" % (error.json_path, _message(error)))
+    return sorted(found)
+
+
+def _message(error):
+    if error.validator == "format":
+        what = {"cpulist": "is not a cpulist in canonical form",
+                "domain-name": "is not a valid domain name",
+                "vcpu-index": "is not a vCPU number",
+                "cpu-index": "is not a CPU number",
+                "libvirt-uuid": "is not a UUID"}.get(error.validator_value, "is not valid")
+        return "%r %s" % (error.instance, what)
+    return error.message

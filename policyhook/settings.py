@@ -1,0 +1,92 @@
+"""policyhook.conf: INI settings with documented defaults; a bad value names its key."""
+
+from .errors import PolicyError
+from .safeio import read_file
+
+REFUSE, START = "refuse", "start"
+
+
+class Settings:
+    __slots__ = ("uri", "on_conflict", "on_error", "hook_lock_timeout", "lock_timeout",
+                 "applier_timeout", "source")
+
+    def __init__(self):
+        self.uri = "qemu:///system"
+        self.on_conflict = REFUSE      # a policy that cannot be satisfied refuses the start
+        self.on_error = START          # our own failure lets the domain start, logged
+        self.hook_lock_timeout = 0.5   # seconds the hook waits for the registry lock
+        self.lock_timeout = 10.0       # seconds policyctl waits for the registry lock
+        self.applier_timeout = 30.0    # seconds the detached applier keeps trying
+        self.source = None
+
+
+# (section, key) -> (attribute, parser)
+def _choice(*allowed):
+    def parse(value):
+        if value not in allowed:
+            raise ValueError("'%s' is not one of %s" % (value, ", ".join(allowed)))
+        return value
+    return parse
+
+
+def _seconds(lo, hi):
+    def parse(value):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError("'%s' is not a number of seconds" % value) from None
+        if not lo <= number <= hi:
+            raise ValueError("%s is not in %g..%g" % (value, lo, hi))
+        return number
+    return parse
+
+
+def _uri(value):
+    if not value or "://" not in value or any(c.isspace() for c in value):
+        raise ValueError("'%s' is not a libvirt URI" % value)
+    return value
+
+
+KEYS = {
+    ("libvirt", "uri"): ("uri", _uri),
+    ("hook", "on_conflict"): ("on_conflict", _choice(REFUSE, START)),
+    ("hook", "on_error"): ("on_error", _choice(START, REFUSE)),
+    ("hook", "lock_timeout"): ("hook_lock_timeout", _seconds(0, 5)),
+    ("policyctl", "lock_timeout"): ("lock_timeout", _seconds(0, 3600)),
+    ("applier", "timeout"): ("applier_timeout", _seconds(1, 600)),
+}
+
+
+def parse_settings(text, source="policyhook.conf"):
+    import configparser
+
+    settings = Settings()
+    settings.source = source
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as e:
+        first = str(e).splitlines()[0]
+        raise PolicyError("%s: %s" % (source, first), 2) from None
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            if (section, key) not in KEYS:
+                raise PolicyError("%s: [%s] %s: unknown key" % (source, section, key), 2)
+            attr, parse = KEYS[(section, key)]
+            try:
+                setattr(settings, attr, parse(value.strip().strip('"')))
+            except ValueError as e:
+                raise PolicyError("%s: [%s] %s: %s" % (source, section, key, e), 2) from None
+    return settings
+
+
+def load_settings(paths):
+    """The settings in force: the file's values over the defaults."""
+    data = read_file(paths.conf, 65536)
+    if data is None:
+        return Settings()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError("%s: not valid UTF-8" % paths.conf, 2) from None
+    return parse_settings(text, paths.conf)
