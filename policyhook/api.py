@@ -171,7 +171,8 @@ class PolicyManager:
             raise PolicyError("%s (the policy is saved; run 'policyctl apply %s' to retry)"
                               % (e, ctx.name), LIBVIRT) from None
         state.update(self.paths, ctx.name, plan=live_plan.to_doc(), result="applied",
-                     applied_at=time.time(), steps=steps, source=source, error=None)
+                     applied_at=time.time(), steps=steps, source=source, error=None,
+                     after_start_ms=None)
         return steps
 
     def set_vcpupin(self, name, vcpu, cpulist, dry_run=False):

@@ -1,0 +1,128 @@
+"""The detached applier: puts a domain's plan in force through libvirt after the hook.
+
+The hook forks it at `started begin` and `reconnect begin` and returns at once. Its
+first libvirt call about the domain blocks until libvirtd releases the domain (tens
+of ms after the hook returns). It tolerates a paused domain, a domain that stopped
+meanwhile (another hook failed the start) and a slow or restarting libvirtd, and it
+gives up after [applier] timeout seconds, saying so. An alarm bounds every blocking
+libvirt call, so it never lingers.
+"""
+
+import signal
+import time
+
+URIS = {"lxc": "lxc:///system", "libxl": "xen:///system"}
+
+
+class GaveUp(Exception):
+    pass
+
+
+def uri_for(driver, settings):
+    return URIS.get(driver, settings.uri)
+
+
+def run(driver, name, paths, t_hook, event):
+    from . import state
+    from .errors import PolicyError
+    from .log import log
+    from .settings import Settings, load_settings
+
+    def say(message, level="info"):
+        log(paths, "%s %s applier (%s): %s" % (driver, name, event, message), level)
+
+    try:
+        settings = load_settings(paths)
+    except PolicyError as e:
+        say("bad settings, using the defaults: %s" % e, "warning")
+        settings = Settings()
+    timeout = settings.applier_timeout
+
+    def alarm(_signum, _frame):
+        raise GaveUp("gave up after %gs (libvirtd did not answer in time)" % timeout)
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(int(timeout) + 1)
+    try:
+        result = _apply(driver, name, paths, settings, t_hook, time.monotonic() + timeout)
+    except GaveUp as e:
+        result = ("gave-up", str(e), None)
+    except PolicyError as e:
+        result = ("failed", str(e), None)
+    except Exception as e:  # noqa: BLE001 - the applier reports, it never dies silently
+        result = ("failed", "internal error: %s: %s" % (type(e).__name__, e), None)
+    finally:
+        signal.alarm(0)
+    kind, text, fields = result
+    level = "info" if kind in ("applied", "stopped") else "error"
+    say(text, level)
+    try:
+        if kind != "stopped":
+            state.update(paths, name, result=kind, error=None if kind == "applied" else text,
+                         source="hook " + event, **(fields or {}))
+    except PolicyError as e:
+        say("cannot record runtime state: %s" % e, "warning")
+    return 0 if kind in ("applied", "stopped") else 1
+
+
+def _apply(driver, name, paths, settings, t_hook, deadline):
+    import libvirt
+
+    from . import planner, registry, virt
+    from .errors import PolicyError
+    from .locking import FlockLock
+    from .mapping import local_cgroup_version
+
+    uri = uri_for(driver, settings)
+    delay = 0.05
+    while True:
+        try:
+            conn = virt.connect(uri)
+            break
+        except PolicyError:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    dom = virt.lookup(conn, name)  # blocks until libvirtd releases the domain
+    if dom is None:
+        return ("stopped", "domain is gone; nothing to apply", None)
+    while True:
+        try:
+            status = dom.state()[0]
+        except libvirt.libvirtError:
+            return ("stopped", "domain is gone; nothing to apply", None)
+        if status in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED,
+                      libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+            break
+        if status in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED):
+            return ("stopped", "domain stopped before the policy could be applied", None)
+        if time.monotonic() > deadline:
+            raise GaveUp("domain never became running (state %d)" % status)
+        time.sleep(0.02)
+
+    cpumap_len, host_cpus = virt.host_cpus(conn)
+    facts = virt.facts(dom)
+    facts.name = name
+    with FlockLock(paths.lock, 5.0):
+        policy = registry.read_domain(paths, name)
+        host = registry.read_host(paths)
+    plan = planner.plan(policy, host, facts, host_cpus, local_cgroup_version())
+    if plan.is_empty():
+        return ("applied", "nothing to apply", {"plan": plan.to_doc(), "steps": []})
+    delay = 0.05
+    while True:
+        try:
+            steps = virt.apply_plan(dom, plan, cpumap_len)
+            break
+        except PolicyError:
+            if not virt.is_running(dom):
+                return ("stopped", "domain stopped while the policy was applied", None)
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    after = int(round((time.time() - t_hook) * 1000))
+    return ("applied", "applied %s, %d ms after the hook call" % ("; ".join(steps), after),
+            {"plan": plan.to_doc(), "steps": steps, "applied_at": time.time(),
+             "after_start_ms": after})

@@ -1,0 +1,37 @@
+"""Write a plan into a domain XML's <cputune> (migrate and restore hooks)."""
+
+import xml.etree.ElementTree as ET
+
+# Element order in <cputune> as libvirt's schema lists it.
+_ORDER = ["shares", "global_period", "global_quota", "period", "quota", "emulator_period",
+          "emulator_quota", "iothread_period", "iothread_quota", "vcpupin", "emulatorpin",
+          "iothreadpin", "vcpusched", "iothreadsched", "cachetune", "memorytune"]
+
+
+def with_cputune(xml, plan):
+    """`xml` with `plan`'s pins and parameters in <cputune>; '' when nothing changes."""
+    if plan.is_empty():
+        return ""
+    root = ET.fromstring(xml)
+    tune = root.find("cputune")
+    if tune is None:
+        tune = ET.SubElement(root, "cputune")
+    if plan.vcpupin:
+        for old in tune.findall("vcpupin"):
+            if int(old.get("vcpu", -1)) in plan.vcpupin:
+                tune.remove(old)
+        for vcpu, cpus in sorted(plan.vcpupin.items()):
+            ET.SubElement(tune, "vcpupin", {"vcpu": str(vcpu), "cpuset": str(cpus)})
+    if plan.emulatorpin is not None:
+        for old in tune.findall("emulatorpin"):
+            tune.remove(old)
+        ET.SubElement(tune, "emulatorpin", {"cpuset": str(plan.emulatorpin)})
+    names = {"cpu_shares": "shares"}
+    for key, value in sorted(plan.sched.items()):
+        tag = names.get(key, key)
+        node = tune.find(tag)
+        if node is None:
+            node = ET.SubElement(tune, tag)
+        node.text = str(value)
+    tune[:] = sorted(tune, key=lambda e: _ORDER.index(e.tag) if e.tag in _ORDER else len(_ORDER))
+    return ET.tostring(root, encoding="unicode")

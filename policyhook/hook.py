@@ -1,0 +1,245 @@
+"""The libvirt hook: libvirtd runs it at every domain lifecycle event.
+
+    /etc/libvirt/hooks/qemu.d/policyhook DOMAIN OPERATION SUB-OPERATION EXTRA < domain.xml
+
+Rules (DESIGN.md "Hook events", libvirt-lab.md 5-6): standard library only on the
+hot path; never call libvirt (the domain is locked while we run, and enumerating
+domains hangs); never wait on the registry lock longer than [hook] lock_timeout;
+never exit non-zero where libvirt would kill a running guest (reconnect) or where it
+is ignored anyway (stopped, release). libvirt shows our stderr in virsh's error.
+"""
+
+import os
+import sys
+import time
+
+from .errors import CONFLICT, PolicyError
+from .paths import Paths
+
+REFUSE = 1
+
+
+class Call:
+    """One hook invocation: argv, the XML on stdin (read lazily), the root."""
+
+    def __init__(self, driver, name, op, sub, stdin, paths, stdout, stderr):
+        self.driver = driver
+        self.name = name
+        self.op = op
+        self.sub = sub
+        self._stdin = stdin
+        self._xml = None
+        self.paths = paths
+        self.stdout = stdout
+        self.stderr = stderr
+        self.t0 = time.time()
+
+    @property
+    def xml(self):
+        if self._xml is None:
+            data = self._stdin.read()
+            self._xml = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        return self._xml
+
+    def has_policy(self):
+        """True when a policy file or the host policy could concern this domain."""
+        from .names import name_problem
+
+        if name_problem(self.name) is None and os.path.lexists(self.paths.domain_file(self.name)):
+            return True
+        return os.path.lexists(self.paths.host_file)
+
+    def log(self, message, level="info"):
+        from .log import log
+        log(self.paths, "%s %s %s/%s: %s" % (self.driver, self.name, self.op, self.sub, message),
+            level)
+
+
+def _settings(call):
+    from .settings import load_settings
+    return load_settings(call.paths)
+
+
+def _plan(call, settings):
+    """Plan from the registry and the XML on stdin, under the registry lock."""
+    from . import planner, registry
+    from .domxml import parse_domain_xml
+    from .hostinfo import online_cpus
+    from .locking import FlockLock
+    from .mapping import local_cgroup_version
+    from .names import name_problem
+    from .safeio import ensure_dir
+
+    facts = parse_domain_xml(call.xml)
+    facts.name = call.name
+    ensure_dir(call.paths.run)
+    with FlockLock(call.paths.lock, settings.hook_lock_timeout):
+        policy = registry.read_domain(call.paths, call.name) if name_problem(call.name) is None else None
+        host = registry.read_host(call.paths)
+    return planner.plan(policy, host, facts, online_cpus(), local_cgroup_version())
+
+
+def _failed(call, settings, error, what):
+    """Our own failure: log it, then refuse or let the domain start, as configured."""
+    call.log("%s: %s" % (what, error), "error")
+    _record(call, result="error", error=str(error))
+    if settings is not None and settings.on_error == "refuse" and call.op == "prepare":
+        call.stderr.write("policyhook: refusing to start '%s': %s\n" % (call.name, error))
+        return REFUSE
+    return 0
+
+
+def _record(call, **fields):
+    from . import state
+    from .names import name_problem
+
+    if name_problem(call.name) is not None:
+        return
+    try:
+        state.update(call.paths, call.name, driver=call.driver, event="%s/%s" % (call.op, call.sub),
+                     **fields)
+    except PolicyError as e:
+        call.log("cannot record runtime state: %s" % e, "warning")
+
+
+def on_prepare(call):
+    """Admission: refuse a start whose policy cannot be satisfied (per on_conflict)."""
+    if not call.has_policy():
+        return 0
+    settings = None
+    try:
+        settings = _settings(call)
+        plan = _plan(call, settings)
+    except PolicyError as e:
+        if e.code != CONFLICT:
+            return _failed(call, settings, e, "policy not checked")
+        if settings.on_conflict == "refuse":
+            call.log("refused: %s" % e, "warning")
+            _record(call, result="refused", error=str(e))
+            call.stderr.write("policyhook: refusing to start '%s': %s\n" % (call.name, e))
+            return REFUSE
+        call.log("conflict, starting anyway (on_conflict = start): %s" % e, "warning")
+        _record(call, result="conflict", error=str(e))
+        return 0
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not decide a start by accident
+        return _failed(call, settings, "%s: %s" % (type(e).__name__, e), "internal error")
+    call.log("admitted; plan %s" % _describe(plan))
+    _record(call, result="admitted", plan=plan.to_doc(), error=None, started_at=None)
+    return 0
+
+
+def on_started(call):
+    """Hand the work to a detached applier; it acts once libvirtd releases the domain."""
+    if not call.has_policy():
+        return 0
+    try:
+        _record(call, result="applying", started_at=call.t0, error=None)
+        pid = spawn_applier(call)
+        call.log("applier started (pid %d)" % pid)
+    except Exception as e:  # noqa: BLE001 - never fail a running guest for our sake
+        call.log("cannot start the applier: %s: %s" % (type(e).__name__, e), "error")
+    return 0
+
+
+def on_migrate_or_restore(call):
+    """Print the domain XML with the policy in <cputune>, so it holds from the start."""
+    if not call.has_policy():
+        return 0
+    settings = None
+    try:
+        settings = _settings(call)
+        plan = _plan(call, settings)
+        from .cputune import with_cputune
+        call.stdout.write(with_cputune(call.xml, plan))
+        call.log("wrote the policy into <cputune>: %s" % _describe(plan))
+        return 0
+    except PolicyError as e:
+        if e.code == CONFLICT and settings is not None and settings.on_conflict == "refuse":
+            call.stderr.write("policyhook: refusing '%s': %s\n" % (call.name, e))
+            call.log("refused: %s" % e, "warning")
+            return REFUSE
+        return _failed(call, settings, e, "policy not written into the XML")
+    except Exception as e:  # noqa: BLE001
+        return _failed(call, settings, "%s: %s" % (type(e).__name__, e), "internal error")
+
+
+def on_stopped(call):
+    """The domain is gone: drop its runtime state. Idempotent; never fails."""
+    from . import state
+    from .names import name_problem
+
+    try:
+        if name_problem(call.name) is None and state.drop(call.paths, call.name):
+            call.log("runtime state dropped")
+    except Exception as e:  # noqa: BLE001 - libvirt ignores our exit code here anyway
+        call.log("cannot drop runtime state: %s" % e, "warning")
+    return 0
+
+
+HANDLERS = {
+    ("prepare", "begin"): on_prepare,
+    ("started", "begin"): on_started,
+    ("reconnect", "begin"): on_started,
+    ("migrate", "begin"): on_migrate_or_restore,
+    ("restore", "begin"): on_migrate_or_restore,
+    ("stopped", "end"): on_stopped,
+    ("release", "end"): on_stopped,
+}
+
+
+def _describe(plan):
+    parts = ["vCPU %d->%s" % (v, c) for v, c in sorted(plan.vcpupin.items())]
+    if plan.emulatorpin is not None:
+        parts.append("emulator->%s" % plan.emulatorpin)
+    parts += ["%s=%s" % kv for kv in sorted(plan.sched.items())]
+    return ", ".join(parts) or "nothing to apply"
+
+
+def spawn_applier(call):
+    """Fork a fully detached applier: new session, stdio to /dev/null and the log,
+    no inherited descriptors (libvirtd waits for EOF on the hook's pipes)."""
+    log_path = call.paths.log
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)  # the first child exits at once
+        return pid
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)
+            out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
+        except OSError:
+            out = null
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+        sys.stdin = open(0, closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        os.chdir("/")
+        from .applier import run
+        code = run(call.driver, call.name, call.paths, call.t0, "%s/%s" % (call.op, call.sub))
+    except BaseException:  # noqa: BLE001 - the detached child must always exit here
+        import traceback
+        traceback.print_exc()
+        code = 1
+    os._exit(code)
+
+
+def main(driver, argv=None, stdin=None, stdout=None, stderr=None, environ=None):
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 4:
+        return 0
+    handler = HANDLERS.get((argv[2], argv[3]))
+    if handler is None:
+        return 0
+    call = Call(driver, argv[1], argv[2], argv[3],
+                stdin if stdin is not None else sys.stdin.buffer,
+                Paths.from_env(environ), stdout or sys.stdout, stderr or sys.stderr)
+    code = handler(call)
+    # libvirt kills the guest for a non-zero exit at reconnect; stopped/release are ignored.
+    return code if call.op in ("prepare", "migrate", "restore") else 0
