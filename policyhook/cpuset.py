@@ -45,14 +45,20 @@ class CpuSet:
         if not text:
             raise invalid("invalid cpulist '%s': it is empty" % whole)
         cpus = set()
-        for item in text.split(","):
+        items = text.split(",")
+        for index, item in enumerate(items):
             item = item.strip()
             if not item:
-                raise invalid("invalid cpulist '%s': empty item between commas" % whole)
+                where = ("leading comma" if index == 0 else "trailing comma"
+                         if index == len(items) - 1 else "empty item between commas")
+                raise invalid("invalid cpulist '%s': %s" % (whole, where))
+            named = item
             exclude = item.startswith("^")
             if exclude:
                 item = item[1:]
             first, sep, last = item.partition("-")
+            if not first.strip() or (sep and not last.strip()):
+                raise invalid("invalid cpulist '%s': '%s' is missing a CPU number" % (whole, named))
             lo = _number(first.strip(), whole)
             hi = _number(last.strip(), whole) if sep else lo
             if hi < lo:
