@@ -60,7 +60,8 @@ def from_live(driver, cgroup_version, params):
         quota = params.get("global_quota")
         period = params.get("global_period")
         if quota is not None:
-            cap = 0 if quota <= 0 or quota >= 2 ** 63 // 2 else int(round(quota * 100.0 / (period or PERIOD_US)))
+            unlimited = quota <= 0 or quota >= 2 ** 62  # libvirt reports "none" as -1 or huge
+            cap = 0 if unlimited else int(round(quota * 100.0 / (period or PERIOD_US)))
     elif driver == "libxl":
         weight = params.get("weight")
         cap = params.get("cap")

@@ -173,6 +173,7 @@ class _Locked:
 
     def __enter__(self):
         import filelock
+
         from .locking import locked_message
 
         try:

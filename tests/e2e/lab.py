@@ -1,0 +1,143 @@
+"""A real libvirtd and real QEMU/TCG domains for the end-to-end tests (libvirt-lab.md)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+URI = "qemu:///system"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POLICYCTL = os.path.join(os.path.dirname(sys.executable), "policyctl")
+HOOK = "/etc/libvirt/hooks/qemu.d/policyhook"
+PIDFILE = "/run/libvirtd.pid"
+PREFIX = "phe2e-"
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+class LabError(Exception):
+    pass
+
+
+def run(cmd, check=True, timeout=60, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise LabError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def virsh(*args, check=True, timeout=60):
+    return run(["virsh", "-c", URI] + list(args), check=check, timeout=timeout)
+
+
+def policyctl(*args, check=False):
+    return run([POLICYCTL] + list(args), check=check)
+
+
+def daemon_up():
+    return subprocess.run(["virsh", "-c", URI, "uri"], capture_output=True).returncode == 0
+
+
+def start_daemon():
+    if daemon_up():
+        return
+    if os.path.isdir("/run/systemd/system"):
+        run(["systemctl", "start", "libvirtd.service"])
+    else:
+        run(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+             "LIBVIRT_LOG_OUTPUTS=3:file:/var/log/libvirtd.log", "/usr/sbin/libvirtd", "-d"])
+    wait_for(daemon_up, 10, "libvirtd to answer")
+
+
+def stop_daemon():
+    """Stop libvirtd; running domains keep running (as on a real host)."""
+    if os.path.isdir("/run/systemd/system"):
+        run(["systemctl", "stop", "libvirtd.service"])
+        return
+    with open(PIDFILE) as f:
+        pid = int(f.read())
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or _zombie(pid), 20, "libvirtd to exit")
+
+
+def _zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise LabError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(0.05)
+
+
+def define(name, vcpus=2):
+    path = "/tmp/%s.xml" % name
+    with open(path, "w") as f:
+        f.write(DOMAIN_XML.format(name=name, vcpus=vcpus))
+    virsh("define", path)
+
+
+def destroy(name):
+    virsh("destroy", name, check=False)
+
+
+def undefine(name):
+    destroy(name)
+    virsh("undefine", name, check=False)
+
+
+def vcpupin(name):
+    """{vcpu: 'cpulist'} from `virsh vcpupin` (live when running)."""
+    out = virsh("vcpupin", name).stdout
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\s*(\d+)\s+(\S+)\s*$", out, re.M)}
+
+
+def emulatorpin(name):
+    out = virsh("emulatorpin", name).stdout
+    m = re.search(r"\*:\s*(\S+)", out)
+    return m.group(1) if m else None
+
+
+def schedinfo(name):
+    out = virsh("schedinfo", name).stdout
+    return {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)\s*:\s*(\S+)\s*$", out, re.M)}
+
+
+def appliers():
+    """Pids of policyhook processes still alive (hooks or appliers)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if HOOK.encode() in cmd and not _zombie(int(pid)):
+            found.append(int(pid))
+    return found

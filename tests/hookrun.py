@@ -1,0 +1,33 @@
+"""Run hooks/qemu the way libvirtd does: argv, XML on stdin, a cut-down environment."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOOK = os.path.join(REPO, "hooks", "qemu")
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <uuid>6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e5f</uuid>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+</domain>
+"""
+
+
+def domain_xml(name="vm1", vcpus=2):
+    return DOMAIN_XML.format(name=name, vcpus=vcpus)
+
+
+def run_hook(root, name, op, sub, xml=None, timeout=20, hook=HOOK):
+    """CompletedProcess of one hook call. libvirtd passes only LC_ALL, PATH and HOME;
+    POLICYHOOK_ROOT points the hook at a test registry, PYTHONPATH at this tree."""
+    env = {"LC_ALL": "C", "PATH": "/usr/bin:/bin", "HOME": "/root",
+           "POLICYHOOK_ROOT": str(root), "PYTHONPATH": REPO}
+    return subprocess.run([sys.executable, hook, name, op, sub, "-"],
+                          input=(xml if xml is not None else domain_xml(name)).encode(),
+                          capture_output=True, env=env,
+                          timeout=timeout, cwd="/")
