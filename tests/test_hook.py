@@ -54,7 +54,7 @@ def log_text(root):
     return open(path).read() if os.path.exists(path) else ""
 
 
-EVENTS_IGNORED = [("start", "begin"), ("prepare", "end"), ("started", "end"), ("stopped", "begin"),
+EVENTS_IGNORED = [("prepare", "end"), ("started", "end"), ("stopped", "begin"),
                   ("attach", "begin"), ("shutdown", "begin"), ("bogus", "x")]
 
 
@@ -66,7 +66,7 @@ def test_other_events_exit_zero_silently(root, op, sub):
     assert state(root, "vm1") is None
 
 
-@pytest.mark.parametrize("op,sub", [("prepare", "begin"), ("started", "begin"),
+@pytest.mark.parametrize("op,sub", [("prepare", "begin"), ("start", "begin"), ("started", "begin"),
                                     ("reconnect", "begin"), ("migrate", "begin"),
                                     ("restore", "begin"), ("stopped", "end"), ("release", "end")])
 def test_no_policy_is_a_no_op(root, op, sub):
@@ -194,14 +194,15 @@ def test_lock_held_forever_the_hook_still_returns(root):
     assert st["error"].endswith("gave up after 0.5s")
 
 
-@pytest.mark.parametrize("op", ["reconnect", "started"])
-def test_started_and_reconnect_never_fail(root, op):
+@pytest.mark.parametrize("op", ["start", "started", "reconnect"])
+def test_start_started_and_reconnect_never_fail(root, op):
     _corrupt(root, b"\xff\xfe garbage")
     r = run_hook(root, "vm1", op, "begin")
     assert (r.returncode, r.stderr) == (0, b"")
 
 
-def test_started_detaches_the_applier(root):
+@pytest.mark.parametrize("op", ["start", "reconnect"])
+def test_the_applier_is_detached(root, op):
     """libvirtd waits for EOF on the hook's stdout/stderr: the applier must not hold them.
     The applier here cannot reach libvirt and retries for 10 s; the hook's pipes close
     long before that (run_hook reads them to EOF)."""
@@ -209,7 +210,7 @@ def test_started_detaches_the_applier(root):
                                  "[applier]\ntimeout = 10\n")
     save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
     t0 = time.monotonic()
-    r = run_hook(root, "vm1", "started", "begin", timeout=8)
+    r = run_hook(root, "vm1", op, "begin", timeout=8)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     assert time.monotonic() - t0 < 8
     assert state(root, "vm1")["result"] == "applying"
@@ -217,13 +218,21 @@ def test_started_detaches_the_applier(root):
 
 def test_applier_reports_a_domain_that_is_gone(root):
     save(root, DomainPolicy("policyhook-no-such-domain", {0: CpuSet([0])}))
-    r = run_hook(root, "policyhook-no-such-domain", "started", "begin")
+    r = run_hook(root, "policyhook-no-such-domain", "start", "begin")
     assert r.returncode == 0
     for _ in range(200):
         if "nothing to apply" in log_text(root):
             break
         time.sleep(0.05)
-    assert "applier (started/begin): domain is gone; nothing to apply" in log_text(root)
+    assert "applier (start/begin): domain is gone; nothing to apply" in log_text(root)
+
+
+def test_started_records_the_time_for_the_applier(root):
+    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    run_hook(root, "vm1", "prepare", "begin")
+    r = run_hook(root, "vm1", "started", "begin")
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert state(root, "vm1")["started_at"] > 0
 
 
 @pytest.mark.parametrize("op", ["stopped", "release"])

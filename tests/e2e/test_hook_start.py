@@ -35,7 +35,7 @@ def test_policy_written_while_off_is_in_force_after_start(domains):
     assert lab.emulatorpin(name) == "1"
     st = lab.wait_for(lambda: (_state(name) or {}).get("result") == "applied" and _state(name),
                       15, "the applier's result")
-    assert st["source"] == "hook started/begin"
+    assert st["source"] == "hook start/begin"
     assert st["after_start_ms"] >= 0
 
     # No hook runs at reboot or reset; the QEMU threads and their pins survive.
@@ -112,3 +112,12 @@ def test_domain_without_policy_starts_untouched(domains):
     lab.virsh("start", name)
     assert lab.vcpupin(name) == {0: "0-1", 1: "0-1"}
     assert _state(name) is None
+
+
+def test_paused_start_gets_the_policy_too(domains):
+    name = domains()
+    assert lab.policyctl("vcpupin", name, "1", "1").returncode == 0
+    assert lab.policyctl("schedcap", name, "25").returncode == 0
+    lab.virsh("start", "--paused", name)
+    _in_force(name, {0: "0-1", 1: "1"}, quota="25000")
+    assert lab.virsh("domstate", name).stdout.strip() == "paused"
