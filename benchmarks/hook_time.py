@@ -92,7 +92,8 @@ def main():
             for label, name, op, sub in cases:
                 ms = median_ms([py, "-I", hook, name, op, sub, "-"], args.runs, henv,
                                XML.format(name=name).encode())
-                print("%-44s %7.1f ms  (%.2fx python3 -c pass)" % (label, ms, ms / floor))
+                print("%-44s %7.1f ms  (%.2fx python3 -c pass)"
+                      % (label, ms, ms / floor))
     finally:
         time.sleep(2.5)  # let forked appliers give up before the scratch root goes
         shutil.rmtree(tmp, ignore_errors=True)

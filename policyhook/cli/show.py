@@ -58,7 +58,7 @@ def policy_report(doc, out):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rt.get("updated", 0)))
         line = "Last apply:  %s by %s at %s" % (rt.get("result", "?"), rt.get("source", "?"), when)
         if rt.get("after_start_ms") is not None:
-            line += ", %d ms after the start hook" % rt["after_start_ms"]
+            line += ", %d ms after the started hook" % rt["after_start_ms"]
         out.write(line + "\n")
         if rt.get("error"):
             out.write("             %s\n" % rt["error"])
