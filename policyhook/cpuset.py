@@ -6,7 +6,7 @@ before it. Parsing is strict: empty items, reversed ranges, stray characters,
 numbers beyond MAX_CPU and a result with no CPU are errors, never an empty set.
 """
 
-from .errors import PolicyError, invalid
+from .errors import PolicyError, invalid, quote
 
 # libvirt's VIR_DOMAIN_CPUMASK_LEN is 8192 bits.
 MAX_CPU = 8191
@@ -14,14 +14,14 @@ MAX_CPU = 8191
 
 def _number(text, whole):
     if not text.isdigit() or not text.isascii():
-        raise invalid("invalid cpulist '%s': '%s' is not a CPU number" % (whole, text))
+        raise invalid("invalid cpulist %s: %s is not a CPU number" % (quote(whole), quote(text)))
     if len(text) > 1 and text[0] == "0":
-        raise invalid("invalid cpulist '%s': '%s' has a leading zero" % (whole, text))
-    value = int(text)
-    if value > MAX_CPU:
-        raise invalid("invalid cpulist '%s': CPU %d is above the maximum %d"
-                      % (whole, value, MAX_CPU))
-    return value
+        raise invalid("invalid cpulist %s: %s has a leading zero" % (quote(whole), quote(text)))
+    # Compare lengths first: int() refuses strings of more than 4300 digits (ValueError).
+    if len(text) > len(str(MAX_CPU)) or int(text) > MAX_CPU:
+        raise invalid("invalid cpulist %s: CPU %s is above the maximum %d"
+                      % (quote(whole), text if len(text) <= 20 else text[:17] + "...", MAX_CPU))
+    return int(text)
 
 
 class CpuSet:
@@ -39,11 +39,11 @@ class CpuSet:
     @classmethod
     def parse(cls, text):
         if not isinstance(text, str):
-            raise invalid("invalid cpulist %r: not a string" % (text,))
+            raise invalid("invalid cpulist %s: not a string" % quote(text))
         whole = text
         text = text.strip()
         if not text:
-            raise invalid("invalid cpulist '%s': it is empty" % whole)
+            raise invalid("invalid cpulist %s: it is empty" % quote(whole))
         cpus = set()
         items = text.split(",")
         for index, item in enumerate(items):
@@ -51,25 +51,26 @@ class CpuSet:
             if not item:
                 where = ("leading comma" if index == 0 else "trailing comma"
                          if index == len(items) - 1 else "empty item between commas")
-                raise invalid("invalid cpulist '%s': %s" % (whole, where))
+                raise invalid("invalid cpulist %s: %s" % (quote(whole), where))
             named = item
             exclude = item.startswith("^")
             if exclude:
                 item = item[1:]
             first, sep, last = item.partition("-")
             if not first.strip() or (sep and not last.strip()):
-                raise invalid("invalid cpulist '%s': '%s' is missing a CPU number" % (whole, named))
+                raise invalid("invalid cpulist %s: %s is missing a CPU number"
+                              % (quote(whole), quote(named)))
             lo = _number(first.strip(), whole)
             hi = _number(last.strip(), whole) if sep else lo
             if hi < lo:
-                raise invalid("invalid cpulist '%s': range %d-%d is reversed" % (whole, lo, hi))
+                raise invalid("invalid cpulist %s: range %d-%d is reversed" % (quote(whole), lo, hi))
             span = range(lo, hi + 1)
             if exclude:
                 cpus.difference_update(span)
             else:
                 cpus.update(span)
         if not cpus:
-            raise invalid("invalid cpulist '%s': it names no CPU" % whole)
+            raise invalid("invalid cpulist %s: it names no CPU" % quote(whole))
         return cls(cpus)
 
     @classmethod

@@ -31,6 +31,12 @@ class PolicyError(Exception):
         return self.message
 
 
+def quote(value, limit=40):
+    """`value` for a one-line message: repr() (so a newline shows as \\n), cut to `limit`."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def invalid(message):
     return PolicyError(message, INVALID)
 

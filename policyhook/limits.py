@@ -17,6 +17,7 @@ def index_problem(text, maximum):
         return "not a whole number"
     if len(text) > 1 and text[0] == "0":
         return "leading zero"
-    if int(text) > maximum:
+    # Length first: int() refuses strings of more than 4300 digits (ValueError).
+    if len(text) > len(str(maximum)) or int(text) > maximum:
         return "above %d" % maximum
     return None

@@ -8,7 +8,7 @@ jsonschema's, so an admin sees the same kind of error either way.
 """
 
 from .cpuset import CpuSet
-from .errors import PolicyError, invalid
+from .errors import PolicyError, invalid, quote
 from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
 from .names import name_problem
 
@@ -110,7 +110,7 @@ def _cpulist(value, path):
     except PolicyError as e:
         _fail(path, str(e))
     if str(cpus) != value:
-        _fail(path, "'%s' is not in canonical form (write '%s')" % (value, cpus))
+        _fail(path, "%s is not in canonical form (write '%s')" % (_show(value), cpus))
     return cpus
 
 
@@ -119,7 +119,7 @@ def _object(value, path, allowed, required):
         _fail(path, "%s is not an object" % _show(value))
     for key in value:
         if key not in allowed:
-            _fail(path, "unknown key '%s'" % key)
+            _fail(path, "unknown key %s" % _show(key))
     for key in required:
         if key not in value:
             _fail(path, "'%s' is required" % key)
@@ -132,8 +132,7 @@ def _version(doc):
 
 
 def _show(value):
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return quote(value)
 
 
 DOMAIN_KEYS = ("version", "domain", "uuid", "vcpupin", "emulatorpin", "weight", "cap")
@@ -158,7 +157,7 @@ def domain_from_doc(doc):
         for key, value in raw.items():
             problem = index_problem(key, MAX_VCPU)
             if problem:
-                _fail("$.vcpupin", "'%s' is not a vCPU number (%s)" % (key, problem))
+                _fail("$.vcpupin", "%s is not a vCPU number (%s)" % (_show(key), problem))
             pins[int(key)] = _cpulist(value, "$.vcpupin.%s" % key)
     emulator = _cpulist(doc["emulatorpin"], "$.emulatorpin") if "emulatorpin" in doc else None
     weight = _integer(doc["weight"], "$.weight", WEIGHT_MIN, WEIGHT_MAX) if "weight" in doc else None
@@ -177,7 +176,7 @@ def host_from_doc(doc):
     for key, names in raw.items():
         problem = index_problem(key, MAX_CPU)
         if problem:
-            _fail("$.cpuoccupy", "'%s' is not a CPU number (%s)" % (key, problem))
+            _fail("$.cpuoccupy", "%s is not a CPU number (%s)" % (_show(key), problem))
         path = "$.cpuoccupy.%s" % key
         if not isinstance(names, list) or not names:
             _fail(path, "%s is not a non-empty list of domain names" % _show(names))
@@ -187,7 +186,7 @@ def host_from_doc(doc):
             if problem:
                 _fail("%s[%d]" % (path, i), "%s is not a valid domain name: %s" % (_show(name), problem))
             if name in seen:
-                _fail(path, "'%s' is listed twice" % name)
+                _fail(path, "%s is listed twice" % _show(name))
             seen.add(name)
         occupancy[int(key)] = names
     return HostPolicy(occupancy)

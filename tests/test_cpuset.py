@@ -61,7 +61,15 @@ BAD = [
     ("\u0661", "invalid cpulist '\u0661': '\u0661' is not a CPU number"),   # Arabic-Indic one
     ("\uff11", "invalid cpulist '\uff11': '\uff11' is not a CPU number"),   # fullwidth one
     ("\u00b2", "invalid cpulist '\u00b2': '\u00b2' is not a CPU number"),   # superscript two
-    ("1\x00", "invalid cpulist '1\x00': '1\x00' is not a CPU number"),
+    # Control characters are shown escaped and long input is cut: a message stays one short line.
+    ("1\x00", "invalid cpulist '1\\x00': '1\\x00' is not a CPU number"),
+    ("1\n2", "invalid cpulist '1\\n2': '1\\n2' is not a CPU number"),
+    ("0-3,x\n", "invalid cpulist '0-3,x\\n': 'x' is not a CPU number"),
+    ("0-3," * 20 + "x", "invalid cpulist '0-3,0-3,0-3,0-3,0-3,0-3,0-3,0-3,0-3,...: 'x' is not a CPU number"),
+    ("1" * 5000, "invalid cpulist '111111111111111111111111111111111111...: CPU 11111111111111111... "
+                 "is above the maximum 8191"),
+    ("0-" + "9" * 5000, "invalid cpulist '0-9999999999999999999999999999999999...: CPU 99999999999999999... "
+                        "is above the maximum 8191"),
     ("^^1", "invalid cpulist '^^1': '^1' is not a CPU number"),
 ]
 
