@@ -119,7 +119,9 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
                          % (base, base & taken, _owners(host, base & taken)))
         emulator = effective
     if taken:
-        notes.insert(0, "CPUs %s are occupied by other domains (cpuoccupy); kept off them" % taken)
+        subject = "CPUs %s are" % taken if len(taken) > 1 else "CPU %s is" % taken
+        notes.insert(0, "%s occupied by other domains (cpuoccupy); kept off %s"
+                     % (subject, "them" if len(taken) > 1 else "it"))
 
     sched = {}
     if policy is not None:

@@ -1,0 +1,97 @@
+"""cpuoccupy on the real daemon: two occupants of CPU 1 and one outsider (2-CPU host)."""
+
+import json
+import os
+
+import lab
+
+HOST_JSON = "/etc/policyhook/host.json"
+
+
+def _host_bytes():
+    if not os.path.exists(HOST_JSON):
+        return None
+    with open(HOST_JSON, "rb") as f:
+        return f.read()
+
+
+def _pins(name):
+    return lab.vcpupin(name), lab.emulatorpin(name)
+
+
+def test_three_domains(domains):
+    a, b, c = domains("-a"), domains("-b"), domains("-c")
+    for name in (a, b, c):
+        lab.virsh("start", name)
+        assert _pins(name) == ({0: "0-1", 1: "0-1"}, "0-1")
+
+    # The outsider is moved off CPU 1 live; the occupants keep both CPUs.
+    r = lab.policyctl("cpuoccupy", "1", "%s,%s" % (a, b))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "CPU 1 occupied by %s, %s: saved; applied live to 1 running domain" % (a, b),
+        "  %s: re-pinned live: vCPU 0 -> 0, vCPU 1 -> 0, emulator -> 0" % c,
+    ]
+    assert _pins(c) == ({0: "0", 1: "0"}, "0")
+    assert _pins(a) == ({0: "0-1", 1: "0-1"}, "0-1")
+    occ = json.loads(lab.policyctl("occupancy", "--json").stdout)
+    assert occ == {"1": sorted([a, b])}
+    report = json.loads(lab.policyctl("cpupolicy", c, "--json").stdout)
+    assert report["effective"]["notes"][0] == "CPU 1 is occupied by other domains (cpuoccupy); kept off it"
+    assert report["drift"] == []
+    assert json.loads(lab.policyctl("cpupolicy", a, "--json").stdout)["occupies"] == [1]
+
+    # Started later, the outsider lands off CPU 1 (the hook's applier).
+    lab.virsh("destroy", c)
+    lab.virsh("start", c)
+    lab.wait_for(lambda: _pins(c) == ({0: "0", 1: "0"}, "0"), 15, "the outsider to land off CPU 1")
+
+    # A policy of the outsider that needs CPU 1 only: refused at start, with the reason.
+    lab.virsh("destroy", c)
+    with open("/etc/policyhook/domains/%s.json" % c, "w") as f:
+        json.dump({"version": 1, "domain": c, "vcpupin": {"0": "1"}}, f)
+    r = lab.virsh("start", c, check=False)
+    assert r.returncode == 1
+    assert "policyhook: refusing to start '%s': vCPU 0 of '%s' is pinned to 1 (policy), which " \
+           "is occupied by %s, %s (cpuoccupy); it would have no CPU left" % (c, c, a, b) in r.stderr
+    os.unlink("/etc/policyhook/domains/%s.json" % c)
+    lab.virsh("start", c)
+
+    # Clearing frees the CPU again, live.
+    r = lab.policyctl("cpuoccupy", "1", "--clear")
+    assert r.returncode == 0, r.stderr
+    lab.wait_for(lambda: _pins(c) == ({0: "0-1", 1: "0-1"}, "0-1"), 15, "CPU 1 to be free again")
+    assert _host_bytes() is None
+
+    # The RFC's rule: an outsider with a vCPU pinned by hand only to CPU 1 stops occupancy.
+    lab.virsh("vcpupin", c, "0", "1", "--live")
+    before = _host_bytes()
+    r = lab.policyctl("cpuoccupy", "1", "%s,%s" % (a, b))
+    assert r.returncode == 3
+    assert r.stderr == ("Error: running domain '%s' has vCPU 0 pinned only to 1 (live); it cannot "
+                        "be occupied by %s, %s (unpin it first: virsh vcpupin %s 0 --live "
+                        "CPULIST)\n" % (c, a, b, c))
+    assert _host_bytes() == before
+    assert _pins(c)[0] == {0: "1", 1: "0-1"}
+
+
+def test_dry_run_changes_nothing(domains):
+    a, c = domains("-a"), domains("-c")
+    lab.virsh("start", a)
+    lab.virsh("start", c)
+    r = lab.policyctl("cpuoccupy", "1", a, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "CPU 1 occupied by %s: would be saved (dry run)" % a,
+        "  %s: would be re-pinned: vCPU 0 -> 0, vCPU 1 -> 0, emulator -> 0" % c,
+    ]
+    assert _host_bytes() is None
+    assert _pins(c) == ({0: "0-1", 1: "0-1"}, "0-1")
+
+
+def test_occupying_every_cpu_is_refused(installed):
+    r = lab.policyctl("cpuoccupy", "0-1", lab.PREFIX + "x")
+    assert r.returncode == 3
+    assert r.stderr == ("Error: cpuoccupy would occupy every host CPU (0-1); domains outside the "
+                        "occupancy sets would have no CPU left\n")
+    assert _host_bytes() is None
