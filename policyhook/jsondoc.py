@@ -5,6 +5,7 @@ import json
 from .errors import invalid
 
 MAX_BYTES = 1 << 20
+MAX_DEPTH = 32  # a policy file needs 4; deeper input would only exercise recursion limits
 
 
 def _no_duplicates(pairs):
@@ -29,12 +30,29 @@ def parse(data):
     except UnicodeDecodeError as e:
         raise invalid("not valid UTF-8 (byte %d)" % e.start) from None
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except RecursionError:
         raise invalid("nested too deeply") from None
     except ValueError as e:
         # json.JSONDecodeError is a ValueError and says line and column.
         raise invalid("not valid JSON: %s" % e) from None
+    if _depth(doc) > MAX_DEPTH:
+        # Bounded here so that nothing later (jsonschema, repr) recurses that deep.
+        raise invalid("nested too deeply")
+    return doc
+
+
+def _depth(doc):
+    deepest = 0
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                break
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict) else value))
+    return deepest
 
 
 def dumps(doc):

@@ -130,15 +130,18 @@ class Registry:
         if os.path.isdir(self.paths.domains):
             for entry in sorted(os.listdir(self.paths.domains)):
                 path = os.path.join(self.paths.domains, entry)
+                # A name with a newline or other control character is shown escaped,
+                # so that every problem stays on one line.
+                shown = path if entry.isprintable() else os.path.join(self.paths.domains, repr(entry))
                 if entry.startswith("."):
                     continue
                 if not entry.endswith(".json"):
-                    found.append("%s: not a policy file (names end in .json)" % path)
+                    found.append("%s: not a policy file (names end in .json)" % shown)
                     continue
                 name = entry[:-len(".json")]
                 problem = name_problem(name)
                 if problem:
-                    found.append("%s: file name is not a valid domain name: %s" % (path, problem))
+                    found.append("%s: file name is not a valid domain name: %s" % (shown, problem))
                     continue
                 files.append((path, domain_schema, name))
         for path, schema, name in files:

@@ -1,0 +1,66 @@
+"""Shared helpers for the unit tests (layers 1 and 2): temporary registries, snapshots."""
+
+import os
+
+from policyhook.cpuset import CpuSet
+from policyhook.model import DomainPolicy, HostPolicy
+from policyhook.paths import Paths
+from policyhook.registry import Registry
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+DATA = os.path.join(TESTS, "data")
+
+
+def policy(name, pins=None, emulator=None, weight=None, cap=None, uuid=None):
+    """A DomainPolicy from plain values: pins as {vcpu: "cpulist"}, emulator as "cpulist"."""
+    return DomainPolicy(name, {v: CpuSet.parse(c) for v, c in (pins or {}).items()},
+                        None if emulator is None else CpuSet.parse(emulator), weight, cap, uuid)
+
+
+def make_registry(root, policies=(), occupancy=None):
+    """A registry under `root` holding `policies` and, when given, host.json's occupancy."""
+    paths = Paths(str(root))
+    reg = Registry(paths)
+    with reg.lock():
+        for p in policies:
+            reg.save(p)
+        if occupancy:
+            reg.save_host(HostPolicy(occupancy))
+    os.makedirs(paths.domains, exist_ok=True)
+    return paths
+
+
+def write_raw(path, data, mode=0o644):
+    """Write `data` (bytes or str) as a hand-edited file would be, bypassing the registry."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+def snapshot(root):
+    """{relative path: bytes, or 'dir'/'link -> target'} of everything under `root`."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(str(root)):
+        for d in dirnames:
+            path = os.path.join(dirpath, d)
+            found[os.path.relpath(path, str(root))] = "dir"
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, str(root))
+            if os.path.islink(path):
+                found[rel] = "link -> " + os.readlink(path)
+            else:
+                with open(path, "rb") as fh:
+                    found[rel] = (fh.read(), os.stat(path).st_mode)
+    return found
+
+
+def snapshot_policy_files(root):
+    """Like snapshot(), but without the lock file, which taking the lock may create."""
+    lock = os.path.relpath(Paths(str(root)).lock, str(root))
+    return {k: v for k, v in snapshot(root).items() if k != lock}
