@@ -1,0 +1,116 @@
+"""policyctl's bash completion, run in bash as bash runs it: COMP_WORDS and COMP_CWORD
+set, the completion function called, COMPREPLY read back."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASH = shutil.which("bash")
+
+pytestmark = pytest.mark.skipif(BASH is None, reason="needs bash")
+
+RUN = r"""
+source "$1"; shift
+COMP_WORDS=("$@")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_policyctl
+printf '%s\n' "${COMPREPLY[@]}"
+"""
+
+
+@pytest.fixture(scope="module")
+def completion(tmp_path_factory):
+    out = tmp_path_factory.mktemp("completion") / "policyctl"
+    subprocess.run([sys.executable, os.path.join(REPO, "tools", "mkcompletion.py"),
+                    os.path.join(REPO, "contrib", "bash-completion", "policyctl.in"), str(out)],
+                   check=True)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A registry with three domains, and one file that is not a policy."""
+    root = tmp_path_factory.mktemp("root")
+    domains = root / "etc" / "policyhook" / "domains"
+    domains.mkdir(parents=True)
+    for name in ("web1", "web2", "db"):
+        (domains / (name + ".json")).write_text("{}")
+    (domains / "notes.txt").write_text("")
+    (root / "sub").mkdir()
+    return str(root)
+
+
+def complete(completion, *words, cwd="/"):
+    r = subprocess.run([BASH, "--norc", "--noprofile", "-c", RUN, "bash", completion, "policyctl"]
+                       + list(words), capture_output=True, text=True, cwd=cwd,
+                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"})
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    return sorted(line for line in r.stdout.split("\n") if line)
+
+
+COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "list", "occupancy",
+            "remove", "schedcap", "schedweight", "unset", "vcpupin"]
+DOMAINS = ["db", "web1", "web2"]
+
+CASES = [
+    # (words after 'policyctl'; ROOT stands for the test registry's root, expected)
+    (("",), COMMANDS),
+    (("sch",), ["schedcap", "schedweight"]),
+    (("--",), ["--connect", "--debug", "--help", "--offline", "--root", "--version"]),
+    (("--r",), ["--root"]),
+    (("--root", "ROOT", ""), COMMANDS),
+    (("--root", "ROOT", "vcpupin", ""), DOMAINS),
+    (("--root", "ROOT", "vcpupin", "w"), ["web1", "web2"]),
+    (("--root", "ROOT", "vcpupin", "web1", ""), []),
+    (("--root", "ROOT", "vcpupin", "web1", "0", ""), []),
+    (("--root", "ROOT", "vcpupin", "--"), ["--dry-run", "--help", "--json"]),
+    (("--root", "ROOT", "vcpupin", "--dry-run", ""), DOMAINS),
+    (("--root", "=", "ROOT", "schedcap", "d"), ["db"]),
+    (("--root", "ROOT", "cpuoccupy", ""), []),
+    (("--root", "ROOT", "cpuoccupy", "1", ""), DOMAINS),
+    (("--root", "ROOT", "cpuoccupy", "1", "web1,"), ["web1,db", "web1,web2"]),
+    (("--root", "ROOT", "cpuoccupy", "1", "web1,db,w"), ["web1,db,web2"]),
+    (("--root", "ROOT", "cpuoccupy", "--"), ["--clear", "--dry-run", "--help", "--json"]),
+    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "vcpupin", "weight"]),
+    (("--root", "ROOT", "unset", "db", "w"), ["weight"]),
+    (("--root", "ROOT", "unset", "db", "vcpupin", ""), []),
+    (("--root", "ROOT", "apply", "web1", ""), DOMAINS),
+    (("--root", "ROOT", "apply", "web1", "db", "w"), ["web1", "web2"]),
+    (("--root", "ROOT", "list", ""), []),
+    (("-c", "qemu", ":", "///system", "--root", "ROOT", "remove", ""), DOMAINS),
+    (("--connect", "test", ":", "///default", "--root", "=", "ROOT", "cpupolicy", "web"),
+     ["web1", "web2"]),
+    (("-c", ""), []),
+    (("nosuchcommand", ""), []),
+]
+
+
+@pytest.mark.parametrize("words,expected", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_completes(completion, root, words, expected):
+    assert complete(completion, *[root if w == "ROOT" else w for w in words]) == expected
+
+
+def test_domains_come_from_root_only(completion, tmp_path):
+    # An empty root, and one with no domains directory: nothing offered, no error.
+    assert complete(completion, "--root", str(tmp_path), "remove", "") == []
+    (tmp_path / "etc" / "policyhook" / "domains").mkdir(parents=True)
+    assert complete(completion, "--root", str(tmp_path), "remove", "") == []
+
+
+def test_root_value_completes_directories(completion, root):
+    assert complete(completion, "--root", root + "/s") == [root + "/sub"]
+    assert complete(completion, "--root", "=", root + "/s") == [root + "/sub"]
+
+
+def test_every_command_of_the_parser_is_offered(completion):
+    sys.path.insert(0, REPO)
+    from policyhook.cli.parser import build
+
+    parser = build()
+    names = next(a.choices for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict))
+    assert complete(completion, "") == sorted(names)
