@@ -18,7 +18,7 @@ from .domxml import DomainFacts
 from .errors import CONFLICT, LIBVIRT, PolicyError, invalid
 from .hostinfo import online_cpus
 from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
-from .mapping import from_live, local_cgroup_version, reset_params
+from .mapping import from_live, local_cgroup_version, quota_is_unlimited, reset_params
 from .model import DomainPolicy, HostPolicy
 from .names import check_name
 from .planner import Plan, plan
@@ -375,8 +375,8 @@ def drift(effective, live):
         found.append("emulator: policy %s, live %s" % (effective.emulatorpin, live["emulatorpin"]))
     for key, value in sorted(effective.sched.items()):
         now = live["sched"].get(key)
-        if now != value and not (key == "global_quota" and value < 0 and (now or -1) < 0
-                                 or key == "global_quota" and value < 0 and now and now >= 2 ** 60):
+        if now != value and not (key == "global_quota" and value < 0
+                                 and quota_is_unlimited(-1 if now is None else now)):
             found.append("%s: policy %s, live %s" % (key, value, now))
     return found
 

@@ -15,6 +15,9 @@ The one place that knows libvirt's scheduler parameter names.
 from .limits import WEIGHT_DEFAULT
 
 PERIOD_US = 100000
+# libvirt's largest CFS quota (VIR_CGROUP_CPU_QUOTA_MAX). No limit reads back as -1 on
+# cgroup v1 and as ULLONG_MAX / 1000 on cgroup v2 (cpu.max "max"), above this.
+QUOTA_MAX = 17592186044415
 CGROUP_DRIVERS = ("qemu", "lxc")
 DRIVERS = ("qemu", "lxc", "libxl")
 
@@ -60,12 +63,16 @@ def from_live(driver, cgroup_version, params):
         quota = params.get("global_quota")
         period = params.get("global_period")
         if quota is not None:
-            unlimited = quota <= 0 or quota >= 2 ** 62  # libvirt reports "none" as -1 or huge
-            cap = 0 if unlimited else int(round(quota * 100.0 / (period or PERIOD_US)))
+            cap = 0 if quota_is_unlimited(quota) else int(round(quota * 100.0 / (period or PERIOD_US)))
     elif driver == "libxl":
         weight = params.get("weight")
         cap = params.get("cap")
     return weight, cap
+
+
+def quota_is_unlimited(quota):
+    """True when a live global_quota means no cap (cgroup v1 or v2)."""
+    return quota <= 0 or quota > QUOTA_MAX
 
 
 def driver_of(domain_type):

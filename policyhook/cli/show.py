@@ -3,6 +3,8 @@
 import json
 import time
 
+from ..mapping import quota_is_unlimited
+
 
 def dump_json(doc, out):
     out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -68,7 +70,7 @@ def _sched(params, keys):
     for key in keys:
         if key in params:
             value = params[key]
-            if key == "global_quota" and (value < 0 or value >= 2 ** 60):
+            if key == "global_quota" and quota_is_unlimited(value):
                 value = "none"
             return "%s=%s" % (key, value)
     return "-"
