@@ -66,7 +66,6 @@ def run(driver, name, paths, t_hook, event):
 
 
 def _apply(driver, name, paths, settings, t_hook, deadline):
-
     from . import planner, registry, state, virt
     from .errors import PolicyError
     from .locking import FlockLock
@@ -78,9 +77,9 @@ def _apply(driver, name, paths, settings, t_hook, deadline):
         try:
             conn = virt.connect(uri)
             break
-        except PolicyError:
+        except PolicyError as e:
             if time.monotonic() + delay > deadline:
-                raise
+                raise GaveUp("gave up after %gs: %s" % (settings.applier_timeout, e)) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     # Blocks while libvirtd holds the domain. At `start begin` the domain is already
@@ -104,11 +103,11 @@ def _apply(driver, name, paths, settings, t_hook, deadline):
         try:
             steps = virt.apply_plan(dom, plan, cpumap_len)
             break
-        except PolicyError:
+        except PolicyError as e:
             if not virt.is_running(dom):
                 return ("stopped", "domain stopped while the policy was applied", None)
             if time.monotonic() + delay > deadline:
-                raise
+                raise GaveUp("gave up after %gs: %s" % (settings.applier_timeout, e)) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     done = time.time()

@@ -66,8 +66,7 @@ def parse_settings(text, source="policyhook.conf"):
     try:
         parser.read_string(text, source=source)
     except configparser.Error as e:
-        first = str(e).splitlines()[0]
-        raise PolicyError("%s: %s" % (source, first), 2) from None
+        raise PolicyError("%s: %s" % (source, _ini_error(e)), 2) from None
     for section in parser.sections():
         for key, value in parser.items(section):
             if (section, key) not in KEYS:
@@ -78,6 +77,24 @@ def parse_settings(text, source="policyhook.conf"):
             except ValueError as e:
                 raise PolicyError("%s: [%s] %s: %s" % (source, section, key, e), 2) from None
     return settings
+
+
+def _ini_error(e):
+    import configparser
+
+    if isinstance(e, configparser.MissingSectionHeaderError):
+        return "line %d: %r comes before any [section]" % (e.lineno, e.line.strip())
+    if isinstance(e, configparser.DuplicateSectionError):
+        return "line %s: section [%s] appears twice" % (e.lineno, e.section)
+    if isinstance(e, configparser.DuplicateOptionError):
+        return "line %s: [%s] %s is set twice" % (e.lineno, e.section, e.option)
+    if isinstance(e, configparser.ParsingError) and e.errors:
+        lineno, line = e.errors[0]
+        if line[:1] in "'\"":  # configparser keeps repr(line)
+            import ast
+            line = ast.literal_eval(line)
+        return "line %d: %r is not 'key = value'" % (lineno, line.strip())
+    return str(e).splitlines()[0]
 
 
 def load_settings(paths):
