@@ -6,9 +6,8 @@ import subprocess
 import threading
 import time
 
-import pytest
-
 import lab
+import pytest
 
 pytestmark = pytest.mark.stress
 CONF = "/etc/policyhook/policyhook.conf"
@@ -84,8 +83,8 @@ def test_twenty_domains_started_at_once(installed):
             t.join()
         assert errors == []
         for i, name in enumerate(names):
-            lab.wait_for(lambda: lab.vcpupin(name) == {0: str(i % 2), 1: str(1 - i % 2)}, 30,
-                         "%s's pins" % name)
+            want = {0: str(i % 2), 1: str(1 - i % 2)}
+            lab.wait_for(lambda n=name, w=want: lab.vcpupin(n) == w, 30, "%s's pins" % name)
             assert lab.schedinfo(name)["cpu_shares"] == str(4 * (100 + i))
         lab.wait_for(lambda: not lab.appliers(), 30, "every applier to exit")
     finally:
