@@ -75,7 +75,8 @@ def main():
     print("runs per figure: %d (median wall time)\n" % args.runs)
     floor = median_ms([py, "-c", "pass"], args.runs, env)
     print("%-44s %7.1f ms" % ("python3 -c pass", floor))
-    print("%-44s %7.1f ms" % ("python3 -I -S -c pass", median_ms([py, "-I", "-S", "-c", "pass"], args.runs, env)))
+    isolated = median_ms([py, "-I", "-S", "-c", "pass"], args.runs, env)
+    print("%-44s %7.1f ms" % ("python3 -I -S -c pass", isolated))
     try:
         for size in [int(s) for s in args.domains.split(",")]:
             root = os.path.join(tmp, "root%d" % size)
