@@ -15,7 +15,7 @@ import time
 from . import state
 from .cpuset import CpuSet
 from .domxml import DomainFacts
-from .errors import CONFLICT, LIBVIRT, PolicyError, invalid
+from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, invalid
 from .hostinfo import online_cpus
 from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
 from .mapping import from_live, local_cgroup_version, quota_is_unlimited, reset_params
@@ -246,9 +246,25 @@ class PolicyManager:
         def mutate(policy, _ctx):
             policy.vcpupin.clear()
             policy.emulatorpin = policy.weight = policy.cap = policy.uuid = None
-        if self.registry.load(check_name(name)) is None:
+        try:
+            stored = self.registry.load(check_name(name))
+        except PolicyError as e:
+            if e.code != REGISTRY:
+                raise
+            return self._remove_broken(name, dry_run)
+        if stored is None:
             raise invalid("domain '%s' has no policy" % name)
         return self._edit(name, "policy removed", mutate, dry_run)
+
+    def _remove_broken(self, name, dry_run):
+        """A corrupt or unsafe policy file can always be removed (nothing to undo live)."""
+        what = "unreadable policy file removed"
+        if dry_run:
+            return Outcome(name, what, False, DRY_RUN)
+        with self.registry.lock():
+            self.registry.remove(name)
+        return Outcome(name, what, True, "nothing to undo live (run 'policyctl apply %s' "
+                       "to put libvirt's defaults back on a running domain)" % name)
 
     # ---- reading ----------------------------------------------------------
 
