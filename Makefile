@@ -1,50 +1,139 @@
-# policyhook: build, install, test. Directories are overridable, as packagers expect:
+# policyhook: build, install, test, package. Every directory is overridable, as
+# packagers expect (policyhook.spec passes the RPM macros):
 #   make install DESTDIR=%{buildroot} PREFIX=/usr SYSCONFDIR=/etc PYTHON=/usr/bin/python3
-PYTHON      ?= python3
-PREFIX      ?= /usr
-SYSCONFDIR  ?= /etc
-BINDIR      ?= $(PREFIX)/bin
-DATADIR     ?= $(PREFIX)/share
-MANDIR      ?= $(DATADIR)/man
-HOOKDIR     ?= $(SYSCONFDIR)/libvirt/hooks
-DESTDIR     ?=
+NAME          := policyhook
+PYTHON        ?= python3
+PREFIX        ?= /usr
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+RUNDIR        ?= /run
+BINDIR        ?= $(PREFIX)/bin
+DATADIR       ?= $(PREFIX)/share
+MANDIR        ?= $(DATADIR)/man
+DOCDIR        ?= $(DATADIR)/doc/$(NAME)
+HOOKDIR       ?= $(SYSCONFDIR)/libvirt/hooks
+TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+DESTDIR       ?=
+INSTALL       ?= install
+
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' policyhook/__init__.py)
 
 # The hook's shebang names the interpreter by absolute path: libvirtd cuts PATH.
-PYTHON_ABS  := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+PYTHON_ABS := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: all build install install-python install-data uninstall reload-libvirtd test unit e2e lint clean
+# Where a DESTDIR install puts the Python package: the interpreter's own layout for
+# PREFIX. Debian's python3 picks /usr/local for any prefix unless told that this is a
+# package build (DEB_PYTHON_INSTALL_LAYOUT); other interpreters ignore the variable.
+PYTHON_LAYOUT := DEB_PYTHON_INSTALL_LAYOUT=deb_system
+PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
+	print(sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
+
+# Generated files, all under build/ (never sed on an installed file).
+MANPAGES   := build/policyctl.8 build/policyhook.conf.5
+COMPLETION := build/policyctl.bash
+HOOK       := build/policyhook-qemu
+
+# make rpm / srpm: everything under build/rpm. On a host whose rpm database does not
+# hold its own packages (Debian's rpm), BuildRequires cannot be checked: --nodeps.
+# RPMBUILD_ARGS adds to the command line, e.g. RPMBUILD_ARGS="--without tests".
+RPMBUILD       ?= rpmbuild
+RPMTOPDIR      ?= $(CURDIR)/build/rpm
+RPMBUILD_FLAGS ?= $(shell rpm -q --quiet rpm 2>/dev/null || echo --nodeps)
+RPMBUILD_ARGS  ?=
+DIST_REF       ?= HEAD
+TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
+
+.PHONY: all build install install-python install-data uninstall reload-libvirtd \
+	test unit e2e lint dist rpm srpm check-version clean FORCE
 
 all: build
 
-build: build/policyhook-qemu
+build: $(HOOK) $(MANPAGES) $(COMPLETION)
 
-build/policyhook-%: hooks/%
+# Rebuild the hook when PYTHON changes, not only when hooks/qemu does.
+build/python-path: FORCE
 	@mkdir -p build
-	{ echo '#!$(PYTHON_ABS) -I'; tail -n +2 $<; } > $@
-	chmod 0755 $@
+	@echo '$(PYTHON_ABS)' | cmp -s - $@ || echo '$(PYTHON_ABS)' > $@
+
+build/policyhook-%: hooks/% build/python-path
+	@mkdir -p build
+	{ echo '#!$(PYTHON_ABS) -I'; tail -n +2 $<; } > $@.tmp
+	chmod 0755 $@.tmp
+	mv $@.tmp $@
+
+MAN_SOURCES := tools/mkman.py tools/argspec.py policyhook/__init__.py policyhook/cli/parser.py \
+	policyhook/errors.py policyhook/settings.py policyhook/paths.py etc/policyhook.conf
+
+build/policyctl.8 build/policyhook.conf.5: $(MAN_SOURCES)
+	@mkdir -p build
+	$(PYTHON) tools/mkman.py --hook $(HOOKDIR)/qemu.d/$(NAME) -o $@ $(notdir $@)
+
+$(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/policyctl.in \
+		policyhook/cli/parser.py
+	@mkdir -p build
+	$(PYTHON) tools/mkcompletion.py contrib/bash-completion/policyctl.in $@
 
 install: install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
+# Without DESTDIR: into PYTHON's environment (a virtualenv or the system). With
+# DESTDIR: a package build, laid out under PREFIX. As distribution packages do, it
+# leaves out bytecode (the packager's business) and pip's own records (RECORD,
+# REQUESTED, direct_url.json naming the build directory): pip does not manage it.
 install-python:
-	$(PYTHON) -m pip install --no-deps --no-build-isolation --disable-pip-version-check -q \
-		$(if $(DESTDIR),--root "$(DESTDIR)") .
+	rm -rf build/lib build/bdist.*
+ifeq ($(DESTDIR),)
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --no-deps --no-build-isolation \
+		--disable-pip-version-check -q .
+else
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON_LAYOUT) $(PYTHON) -m pip install --no-deps \
+		--no-build-isolation --disable-pip-version-check -q --no-compile \
+		--root "$(DESTDIR)" --prefix "$(PREFIX)" .
+	cd "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" && rm -f direct_url.json RECORD REQUESTED
+	@test -f "$(DESTDIR)$(BINDIR)/policyctl" || { echo "install-python: pip did not put \
+	policyctl in $(BINDIR) (BINDIR must be PREFIX/bin)" >&2; exit 1; }
+endif
 
+# Everything but the Python package: the spec installs that with %pyproject_install
+# where the Fedora macros exist, and calls this target for the rest.
 install-data: build
-	install -Dpm 0755 build/policyhook-qemu "$(DESTDIR)$(HOOKDIR)/qemu.d/policyhook"
-	install -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/policyhook/domains"
-	@if [ ! -e "$(DESTDIR)$(SYSCONFDIR)/policyhook/policyhook.conf" ]; then \
-		install -Dpm 0644 etc/policyhook.conf "$(DESTDIR)$(SYSCONFDIR)/policyhook/policyhook.conf"; fi
+	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(HOOKDIR)/qemu.d/$(NAME)"
+	$(INSTALL) -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/$(NAME)" "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/domains"
+	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf" ]; then \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
+	else \
+		echo "$(INSTALL) -pm 0644 etc/$(NAME).conf $(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
+		$(INSTALL) -pm 0644 etc/$(NAME).conf "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
+	fi
+	$(INSTALL) -Dpm 0644 contrib/tmpfiles.d/$(NAME).conf "$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf"
+	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)"
+	$(INSTALL) -Dpm 0644 build/policyctl.8 "$(DESTDIR)$(MANDIR)/man8/policyctl.8"
+	$(INSTALL) -Dpm 0644 build/policyhook.conf.5 "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5"
+	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
+	$(INSTALL) -Dpm 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 
+# Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
-	rm -f "$(DESTDIR)$(HOOKDIR)/qemu.d/policyhook"
-	-$(PYTHON) -m pip uninstall -y -q policyhook
-	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
+	rm -f "$(DESTDIR)$(HOOKDIR)/qemu.d/$(NAME)" \
+		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" \
+		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
+		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
+		"$(DESTDIR)$(COMPLETIONDIR)/policyctl" "$(DESTDIR)$(DOCDIR)/README.md"
+	-rmdir "$(DESTDIR)$(DOCDIR)" 2>/dev/null
+ifeq ($(DESTDIR),)
+	-PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip uninstall -y -q --disable-pip-version-check $(NAME)
+	$(MAKE) --no-print-directory reload-libvirtd
+else
+	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" \
+		"$(DESTDIR)$(BINDIR)/policyctl"
+endif
 
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
-		systemctl try-reload-or-restart libvirtd.service virtqemud.service 2>/dev/null || true; \
+		for unit in libvirtd.service virtqemud.service; do \
+			systemctl try-reload-or-restart $$unit 2>/dev/null || true; done; \
 	elif [ -s /run/libvirtd.pid ] && kill -0 "$$(cat /run/libvirtd.pid)" 2>/dev/null; then \
 		kill -HUP "$$(cat /run/libvirtd.pid)"; echo "reloaded libvirtd (SIGHUP)"; \
 	fi
@@ -59,7 +148,27 @@ e2e:
 	$(PYTHON) -m pytest -q -m e2e tests
 
 lint:
-	$(PYTHON) -m ruff check policyhook tests benchmarks
+	$(PYTHON) -m ruff check policyhook tests benchmarks scripts tools
+
+# The spec's Version must be the package's; a release tarball is built from git.
+check-version:
+	@spec=$$(sed -n 's/^Version:[[:space:]]*//p' $(NAME).spec); \
+	if [ "$$spec" != "$(VERSION)" ]; then \
+		echo "$(NAME).spec has Version $$spec, policyhook/__init__.py has $(VERSION): make them agree" >&2; \
+		exit 1; fi
+
+dist: check-version
+	@mkdir -p dist
+	git archive --format=tar.gz --prefix=$(NAME)-$(VERSION)/ -o $(TARBALL) $(DIST_REF)
+	@if [ "$(DIST_REF)" = HEAD ] && [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+		echo "note: $(TARBALL) is HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
+	@echo "wrote $(TARBALL)"
+
+rpm: dist
+	$(RPMBUILD) -ta $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
+
+srpm: dist
+	$(RPMBUILD) -ts $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
 
 clean:
 	rm -rf build dist *.egg-info
