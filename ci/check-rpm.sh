@@ -1,0 +1,173 @@
+#!/bin/bash
+# Build policyhook's RPM as a packager would and check what it holds:
+#   1. make rpm: rpmbuild -ta on the release tarball (git archive of HEAD), %check included;
+#   2. the RPM's files, modes, owners and %config flags are the expected ones;
+#   3. make install DESTDIR=... lays out the same files with the same modes;
+#   4. installed into a scratch root with rpm --root, it verifies, and policyctl and the
+#      hook run from there.
+# Exits non-zero with the reason at the first failure. On Debian, the rpm package
+# provides rpmbuild and Debian's python3 packages stand in for the BuildRequires.
+#
+#   ci/check-rpm.sh            (as root; installs the Debian packages it needs)
+#   CHECK_RPM_TESTS=0 ci/check-rpm.sh   builds --without tests, and says so loudly
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s%N)
+say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[check-rpm %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
+fail() { printf 'check-rpm: FAILED: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || fail "run as root: it installs packages and an RPM into a scratch root (rpm --root)"
+
+# ---- what the build needs -------------------------------------------------------------
+PY=/usr/bin/python3   # the interpreter the spec builds and tests with (%{python3})
+PKGS="rpm make git python3 python3-pip python3-setuptools python3-wheel
+      python3-pytest python3-hypothesis python3-jsonschema python3-filelock python3-libvirt"
+missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"; done)
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+        || fail "apt-get install $(echo $missing) failed"
+    say "installed $(echo $missing)"
+fi
+command -v rpmbuild >/dev/null || fail "no rpmbuild after installing rpm"
+
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)
+SITELIB=$(DEB_PYTHON_INSTALL_LAYOUT=deb_system $PY -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "/usr", "platbase": "/usr"}))')
+WORK=$(mktemp -d /tmp/check-rpm.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+umask 022
+
+# ---- 1. make rpm -----------------------------------------------------------------------
+rm -rf build/rpm
+mkdir -p build/rpm
+LOG=build/rpm/rpmbuild.log
+ARGS=
+if [ "${CHECK_RPM_TESTS:-1}" = 0 ]; then
+    ARGS="--without tests"
+    echo "check-rpm: WARNING: CHECK_RPM_TESTS=0: building --without tests; %check does not run the unit tests" >&2
+fi
+say "make rpm (rpmbuild -ta dist/policyhook-$VERSION.tar.gz${ARGS:+ $ARGS}; log: $LOG)"
+if ! make --no-print-directory rpm RPMBUILD_ARGS="$ARGS" >"$LOG" 2>&1; then
+    tail -n 30 "$LOG" >&2
+    if grep -q 'Bad exit status.*(%check)' "$LOG"; then
+        fail "the unit tests in the spec's %check failed against this distribution's packages ($($PY -c 'import sys, jsonschema, filelock; print("Python %d.%d, jsonschema %s, filelock %s" % (sys.version_info[:2] + (jsonschema.__version__, filelock.__version__)))' 2>/dev/null)); see $LOG"
+    fi
+    fail "make rpm failed (see $LOG)"
+fi
+if [ -z "$ARGS" ]; then
+    grep -q 'make unit' "$LOG" || fail "%check did not run the unit tests (see $LOG)"
+    grep -E '[0-9]+ passed' "$LOG" | tail -n 1 | sed 's/^/  %check: /'
+fi
+RPM=build/rpm/RPMS/noarch/policyhook-$VERSION-1.noarch.rpm
+SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
+[ -f "$RPM" ] || fail "no $RPM (a noarch package) after make rpm"
+[ -f "$SRPM" ] || fail "no $SRPM after make rpm"
+say "built $RPM ($(stat -c %s "$RPM") bytes; installed size $(rpm -qp --qf '%{SIZE}' "$RPM") bytes)"
+
+# ---- 2. what the RPM holds -------------------------------------------------------------
+echo "--- rpm -qlpv $RPM"
+rpm -qlpv "$RPM"
+echo "---"
+# mode owner group f:flags path, one line per entry; man pages without the .gz that
+# rpm's brp-compress adds where it compresses them.
+rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} f:%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$RPM" \
+    | sed -E 's#(/man/man[0-9]/[^ ]+)\.gz$#\1#' > "$WORK/rpm.entries"
+
+entry() {   # entry PATH MODE [FLAG]: PATH is packaged with MODE, owned by root, with FLAG
+    local line
+    line=$(awk -v p="$1" '$5 == p' "$WORK/rpm.entries")
+    [ -n "$line" ] || fail "the RPM has no $1"
+    set -- "$1" "$2" "${3:-}" $line
+    [ "$4" = "$2" ] || fail "$1 is packaged with mode $4, expected $2"
+    [ "$5 $6" = "root root" ] || fail "$1 is owned by $5:$6, expected root:root"
+    case "$7" in *"$3"*) ;; *) fail "$1 has file flags '$7', expected '$3' among them" ;; esac
+}
+entry /etc/libvirt/hooks/qemu.d/policyhook -rwxr-xr-x
+entry /etc/policyhook drwxr-xr-x
+entry /etc/policyhook/domains drwxr-xr-x
+entry /etc/policyhook/policyhook.conf -rw-r--r-- cn        # %config(noreplace)
+entry /run/policyhook drwxr-xr-x
+entry /var/log/policyhook drwxr-xr-x
+entry /usr/lib/tmpfiles.d/policyhook.conf -rw-r--r--
+entry /usr/bin/policyctl -rwxr-xr-x
+entry /usr/share/man/man8/policyctl.8 -rw-r--r-- d
+entry /usr/share/man/man5/policyhook.conf.5 -rw-r--r-- d
+entry /usr/share/bash-completion/completions/policyctl -rw-r--r--
+entry /usr/share/doc/policyhook/README.md -rw-r--r-- d
+for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.py; do
+    entry "$SITELIB/policyhook/$f" -rw-r--r--
+done
+entry "$SITELIB/policyhook-$VERSION.dist-info/METADATA" -rw-r--r--
+entry "$SITELIB/policyhook-$VERSION.dist-info/entry_points.txt" -rw-r--r--
+awk '$1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
+    && fail "group- or world-writable entries in the RPM (above)"
+awk '$2 != "root" || $3 != "root" {print}' "$WORK/rpm.entries" | grep . \
+    && fail "entries not owned by root:root (above)"
+
+requires=$(rpm -qp --requires "$RPM")
+for dep in python3-libvirt python3-jsonschema python3-filelock libvirt-daemon-driver-qemu /usr/bin/python3; do
+    grep -qx "$dep" <<<"$requires" || fail "the RPM does not require $dep"
+done
+scripts=$(rpm -qp --scripts "$RPM")
+grep -q 'try-reload-or-restart' <<<"$scripts" || fail "no libvirtd/virtqemud reload in the scriptlets"
+grep -q '\[ -d /run/systemd/system \]' <<<"$scripts" || fail "the reload is not guarded by a systemd check"
+for tag in POSTIN POSTUN; do
+    rpm -qp --qf "%{$tag}\n" "$RPM" > "$WORK/$tag.sh"
+    sh -n "$WORK/$tag.sh" || fail "the %$tag scriptlet is not valid sh"
+done
+rpm -qp --qf '%{DESCRIPTION}\n' "$RPM" | grep -q 'setsebool -P virt_hooks_unconfined on' \
+    || fail "the description lacks the SELinux note (virt_hooks_unconfined)"
+say "file list, modes, owners, %config, requires and scriptlets as expected ($(wc -l <"$WORK/rpm.entries") entries)"
+
+# ---- 3. make install DESTDIR lays out the same files ---------------------------------------
+DEST=$WORK/destdir
+make --no-print-directory install DESTDIR="$DEST" PYTHON=$PY >"$WORK/install.log" 2>&1 \
+    || { cat "$WORK/install.log" >&2; fail "make install DESTDIR=$DEST failed"; }
+# Files and symlinks must match exactly, modes included. Bytecode is left out: the
+# build host's rpm may byte-compile (Fedora's brp-python-bytecompile), pip here does not.
+(cd "$DEST" && find . -mindepth 1 ! -type d -printf '%M /%P\n') \
+    | grep -Ev '\.pyc$|/__pycache__/' | sort > "$WORK/destdir.files"
+awk '$1 !~ /^d/ {print $1, $5}' "$WORK/rpm.entries" | grep -Ev '\.pyc$|/__pycache__/' \
+    | sort > "$WORK/rpm.files"
+if ! diff -u "$WORK/rpm.files" "$WORK/destdir.files" > "$WORK/files.diff"; then
+    cat "$WORK/files.diff" >&2
+    fail "make install DESTDIR lays out other files than the RPM packages (- RPM, + DESTDIR)"
+fi
+# Every directory the RPM owns is made by make install, with the same mode.
+awk '$1 ~ /^d/ {print $1, $5}' "$WORK/rpm.entries" | while read -r mode path; do
+    [ -d "$DEST$path" ] || fail "make install does not create $path, which the RPM owns"
+    got=$(stat -c %A "$DEST$path")
+    [ "$got" = "$mode" ] || fail "make install creates $path with mode $got, the RPM with $mode"
+done
+say "make install DESTDIR=... lays out the RPM's $(wc -l <"$WORK/rpm.files") files and its directories, modes included"
+
+# ---- 4. install into a scratch root and run it ------------------------------------------
+ROOT=$WORK/root
+rpm --root "$ROOT" --initdb
+# No scriptlets: the scratch root has no shell; they are checked with sh -n above.
+# (Debian's rpm warns on stderr that it is not Debian's package manager.)
+rpm --root "$ROOT" -i --nodeps --nosignature --noscripts "$RPM" 2>"$WORK/rpm-i.err" \
+    || { cat "$WORK/rpm-i.err" >&2; fail "rpm --root $ROOT -i $RPM failed"; }
+rpm --root "$ROOT" -V --nodeps policyhook 2>"$WORK/rpm-V.err" \
+    || { cat "$WORK/rpm-V.err" >&2; fail "rpm -V: the installed files differ from the package (above)"; }
+hook=$ROOT/etc/libvirt/hooks/qemu.d/policyhook
+[ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
+export PYTHONPATH=$ROOT$SITELIB
+help=$("$ROOT/usr/bin/policyctl" --help) || fail "policyctl --help exited non-zero"
+grep -q '^usage: policyctl' <<<"$help" || fail "policyctl --help printed no usage line"
+echo "--- policyctl --help (from $ROOT)"
+head -n 12 <<<"$help"
+echo "---"
+check=$("$ROOT/usr/bin/policyctl" --root "$ROOT" check) || fail "policyctl --root $ROOT check failed: $check"
+say "policyctl --root ROOT check: ${check#"$ROOT"}"
+POLICYHOOK_ROOT=$ROOT $PY "$hook" vm1 stopped end - </dev/null || fail "the installed hook failed on 'stopped end'"
+bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
+if command -v man >/dev/null; then
+    man -l "$ROOT"/usr/share/man/man8/policyctl.8* 2>/dev/null | head -n 3 | grep -q 'POLICYCTL(8)' \
+        || fail "man cannot render the installed policyctl(8)"
+fi
+unset PYTHONPATH
+say "installed into a scratch root: rpm -V clean, policyctl --help and check run, the hook runs"
+say "OK"
