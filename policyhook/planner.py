@@ -97,6 +97,10 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
         base = base if base is not None else host_cpus
         effective = base - taken
         lost = base & taken
+        if not effective and source is None:
+            raise conflict("vCPU %d of '%s' has no pin, and every host CPU (%s) is occupied by %s "
+                           "(cpuoccupy); it would have no CPU left"
+                           % (vcpu, name, base, _owners(host, lost)))
         if not effective:
             raise conflict("vCPU %d of '%s' is pinned to %s (%s), which is occupied by %s "
                            "(cpuoccupy); it would have no CPU left"
@@ -110,6 +114,10 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
     if taken:
         base = base if base is not None else host_cpus
         effective = base - taken
+        if not effective and emulator is None and facts.emulatorpin is None:
+            raise conflict("the emulator of '%s' has no pin, and every host CPU (%s) is occupied by %s "
+                           "(cpuoccupy); it would have no CPU left"
+                           % (name, base, _owners(host, base & taken)))
         if not effective:
             raise conflict("the emulator of '%s' is pinned to %s, which is occupied by %s "
                            "(cpuoccupy); it would have no CPU left"
