@@ -4,6 +4,7 @@ from .errors import PolicyError
 from .safeio import read_file
 
 REFUSE, START = "refuse", "start"
+MAX_BYTES = 65536
 
 
 class Settings:
@@ -24,7 +25,7 @@ class Settings:
 def _choice(*allowed):
     def parse(value):
         if value not in allowed:
-            raise ValueError("'%s' is not one of %s" % (value, ", ".join(allowed)))
+            raise ValueError("%r is not one of %s" % (value, ", ".join(allowed)))
         return value
     return parse
 
@@ -34,7 +35,7 @@ def _seconds(lo, hi):
         try:
             number = float(value)
         except ValueError:
-            raise ValueError("'%s' is not a number of seconds" % value) from None
+            raise ValueError("%r is not a number of seconds" % value) from None
         if not lo <= number <= hi:
             raise ValueError("%s is not in %g..%g" % (value, lo, hi))
         return number
@@ -43,7 +44,7 @@ def _seconds(lo, hi):
 
 def _uri(value):
     if not value or "://" not in value or any(c.isspace() for c in value):
-        raise ValueError("'%s' is not a libvirt URI" % value)
+        raise ValueError("%r is not a libvirt URI" % value)
     return value
 
 
@@ -62,7 +63,9 @@ def parse_settings(text, source="policyhook.conf"):
 
     settings = Settings()
     settings.source = source
-    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"))
+    # No DEFAULT section: its keys would silently apply to every section.
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=("#", ";"),
+                                       default_section="\0")
     try:
         parser.read_string(text, source=source)
     except configparser.Error as e:
@@ -99,9 +102,11 @@ def _ini_error(e):
 
 def load_settings(paths):
     """The settings in force: the file's values over the defaults."""
-    data = read_file(paths.conf, 65536)
+    data = read_file(paths.conf, MAX_BYTES)
     if data is None:
         return Settings()
+    if len(data) > MAX_BYTES:
+        raise PolicyError("%s: larger than %d bytes" % (paths.conf, MAX_BYTES), 2)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
