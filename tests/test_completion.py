@@ -114,3 +114,17 @@ def test_every_command_of_the_parser_is_offered(completion):
     parser = build()
     names = next(a.choices for a in parser._actions if hasattr(a, "choices") and isinstance(a.choices, dict))
     assert complete(completion, "") == sorted(names)
+
+
+def test_names_are_quoted_for_the_shell(completion, tmp_path):
+    domains = tmp_path / "etc" / "policyhook" / "domains"
+    domains.mkdir(parents=True)
+    (domains / "my vm.json").write_text("{}")
+    assert complete(completion, "--root", str(tmp_path), "remove", "my") == ["my\\ vm"]
+    assert complete(completion, "--root", str(tmp_path), "cpuoccupy", "1", "a,m") == ["a,my\\ vm"]
+
+
+def test_a_glob_in_the_working_directory_does_not_leak_in(completion, root, tmp_path):
+    # 'domain*' in the generated table must not expand against files where bash runs.
+    (tmp_path / "domainX").write_text("")
+    assert complete(completion, "--root", root, "apply", "web1", "", cwd=str(tmp_path)) == DOMAINS
