@@ -15,7 +15,7 @@ import time
 from . import state
 from .cpuset import CpuSet
 from .domxml import DomainFacts
-from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, invalid
+from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, invalid, quote
 from .hostinfo import online_cpus
 from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
 from .mapping import from_live, local_cgroup_version, quota_is_unlimited, reset_params
@@ -59,9 +59,13 @@ def parse_int(text, what, lo, hi):
     if isinstance(text, int) and not isinstance(text, bool):
         value = text
     elif isinstance(text, str) and text.isascii() and text.strip().isdigit():
-        value = int(text.strip())
+        digits = text.strip().lstrip("0") or "0"
+        if len(digits) > len(str(hi)):  # out of range; and int() refuses over 4300 digits
+            raise invalid("invalid %s %s: must be %d..%d"
+                          % (what, digits if len(digits) <= 20 else digits[:17] + "...", lo, hi))
+        value = int(digits)
     else:
-        raise invalid("invalid %s '%s': not a whole number" % (what, text))
+        raise invalid("invalid %s %s: not a whole number" % (what, quote(text)))
     if not lo <= value <= hi:
         raise invalid("invalid %s %d: must be %d..%d" % (what, value, lo, hi))
     return value
@@ -70,11 +74,11 @@ def parse_int(text, what, lo, hi):
 def parse_domains(text):
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
     if not names or any(not n for n in names):
-        raise invalid("invalid domain list '%s': empty name" % text)
+        raise invalid("invalid domain list %s: empty name" % quote(text))
     for name in names:
         check_name(name)
     if len(set(names)) != len(names):
-        raise invalid("invalid domain list '%s': a domain is listed twice" % text)
+        raise invalid("invalid domain list %s: a domain is listed twice" % quote(text))
     return names
 
 
@@ -325,6 +329,8 @@ class PolicyManager:
     def apply(self, names=None):
         """Apply the stored policy to running domains now. Returns [(name, steps|error)]."""
         conn = self.conn()
+        if conn is None and self._offline:
+            raise invalid("apply puts the policy in force through libvirt; it cannot work --offline")
         if conn is None:
             raise PolicyError(self.warning.split(";")[0], LIBVIRT)
         virt = self._virt()

@@ -64,7 +64,7 @@ def change(pm, cpus, names, dry_run=False):
                       % (cpus, cpus - host_cpus, host_cpus))
     running = _running(pm)
     if names is None:
-        what = "CPUs %s no longer occupied" % cpus
+        what = "CPU%s %s no longer occupied" % ("s" if len(cpus) > 1 else "", cpus)
     else:
         what = "CPU%s %s occupied by %s" % ("s" if len(cpus) > 1 else "", cpus, ", ".join(names))
     with pm.registry.lock():
@@ -93,7 +93,8 @@ def change(pm, cpus, names, dry_run=False):
                                      for c, p in repins], [], pm.warning)
         pm.registry.save_host(new_host)
         if conn is None:
-            return OccupancyOutcome(what, True, "not applied live (libvirt unreachable)", [], [],
+            live = "not applied live (%s)" % ("--offline" if pm._offline else "libvirt unreachable")
+            return OccupancyOutcome(what, True, live, [], [],
                                     pm.warning)
         changes, failures = [], []
         for ctx, live_plan in repins:
