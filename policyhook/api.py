@@ -274,11 +274,7 @@ class PolicyManager:
 
     def list(self):
         host = self.registry.load_host()
-        rows = []
-        for name in self.registry.names():
-            policy = self.registry.load(name)
-            rows.append(_row(policy, host))
-        return rows
+        return [_row(policy, host) for policy in self.registry.policies()]
 
     def check(self):
         return self.registry.check()

@@ -102,15 +102,25 @@ def _integer(value, path, lo, hi):
     return value
 
 
+# Canonical cpulists already seen: a registry of many files repeats a few ("0", "0-1"),
+# and CpuSet is immutable, so one parse serves them all. Bounded, for hostile input.
+_CANONICAL = {}
+
+
 def _cpulist(value, path):
     if not isinstance(value, str):
         _fail(path, "%s is not a cpulist string" % _show(value))
+    cached = _CANONICAL.get(value)
+    if cached is not None:
+        return cached
     try:
         cpus = CpuSet.parse(value)
     except PolicyError as e:
         _fail(path, str(e))
     if str(cpus) != value:
         _fail(path, "%s is not in canonical form (write '%s')" % (_show(value), cpus))
+    if len(_CANONICAL) < 4096:
+        _CANONICAL[value] = cpus
     return cpus
 
 

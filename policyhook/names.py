@@ -15,9 +15,9 @@ def name_problem(name):
         return "'/' is not allowed"
     if name.startswith("."):
         return "it cannot start with '.'"
-    for ch in name:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return "control characters are not allowed"
+    # isprintable() is False for every control character: the loop runs only then.
+    if not name.isprintable() and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return "control characters are not allowed"
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
