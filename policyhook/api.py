@@ -137,7 +137,8 @@ class PolicyManager:
         cpumap_len, cpus = virt.host_cpus(conn)
         dom = virt.lookup(conn, name)
         if dom is None:
-            return _Context(name, cpus, cpumap_len, DomainFacts(name, virt.driver(conn)))
+            # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
+            return _Context(name, cpus, cpumap_len, DomainFacts(name, virt.driver(conn) or "qemu"))
         facts = virt.facts(dom)
         facts.name = name
         return _Context(name, cpus, cpumap_len, facts, dom, virt.is_running(dom))

@@ -1,0 +1,336 @@
+"""Layer 2: PolicyManager against libvirt's test driver with our own host XML.
+
+Real API calls, no daemon. The test driver looks domains up, reports their XML, state
+and pins, and pins with flags=0; it refuses pinVcpuFlags with AFFECT_LIVE and every
+flagged scheduler call (libvirt-lab.md section 7). So the live apply is checked through a
+thin wrapper around the real connection whose domains record those three calls and
+carry them out the way the test driver can (pinVcpu with flags=0; the scheduler
+parameters kept in the wrapper). Its getCPUMap() is fixed: 8 entries, CPUs 0,2,4 online,
+whatever the <node> says, so those are "the host's CPUs" here.
+"""
+
+import os
+
+import libvirt
+import pytest
+from unit_helpers import DATA, policy
+
+from policyhook import errors, occupancy, state
+from policyhook.api import APPLIED, NOT_DEFINED, NOT_RUNNING, PolicyManager
+from policyhook.cpuset import CpuSet
+from policyhook.errors import PolicyError
+from policyhook.model import HostPolicy
+from policyhook.paths import Paths
+from policyhook.registry import Registry
+
+URI = "test://" + os.path.join(DATA, "testhost.xml")
+HOST = CpuSet.parse("0,2,4")
+LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+
+
+def bools(text, length=8):
+    return CpuSet.parse(text).to_bools(length)
+
+
+class RecordingDomain:
+    """A test-driver domain whose pin and scheduler calls are recorded."""
+
+    def __init__(self, dom, calls, sched):
+        self._dom = dom
+        self._calls = calls
+        self._sched = sched
+
+    def __getattr__(self, attr):
+        return getattr(self._dom, attr)
+
+    def pinVcpuFlags(self, vcpu, cpumap, flags):
+        self._calls.append((self._dom.name(), "pinVcpuFlags", vcpu, tuple(cpumap), flags))
+        return self._dom.pinVcpu(vcpu, cpumap)
+
+    def pinEmulator(self, cpumap, flags):
+        self._calls.append((self._dom.name(), "pinEmulator", tuple(cpumap), flags))
+        return self._dom.pinEmulator(cpumap, flags)
+
+    def setSchedulerParametersFlags(self, params, flags):
+        self._calls.append((self._dom.name(), "setSchedulerParametersFlags", dict(params), flags))
+        self._sched.setdefault(self._dom.name(), {}).update(params)
+        return 0
+
+    def schedulerParametersFlags(self, flags):
+        return dict(self._sched.get(self._dom.name(), {}))
+
+
+class RecordingConn:
+    """The real test-driver connection; domains come back as RecordingDomain."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.calls = []
+        self.sched = {}
+
+    def __getattr__(self, attr):
+        return getattr(self._conn, attr)
+
+    def lookupByName(self, name):
+        return RecordingDomain(self._conn.lookupByName(name), self.calls, self.sched)
+
+    def listAllDomains(self, flags=0):
+        return [RecordingDomain(d, self.calls, self.sched) for d in self._conn.listAllDomains(flags)]
+
+
+@pytest.fixture
+def conn():
+    c = libvirt.open(URI)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def fake(conn):
+    return RecordingConn(conn)
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return Paths(str(tmp_path))
+
+
+def manager(paths, conn):
+    return PolicyManager(paths, uri=URI, connect=lambda uri: conn, cgroup_version=1)
+
+
+def refused(fn):
+    with pytest.raises(PolicyError) as info:
+        fn()
+    return info.value
+
+
+# ---- lookups, host CPUs, vCPU counts ----------------------------------------------------
+
+
+def test_context_of_each_kind_of_domain(paths, conn):
+    pm = manager(paths, conn)
+    ctx = pm.context("running2")
+    assert (ctx.running, ctx.facts.vcpus, ctx.facts.driver) == (True, 2, "qemu")
+    assert (ctx.host_cpus, ctx.cpumap_len) == (HOST, 8)
+    assert ctx.facts.uuid == "11111111-2222-3333-4444-555555555555"
+    ctx = pm.context("pinned1")
+    assert ctx.facts.vcpupin == {0: CpuSet.parse("2,4")}
+    assert ctx.facts.emulatorpin == CpuSet.parse("4")
+    ctx = pm.context("stopped")
+    assert (ctx.running, ctx.facts.vcpus, ctx.dom is not None) == (False, 3, True)
+    ctx = pm.context("nosuch")
+    assert (ctx.running, ctx.facts.vcpus, ctx.dom) == (False, None, None)
+
+
+def test_uri_comes_from_the_settings_by_default(paths, conn):
+    seen = []
+    pm = PolicyManager(paths, connect=lambda uri: seen.append(uri) or conn, cgroup_version=1)
+    pm.context("running2")
+    assert seen == ["qemu:///system"]
+
+
+@pytest.mark.parametrize("name,vcpu,message", [
+    ("running2", 5, "invalid vCPU 5: domain 'running2' has 2 vCPUs (0-1)"),
+    ("running2", 2, "invalid vCPU 2: domain 'running2' has 2 vCPUs (0-1)"),
+    ("stopped", 3, "invalid vCPU 3: domain 'stopped' has 3 vCPUs (0-2)"),
+])
+def test_vcpu_beyond_the_domain(paths, fake, name, vcpu, message):
+    e = refused(lambda: manager(paths, fake).set_vcpupin(name, vcpu, "0"))
+    assert (e.code, str(e)) == (errors.INVALID, message)
+    assert fake.calls == []
+    assert Registry(paths).names() == []
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda pm: pm.set_vcpupin("running2", 0, "1"),
+     "invalid cpulist '1': CPU 1 not on this host (host CPUs: 0,2,4)"),
+    (lambda pm: pm.set_emulatorpin("stopped", "0-2"),
+     "invalid cpulist '0-2': CPU 1 not on this host (host CPUs: 0,2,4)"),
+    (lambda pm: pm.set_cap("running2", 301), "invalid cap 301: above 300 (100 x 3 host CPUs)"),
+])
+def test_cpus_beyond_the_host(paths, fake, call, message):
+    e = refused(lambda: call(manager(paths, fake)))
+    assert (e.code, str(e)) == (errors.INVALID, message)
+    assert fake.calls == []
+
+
+def test_not_defined_and_not_running(paths, fake):
+    pm = manager(paths, fake)
+    out = pm.set_weight("nosuch", 512)
+    assert out.live == NOT_DEFINED
+    assert out.message() == "nosuch: weight 512: saved; applies at next start (libvirt does not know the " \
+                            "domain yet)"
+    out = pm.set_vcpupin("stopped", 2, "4")
+    assert out.live == NOT_RUNNING
+    assert out.message() == "stopped: vCPU 2 pinned to 4: saved; applies at next start " \
+                            "(domain is not running)"
+    assert fake.calls == []
+    assert Registry(paths).load("stopped") == policy("stopped", {2: "4"})
+    assert Registry(paths).load("nosuch") == policy("nosuch", weight=512)
+
+
+def test_conflict_with_the_xml_vcpu_count(paths, fake):
+    # A stored pin the domain no longer has a vCPU for: cpupolicy reports the conflict.
+    reg = Registry(paths)
+    with reg.lock():
+        reg.save(policy("running2", {3: "0"}))
+    doc = manager(paths, fake).report("running2")
+    assert doc["conflict"] == "vCPU 3 of 'running2' has a pin, but the domain has 2 vCPUs (0-1)"
+    assert doc["effective"] is None
+
+
+# ---- live apply ------------------------------------------------------------------------
+
+
+def test_real_test_driver_refuses_live_flags(paths, conn):
+    # Without the wrapper: the real pinVcpuFlags(..., AFFECT_LIVE) fails on the test driver, and
+    # the error says so, with the policy saved and the failure in the runtime state.
+    e = refused(lambda: manager(paths, conn).set_vcpupin("running2", 0, "0"))
+    assert e.code == errors.LIBVIRT
+    assert str(e) == ("running2: vcpupin 0 0 failed: unsupported flags (0x1) in function "
+                      "testDomainPinVcpuFlags (the policy is saved; run 'policyctl apply running2' to retry)")
+    assert Registry(paths).load("running2") == policy("running2", {0: "0"})
+    assert state.read(paths, "running2")["result"] == "failed"
+
+
+def test_vcpupin_applied_live(paths, fake, conn):
+    out = manager(paths, fake).set_vcpupin("running2", 1, "2,4")
+    assert out.live == APPLIED
+    assert out.message() == "running2: vCPU 1 pinned to 2,4: saved; applied live"
+    assert out.steps == ["vcpupin 1 2,4"]
+    assert fake.calls == [("running2", "pinVcpuFlags", 1, bools("2,4"), LIVE)]
+    assert conn.lookupByName("running2").vcpuPinInfo(0)[1] == bools("2,4")
+    doc = state.read(paths, "running2")
+    assert (doc["result"], doc["source"], doc["steps"]) == ("applied", "policyctl", ["vcpupin 1 2,4"])
+
+
+def test_emulatorpin_applied_live(paths, fake, conn):
+    out = manager(paths, fake).set_emulatorpin("running2", "0")
+    assert out.steps == ["emulatorpin 0"]
+    assert fake.calls == [("running2", "pinEmulator", bools("0"), LIVE)]
+    assert conn.lookupByName("running2").emulatorPinInfo(0) == bools("0")
+
+
+def test_weight_and_cap_applied_live_and_reset(paths, fake):
+    pm = manager(paths, fake)
+    pm.set_weight("running2", 512)
+    pm.set_cap("running2", 50)
+    pm.unset_weight("running2")
+    pm.unset_cap("running2")
+    assert [c[1:] for c in fake.calls] == [
+        ("setSchedulerParametersFlags", {"cpu_shares": 2048}, LIVE),
+        ("setSchedulerParametersFlags", {"cpu_shares": 2048, "global_period": 100000, "global_quota": 50000},
+         LIVE),
+        # unset weight: the default goes back in, the cap stays
+        ("setSchedulerParametersFlags", {"cpu_shares": 1024, "global_period": 100000, "global_quota": 50000},
+         LIVE),
+        # unset cap: no quota
+        ("setSchedulerParametersFlags", {"global_period": 100000, "global_quota": -1}, LIVE),
+    ]
+    assert Registry(paths).load("running2") is None
+
+
+def test_unset_pin_restores_the_xml_pin_or_every_host_cpu(paths, fake):
+    pm = manager(paths, fake)
+    pm.set_vcpupin("pinned1", 0, "0")
+    pm.set_vcpupin("running2", 0, "0")
+    del fake.calls[:]
+    pm.unset_vcpupin("pinned1", 0)
+    pm.unset_vcpupin("running2", None)
+    assert fake.calls == [
+        ("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE),     # back to its <cputune> pin
+        ("running2", "pinVcpuFlags", 0, bools("0,2,4"), LIVE),  # back to every host CPU
+    ]
+
+
+def test_dry_run_touches_nothing(paths, fake):
+    out = manager(paths, fake).set_vcpupin("running2", 0, "2", dry_run=True)
+    assert out.message() == "running2: vCPU 0 pinned to 2: would be saved (dry run)"
+    assert out.plan.vcpupin == {0: CpuSet.parse("2")}
+    assert fake.calls == []
+    assert not os.path.exists(paths.domains)
+
+
+def test_report_shows_live_values_and_drift(paths, fake, conn):
+    pm = manager(paths, fake)
+    pm.set_vcpupin("running2", 0, "2")
+    pm.set_weight("running2", 512)
+    doc = pm.report("running2")
+    assert (doc["running"], doc["defined"], doc["stored"]) == (True, True, True)
+    assert doc["live"]["vcpupin"] == {"0": "2", "1": "0-3"}
+    assert (doc["live"]["weight"], doc["live"]["cap"]) == (512, None)
+    assert doc["drift"] == []
+    # Someone pins by hand behind our back: cpupolicy shows the drift, apply puts it back.
+    conn.lookupByName("running2").pinVcpu(0, bools("4"))
+    assert pm.report("running2")["drift"] == ["vCPU 0: policy 2, live 4"]
+    del fake.calls[:]
+    assert pm.apply(["running2", "stopped", "nosuch"]) == [
+        ("running2", ["vcpupin 0 2", "schedinfo cpu_shares=2048"], None),
+        ("stopped", None, "not running"),
+        ("nosuch", None, "not running"),
+    ]
+    assert pm.report("running2")["drift"] == []
+
+
+def test_apply_all_running(paths, fake):
+    pm = manager(paths, fake)
+    reg = Registry(paths)
+    with reg.lock():
+        reg.save(policy("pinned1", emulator="2"))
+        reg.save(policy("stopped", weight=3))
+    results = pm.apply()
+    assert results == [("pinned1", ["emulatorpin 2"], None), ("running2", [], None)]
+    assert fake.calls == [("pinned1", "pinEmulator", bools("2"), LIVE)]
+
+
+# ---- cpuoccupy on running domains ----------------------------------------------------------
+
+
+def test_cpuoccupy_repins_running_domains(paths, fake, conn):
+    pm = manager(paths, fake)
+    out = occupancy.change(pm, "2", "running2")
+    assert out.lines() == [
+        "CPU 2 occupied by running2: saved; applied live to 1 running domain",
+        "  pinned1: re-pinned live: vCPU 0 -> 4, emulator -> 4",
+    ]
+    assert fake.calls == [("pinned1", "pinVcpuFlags", 0, bools("4"), LIVE),
+                          ("pinned1", "pinEmulator", bools("4"), LIVE)]
+    assert Registry(paths).load_host() == HostPolicy({2: ["running2"]})
+    # Clearing the CPU puts pinned1 back on its own <cputune> pins.
+    del fake.calls[:]
+    out = occupancy.change(pm, "2", None)
+    assert out.lines()[0] == "CPU 2 no longer occupied: saved; applied live to 1 running domain"
+    assert fake.calls == [("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE),
+                          ("pinned1", "pinEmulator", bools("4"), LIVE)]
+    assert Registry(paths).load_host() == HostPolicy()
+
+
+def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):
+    # The RFC's rule: a running domain outside DOMAINS pinned (by hand) only to that pCPU.
+    conn.lookupByName("running2").pinVcpu(1, bools("2"))
+    e = refused(lambda: occupancy.change(manager(paths, fake), "2", "pinned1"))
+    assert e.code == errors.CONFLICT
+    assert str(e) == ("running domain 'running2' has vCPU 1 pinned only to 2 (live); it cannot be occupied "
+                      "by pinned1 (unpin it first: virsh vcpupin running2 1 --live CPULIST)")
+    assert fake.calls == []
+    assert not os.path.exists(paths.host_file)
+
+
+def test_cpuoccupy_refuses_an_xml_pin_left_empty(paths, fake):
+    e = refused(lambda: occupancy.change(manager(paths, fake), "4", "running2"))
+    assert e.code == errors.CONFLICT
+    assert str(e) == "the emulator of 'pinned1' is pinned to 4, which is occupied by running2 (cpuoccupy); " \
+                     "it would have no CPU left"
+    assert fake.calls == []
+
+
+def test_unreachable_libvirt_saves_and_warns(paths):
+    def broken(uri):
+        raise PolicyError("cannot connect to %s: no daemon" % uri, errors.LIBVIRT)
+    pm = PolicyManager(paths, uri=URI, connect=broken, cgroup_version=1)
+    out = pm.set_weight("running2", 5)
+    assert out.live == "not applied live (libvirt unreachable)"
+    assert out.warning == "cannot connect to %s: no daemon; the change is saved but not applied live" % URI
+    e = refused(lambda: pm.apply(["running2"]))
+    assert (e.code, str(e)) == (errors.LIBVIRT, "cannot connect to %s: no daemon" % URI)
