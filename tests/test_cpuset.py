@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from policyhook import errors
 from policyhook.cpuset import MAX_CPU, CpuSet, is_canonical
-from policyhook.errors import PolicyError
+from policyhook.errors import PolicyError, quote
 
 GOOD = [
     # (input, canonical string)
@@ -182,7 +182,7 @@ def test_parse_agrees_with_meaning_and_round_trips(case):
     if not expected:
         with pytest.raises(PolicyError) as info:
             CpuSet.parse(text)
-        assert str(info.value) == "invalid cpulist '%s': it names no CPU" % text
+        assert str(info.value) == "invalid cpulist %s: it names no CPU" % quote(text)
         return
     cpus = CpuSet.parse(text)
     assert set(cpus) == expected
@@ -210,7 +210,7 @@ def test_parse_never_fails_unexpectedly(text):
         cpus = CpuSet.parse(text)
     except PolicyError as e:
         assert e.code == errors.INVALID
-        assert str(e).startswith("invalid cpulist '%s': " % text)
+        assert str(e).startswith("invalid cpulist %s: " % quote(text))
         assert "\n" not in str(e)
     else:
         assert cpus
