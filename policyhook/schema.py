@@ -10,7 +10,9 @@ from .cpuset import is_canonical
 from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
 from .names import MAX_NAME, name_problem
 
-_DRAFT = "https://json-schema.org/draft/2020-12/schema"
+# Draft 7: every keyword used here exists there, and jsonschema >= 3.0 (RHEL 9 ships
+# 3.2) implements it; Draft 2020-12 needs jsonschema >= 4.0.
+_DRAFT = "http://json-schema.org/draft-07/schema#"
 
 _NAME = {"type": "string", "format": "domain-name", "minLength": 1, "maxLength": MAX_NAME}
 _CPULIST = {"type": "string", "format": "cpulist", "minLength": 1}
@@ -61,7 +63,7 @@ def _validator_class():
     import jsonschema
     from jsonschema import validators
 
-    base = jsonschema.Draft202012Validator
+    base = jsonschema.Draft7Validator
 
     def strict_int(_checker, value):
         return isinstance(value, int) and not isinstance(value, bool)
@@ -98,8 +100,14 @@ def problems(doc, schema):
     """Every problem in `doc`, one line each: '$.path: message', sorted by path."""
     found = []
     for error in validator(schema).iter_errors(doc):
-        found.append("%s: %s" % (error.json_path, _message(error)))
+        found.append("%s: %s" % (_path(error.absolute_path), _message(error)))
     return sorted(found)
+
+
+def _path(parts):
+    # The strict loader's form ($.vcpupin.0, $.cpuoccupy.1[0]), not jsonschema's
+    # json_path, whose quoting of keys differs between jsonschema releases.
+    return "$" + "".join("[%d]" % p if isinstance(p, int) else ".%s" % p for p in parts)
 
 
 def _message(error):
@@ -110,4 +118,6 @@ def _message(error):
                 "cpu-index": "is not a CPU number",
                 "libvirt-uuid": "is not a UUID"}.get(error.validator_value, "is not valid")
         return "%r %s" % (error.instance, what)
+    if error.validator == "minItems" and error.validator_value == 1:
+        return "%r should be non-empty" % (error.instance,)   # the same in every release
     return error.message

@@ -185,7 +185,7 @@ BROKEN = [
      "$.weight: 256.0 is not of type 'integer'"),
     (b'{"version": 1, "domain": "vm1", "vcpupin": {"0": "1,0"}}',
      "$.vcpupin.0: '1,0' is not in canonical form (write '0-1')",
-     "$.vcpupin['0']: '1,0' is not a cpulist in canonical form"),
+     "$.vcpupin.0: '1,0' is not a cpulist in canonical form"),
     (b'{"version": 1, "domain": "vm1", "domain": "vm1"}', "not valid JSON: duplicate key 'domain'", None),
     (b'{"version": 1, "domain": "vm1", "weight": NaN}', "not valid JSON: NaN is not allowed", None),
     (b'{"version": 1, "domain": "vm1", "cap": Infinity}', "not valid JSON: Infinity is not allowed", None),
@@ -224,7 +224,7 @@ def test_hand_broken_host_file(reg, paths):
     e = refused(lambda: read_host(paths))
     assert e.code == errors.REGISTRY
     assert str(e) == "%s: $.cpuoccupy.1: 'vm1' is listed twice%s" % (path, FIX)
-    assert reg.check() == ["%s: $.cpuoccupy['1']: ['vm1', 'vm1'] has non-unique elements" % path]
+    assert reg.check() == ["%s: $.cpuoccupy.1: ['vm1', 'vm1'] has non-unique elements" % path]
 
 
 def test_nesting_in_host_file_does_not_crash_check(reg, paths):

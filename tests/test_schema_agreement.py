@@ -266,7 +266,7 @@ DOMAIN_CASES = [
      ["$.vcpupin: '01' is not a vCPU number"]),
     ({"version": 1, "domain": "vm", "vcpupin": {"0": "0,1"}},
      "$.vcpupin.0: '0,1' is not in canonical form (write '0-1')",
-     ["$.vcpupin['0']: '0,1' is not a cpulist in canonical form"]),
+     ["$.vcpupin.0: '0,1' is not a cpulist in canonical form"]),
     ({"version": 1, "domain": "a/b"},
      "$.domain: 'a/b' is not a valid domain name: '/' is not allowed",
      ["$.domain: 'a/b' is not a valid domain name"]),
@@ -294,16 +294,16 @@ def test_domain_messages(doc, loader_message, schema_problems):
 HOST_CASES = [
     ({"version": 1, "cpuoccupy": {"1": ["vm", "vm"]}},
      "$.cpuoccupy.1: 'vm' is listed twice",
-     ["$.cpuoccupy['1']: ['vm', 'vm'] has non-unique elements"]),
+     ["$.cpuoccupy.1: ['vm', 'vm'] has non-unique elements"]),
     ({"version": 1, "cpuoccupy": {"1": []}},
      "$.cpuoccupy.1: [] is not a non-empty list of domain names",
-     ["$.cpuoccupy['1']: [] should be non-empty"]),
+     ["$.cpuoccupy.1: [] should be non-empty"]),
     ({"version": 1, "cpuoccupy": {"8192": ["vm"]}},
      "$.cpuoccupy: '8192' is not a CPU number (above 8191)",
      ["$.cpuoccupy: '8192' is not a CPU number"]),
     ({"version": 1, "cpuoccupy": {"1": [".x"]}},
      "$.cpuoccupy.1[0]: '.x' is not a valid domain name: it cannot start with '.'",
-     ["$.cpuoccupy['1'][0]: '.x' is not a valid domain name"]),
+     ["$.cpuoccupy.1[0]: '.x' is not a valid domain name"]),
 ]
 
 
