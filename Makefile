@@ -45,7 +45,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall reload-libvirtd \
-	test unit e2e lint dist rpm srpm check-version clean FORCE
+	test unit e2e stress demo lint dist rpm srpm check-version clean FORCE
 
 all: build
 
@@ -145,7 +145,15 @@ unit:
 	$(PYTHON) -m pytest -q -m "not e2e and not stress" tests
 
 e2e:
-	$(PYTHON) -m pytest -q -m e2e tests
+	$(PYTHON) -m pytest -q -m "e2e and not stress" tests
+
+# Slow fault, fuzz and scale tests, some on the real daemon (root). CI runs them.
+stress:
+	$(PYTHON) -m pytest -q -m stress tests
+
+# As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
+demo:
+	./scripts/demo.sh
 
 lint:
 	$(PYTHON) -m ruff check policyhook tests benchmarks scripts tools
