@@ -84,9 +84,8 @@ def holder(tmp_path):
     paths = Paths(str(tmp_path))
     os.makedirs(paths.run)
     argv = [sys.executable, "-c",
-            "import filelock, sys, time\n"
-            "lock = filelock.FileLock(sys.argv[1]); lock.acquire()\n"
-            "print('locked', flush=True); time.sleep(60)\n",
+            "import filelock, sys, time; lock = filelock.FileLock(sys.argv[1]); lock.acquire(); "
+            "print('locked', flush=True); time.sleep(60)",
             paths.lock]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=ENV)
     try:
@@ -110,6 +109,7 @@ def test_held_lock_makes_policyctl_exit_5_naming_the_holder(tmp_path, holder):
     assert (code, out) == (errors.LOCKED, "")
     assert err == "Error: registry lock %s is held by pid %d (%s); gave up after 0.5s\n" \
         % (paths.lock, proc.pid, cmdline)
+    assert err.count("\n") == 1
     assert waited >= 0.5
     assert snapshot(root) == before
     # Reading needs no lock.
