@@ -96,9 +96,13 @@ def fsync_dir(path):
 def write_atomic(path, data, mode=0o644):
     """Replace `path` with `data` so that readers see the old or the new file, whole."""
     directory, base = os.path.split(path)
-    tmp = os.path.join(directory, ".%s.%d.tmp" % (base, os.getpid()))
+    # Random, not only the pid: a writer killed before its rename leaves its temp file,
+    # and a later process may get the same pid.
+    tmp = os.path.join(directory, ".%s.%d.%s.tmp" % (base, os.getpid(), os.urandom(4).hex()))
+    created = False
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        created = True
         try:
             os.fchmod(fd, mode)  # not subject to the umask
             view = memoryview(data)
@@ -110,10 +114,11 @@ def write_atomic(path, data, mode=0o644):
         os.replace(tmp, path)
         fsync_dir(directory)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if created:  # never someone else's file
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
         raise registry_error(path, "cannot be written: %s" % e.strerror) from None
 
 
