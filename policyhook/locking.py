@@ -9,7 +9,28 @@ import fcntl
 import os
 import time
 
-from .errors import LOCKED, PolicyError
+from .errors import LOCKED, PolicyError, registry_error
+
+# Whoever can open the lock file can flock it (a read-only descriptor will do) and so
+# block every writer and every hook: only its owner may open it.
+LOCK_MODE = 0o600
+
+
+def open_lock_file(path):
+    """A descriptor on the lock file, created mode 0600, or tightened to it when an older
+    one is looser. A failure is a REGISTRY error naming the file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
+    except OSError as e:
+        raise registry_error(path, "cannot be locked: %s" % e.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.fchmod(fd, LOCK_MODE)
+    except OSError as e:
+        os.close(fd)
+        raise registry_error(path, "cannot be locked: %s" % e.strerror) from None
+    return fd
 
 
 def holder(path):
@@ -48,9 +69,11 @@ def _cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             words = f.read().split(b"\0")
-        return " ".join(w.decode("utf-8", "replace") for w in words if w)[:80] or "?"
+        text = " ".join(w.decode("utf-8", "replace") for w in words if w)
     except OSError:
         return "?"
+    # Another process's words: control characters escaped, so the message stays one line.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:80] or "?"
 
 
 class FlockLock:
@@ -62,7 +85,7 @@ class FlockLock:
         self.fd = None
 
     def __enter__(self):
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        fd = open_lock_file(self.path)
         deadline = time.monotonic() + self.timeout
         delay = 0.002
         while True:
@@ -73,7 +96,7 @@ class FlockLock:
             except OSError as e:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
-                    raise
+                    raise registry_error(self.path, "cannot be locked: %s" % e.strerror) from None
             if time.monotonic() >= deadline:
                 os.close(fd)
                 raise PolicyError(locked_message(self.path, self.timeout), LOCKED)

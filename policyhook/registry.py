@@ -202,8 +202,9 @@ class _Locked:
     def __enter__(self):
         import filelock
 
-        from .locking import locked_message
+        from .locking import locked_message, open_lock_file
 
+        os.close(open_lock_file(self._path))  # created 0600 (or tightened) before filelock opens it
         try:
             self._lock.acquire()
         except filelock.Timeout:
