@@ -17,7 +17,7 @@ from .cpuset import CpuSet
 from .domxml import DomainFacts
 from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, invalid, quote
 from .hostinfo import online_cpus
-from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
+from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN, vcpu_range
 from .mapping import from_live, local_cgroup_version, quota_is_unlimited, reset_params
 from .model import DomainPolicy, HostPolicy
 from .names import check_name
@@ -186,8 +186,8 @@ class PolicyManager:
 
         def mutate(policy, ctx):
             if ctx.facts.vcpus is not None and vcpu >= ctx.facts.vcpus:
-                raise invalid("invalid vCPU %d: domain '%s' has %d vCPUs (0-%d)"
-                              % (vcpu, name, ctx.facts.vcpus, ctx.facts.vcpus - 1))
+                raise invalid("invalid vCPU %d: domain '%s' has %s"
+                              % (vcpu, name, vcpu_range(ctx.facts.vcpus)))
             _check_host(cpus, ctx)
             policy.vcpupin[vcpu] = cpus
         return self._edit(name, "vCPU %d pinned to %s" % (vcpu, cpus), mutate, dry_run)

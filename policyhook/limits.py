@@ -21,3 +21,9 @@ def index_problem(text, maximum):
     if len(text) > len(str(maximum)) or int(text) > maximum:
         return "above %d" % maximum
     return None
+
+
+def vcpu_range(count):
+    """'2 vCPUs (0-1)', '1 vCPU (0)': how messages name a domain's vCPUs."""
+    return "%d vCPU%s (%s)" % (count, "" if count == 1 else "s",
+                                "0" if count == 1 else "0-%d" % (count - 1))

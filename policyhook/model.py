@@ -136,7 +136,8 @@ def _object(value, path, allowed, required):
 
 
 def _version(doc):
-    if doc["version"] != SCHEMA_VERSION or isinstance(doc["version"], bool):
+    version = doc["version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version != SCHEMA_VERSION:
         _fail("$.version", "%s is not a supported version (this policyhook reads %d)"
               % (_show(doc["version"]), SCHEMA_VERSION))
 

@@ -25,7 +25,7 @@ DOMAIN_SCHEMA = {
     "required": ["version", "domain"],
     "additionalProperties": False,
     "properties": {
-        "version": {"const": SCHEMA_VERSION},
+        "version": {"type": "integer", "const": SCHEMA_VERSION},
         "domain": _NAME,
         "uuid": {"type": "string", "format": "libvirt-uuid"},
         "vcpupin": {
@@ -47,7 +47,7 @@ HOST_SCHEMA = {
     "required": ["version"],
     "additionalProperties": False,
     "properties": {
-        "version": {"const": SCHEMA_VERSION},
+        "version": {"type": "integer", "const": SCHEMA_VERSION},
         "cpuoccupy": {
             "type": "object",
             "propertyNames": {"format": "cpu-index"},
