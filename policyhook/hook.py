@@ -79,14 +79,44 @@ def _plan(call, settings):
     return planner.plan(policy, host, facts, online_cpus(), local_cgroup_version())
 
 
+VERBS = {"prepare": "to start", "migrate": "to migrate", "restore": "to restore"}
+
+
+def _refuse(call, error):
+    call.stderr.write("policyhook: refusing %s '%s': %s\n"
+                      % (VERBS.get(call.op, "to start"), call.name, error))
+    return REFUSE
+
+
 def _failed(call, settings, error, what):
-    """Our own failure: log it, then refuse or let the domain start, as configured."""
+    """Our own failure: log it, then refuse or let the domain go on, as configured."""
     call.log("%s: %s" % (what, error), "error")
     _record(call, result="error", error=str(error))
-    if settings is not None and settings.on_error == "refuse" and call.op == "prepare":
-        call.stderr.write("policyhook: refusing to start '%s': %s\n" % (call.name, error))
-        return REFUSE
+    if settings is not None and settings.on_error == "refuse":
+        return _refuse(call, error)
     return 0
+
+
+def _admit(call):
+    """(plan, settings, None), or (None, settings, exit code) after a conflict or a
+    failure of our own, each handled as the settings say."""
+    settings = None
+    try:
+        settings = _settings(call)
+        return _plan(call, settings), settings, None
+    except PolicyError as e:
+        if e.code != CONFLICT:
+            return None, settings, _failed(call, settings, e, "policy not checked")
+        if settings.on_conflict == "refuse":
+            call.log("refused: %s" % e, "warning")
+            _record(call, result="refused", error=str(e))
+            return None, settings, _refuse(call, e)
+        call.log("conflict, going on anyway (on_conflict = start): %s" % e, "warning")
+        _record(call, result="conflict", error=str(e))
+        return None, settings, 0
+    except Exception as e:  # noqa: BLE001 - a bug of ours must not decide a start by accident
+        return None, settings, _failed(call, settings, "%s: %s" % (type(e).__name__, e),
+                                       "internal error")
 
 
 def _record(call, **fields):
@@ -106,23 +136,9 @@ def on_prepare(call):
     """Admission: refuse a start whose policy cannot be satisfied (per on_conflict)."""
     if not call.has_policy():
         return 0
-    settings = None
-    try:
-        settings = _settings(call)
-        plan = _plan(call, settings)
-    except PolicyError as e:
-        if e.code != CONFLICT:
-            return _failed(call, settings, e, "policy not checked")
-        if settings.on_conflict == "refuse":
-            call.log("refused: %s" % e, "warning")
-            _record(call, result="refused", error=str(e))
-            call.stderr.write("policyhook: refusing to start '%s': %s\n" % (call.name, e))
-            return REFUSE
-        call.log("conflict, starting anyway (on_conflict = start): %s" % e, "warning")
-        _record(call, result="conflict", error=str(e))
-        return 0
-    except Exception as e:  # noqa: BLE001 - a bug of ours must not decide a start by accident
-        return _failed(call, settings, "%s: %s" % (type(e).__name__, e), "internal error")
+    plan, _, code = _admit(call)
+    if plan is None:
+        return code
     call.log("admitted; plan %s" % _describe(plan))
     _record(call, result="admitted", plan=plan.to_doc(), error=None, started_at=None)
     return 0
@@ -162,22 +178,18 @@ def on_migrate_or_restore(call):
     """Print the domain XML with the policy in <cputune>, so it holds from the start."""
     if not call.has_policy():
         return 0
-    settings = None
+    plan, settings, code = _admit(call)
+    if plan is None:
+        return code
+    from .cputune import with_cputune
+
     try:
-        settings = _settings(call)
-        plan = _plan(call, settings)
-        from .cputune import with_cputune
         call.stdout.write(with_cputune(call.xml, plan))
-        call.log("wrote the policy into <cputune>: %s" % _describe(plan))
-        return 0
-    except PolicyError as e:
-        if e.code == CONFLICT and settings is not None and settings.on_conflict == "refuse":
-            call.stderr.write("policyhook: refusing '%s': %s\n" % (call.name, e))
-            call.log("refused: %s" % e, "warning")
-            return REFUSE
-        return _failed(call, settings, e, "policy not written into the XML")
-    except Exception as e:  # noqa: BLE001
-        return _failed(call, settings, "%s: %s" % (type(e).__name__, e), "internal error")
+    except Exception as e:  # noqa: BLE001 - a failure of ours; on_error decides
+        return _failed(call, settings, "%s: %s" % (type(e).__name__, e),
+                       "policy not written into the XML")
+    call.log("wrote the policy into <cputune>: %s" % _describe(plan))
+    return 0
 
 
 def on_stopped(call):

@@ -123,7 +123,7 @@ def test_prepare_conflict_starts_when_configured(root):
     save(root, DomainPolicy("vm1", {3: CpuSet([0])}))
     r = run_hook(root, "vm1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
-    assert "conflict, starting anyway" in log_text(root)
+    assert "conflict, going on anyway" in log_text(root)
 
 
 def _corrupt(root, data=b'{"version": 1, "domain": "vm1", "weight": "lots"}'):
@@ -263,7 +263,7 @@ def test_migrate_refuses_a_conflict(root):
     r = run_hook(root, "vm1", "migrate", "begin")
     assert r.returncode == 1
     assert r.stdout == b""
-    assert r.stderr.decode().startswith("policyhook: refusing 'vm1': vCPU 5 of 'vm1' has a pin")
+    assert r.stderr.decode().startswith("policyhook: refusing to migrate 'vm1': vCPU 5 of 'vm1' has a pin")
 
 
 def test_bad_xml_on_stdin_is_our_failure(root):
