@@ -2,15 +2,25 @@
 
 import xml.etree.ElementTree as ET
 
+from .mapping import CPUTUNE
+
 # Element order in <cputune> as libvirt's schema lists it.
 _ORDER = ["shares", "global_period", "global_quota", "period", "quota", "emulator_period",
           "emulator_quota", "iothread_period", "iothread_quota", "vcpupin", "emulatorpin",
           "iothreadpin", "vcpusched", "iothreadsched", "cachetune", "memorytune"]
 
 
+def left_out(plan):
+    """The plan's scheduler parameters that <cputune> cannot hold for its driver (the
+    libxl cap): the applier sets them once the domain runs."""
+    tags = CPUTUNE.get(plan.driver, {})
+    return {k: v for k, v in plan.sched.items() if k not in tags}
+
+
 def with_cputune(xml, plan):
     """`xml` with `plan`'s pins and parameters in <cputune>; '' when nothing changes."""
-    if plan.is_empty():
+    if plan.is_empty() or (not plan.vcpupin and plan.emulatorpin is None
+                           and len(left_out(plan)) == len(plan.sched)):
         return ""
     root = ET.fromstring(xml)
     tune = root.find("cputune")
@@ -26,9 +36,11 @@ def with_cputune(xml, plan):
         for old in tune.findall("emulatorpin"):
             tune.remove(old)
         ET.SubElement(tune, "emulatorpin", {"cpuset": str(plan.emulatorpin)})
-    names = {"cpu_shares": "shares"}
+    names = CPUTUNE.get(plan.driver, {})
     for key, value in sorted(plan.sched.items()):
-        tag = names.get(key, key)
+        tag = names.get(key)
+        if tag is None:
+            continue
         node = tune.find(tag)
         if node is None:
             node = ET.SubElement(tune, tag)

@@ -6,15 +6,17 @@ from .mapping import driver_of
 
 
 class DomainFacts:
-    __slots__ = ("name", "uuid", "driver", "vcpus", "vcpupin", "emulatorpin")
+    __slots__ = ("name", "uuid", "driver", "vcpus", "vcpupin", "emulatorpin", "scheduler")
 
-    def __init__(self, name, driver="qemu", vcpus=None, uuid=None, vcpupin=None, emulatorpin=None):
+    def __init__(self, name, driver="qemu", vcpus=None, uuid=None, vcpupin=None, emulatorpin=None,
+                 scheduler=None):
         self.name = name
         self.driver = driver
         self.vcpus = vcpus              # maximum vCPU count, None when unknown
         self.uuid = uuid
         self.vcpupin = dict(vcpupin or {})  # pins already in the XML's <cputune>
         self.emulatorpin = emulatorpin
+        self.scheduler = scheduler      # the host's Xen scheduler (libxl), None when unknown
 
 
 def parse_domain_xml(text):

@@ -1,6 +1,9 @@
-"""Xen credit-scheduler weight and cap, mapped onto each libvirt driver's parameters.
+"""Xen credit-scheduler weight and cap, mapped onto each libvirt driver's parameters,
+and what each driver can put in force at all.
 
-The one place that knows libvirt's scheduler parameter names.
+The one place that knows libvirt's scheduler parameter names and the drivers'
+capabilities (measured on libvirt 9.0's QEMU and LXC drivers, read from libvirt's
+libxl driver; doc/drivers.md has the table).
 
 - weight: 1..65535, default 256, relative (Xen credit).
   QEMU/LXC on cgroup v1: cpu_shares = 4 * weight (default 1024 = cpu.shares' default).
@@ -8,8 +11,26 @@ The one place that knows libvirt's scheduler parameter names.
   range is 1..10000 with default 100, so cpu_shares = clamp(round(weight * 100 / 256)).
   libxl: `weight` as it is.
 - cap: percent of one physical CPU for the whole domain, 0 = none (Xen credit).
-  QEMU/LXC: CFS bandwidth on the domain's cgroup: global_period = 100000 us,
-  global_quota = cap * 1000 us (-1 = unlimited). libxl: `cap` as it is.
+  QEMU: CFS bandwidth on the domain's cgroup: global_period = 100000 us,
+  global_quota = cap * 1000 us (-1 = unlimited).
+  LXC: the container is one cgroup, and libvirt's LXC driver accepts only cpu_shares,
+  vcpu_period and vcpu_quota, which it writes to that cgroup: vcpu_period = 100000 us,
+  vcpu_quota = cap * 1000 us (-1 = unlimited) is the same limit for the whole domain.
+  libxl: `cap` as it is.
+
+Xen's schedulers. The RFC's weight and cap are the credit scheduler's (`xl
+sched-credit -w -c`), and libvirt's libxl driver reads and sets them only when the
+host runs credit: under any other scheduler both calls fail with "Only 'credit'
+scheduler is supported". credit2 has been Xen's default since 4.12. It has a weight
+(1..65535, default 256) and, since Xen 4.10, a cap in the same unit (percent of one
+CPU), but its weight sets how fast a vCPU burns credit against the others on its
+runqueue, so the proportions hold per runqueue (a socket or a group of cores), not
+host-wide as under credit. So when the domain's scheduler is known and is not
+credit, weight and cap are reported as unsupported for it (set them by hand with
+`xl sched-credit2 -d DOMAIN -w WEIGHT -c CAP`); vCPU pins still apply.
+
+What a driver cannot do (`unsupported`) is data here; the planner leaves it out of
+the plan and says so, and policyctl refuses to record it for such a domain.
 """
 
 from .limits import WEIGHT_DEFAULT
@@ -21,6 +42,37 @@ QUOTA_MAX = 17592186044415
 CGROUP_DRIVERS = ("qemu", "lxc")
 DRIVERS = ("qemu", "lxc", "libxl")
 
+# libvirt's scheduler parameter for each policy value, per driver: weight, then the
+# cap's (period, quota) or the cap itself.
+WEIGHT_KEY = {"qemu": "cpu_shares", "lxc": "cpu_shares", "libxl": "weight"}
+CAP_KEYS = {"qemu": ("global_period", "global_quota"), "lxc": ("vcpu_period", "vcpu_quota"),
+            "libxl": (None, "cap")}
+
+# What each setting is called in messages.
+SETTINGS = (("vcpupin", "vCPU pins"), ("emulatorpin", "emulator pin"),
+            ("weight", "weight"), ("cap", "cap"))
+
+# What libvirt's driver cannot do, with the reason policyctl and the log give.
+# LXC (9.0, measured): virDomainPinVcpu(Flags), virDomainGetVcpuPinInfo,
+# virDomainPinEmulator and virDomainGetEmulatorPinInfo all fail with "this function is
+# not supported by the connection driver"; a container has no vCPU threads to pin.
+# libxl: the driver implements no virDomainPinEmulator.
+CANNOT = {
+    "qemu": {},
+    "lxc": {"vcpupin": "libvirt's LXC driver cannot pin",
+            "emulatorpin": "libvirt's LXC driver cannot pin"},
+    "libxl": {"emulatorpin": "libvirt's libxl driver cannot pin the emulator"},
+}
+# The Xen schedulers whose weight and cap libvirt's libxl driver sets.
+LIBXL_SCHEDULERS = ("credit",)
+# libvirt's libxl driver takes scheduler parameters only with flags 0 (the running
+# domain); VIR_DOMAIN_AFFECT_LIVE is refused as an unsupported flag.
+LIVE_SCHED_FLAG = {"qemu": True, "lxc": True, "libxl": False}
+# The libvirt connection of each driver's applier (settings may name others).
+URI = {"qemu": "qemu:///system", "lxc": "lxc:///system", "libxl": "xen:///system"}
+# Driver names as people know them.
+LABEL = {"qemu": "QEMU", "lxc": "LXC", "libxl": "libxl (Xen)"}
+
 
 def shares(weight, cgroup_version):
     if cgroup_version == 2:
@@ -30,20 +82,21 @@ def shares(weight, cgroup_version):
 
 def sched_params(driver, cgroup_version, weight=None, cap=None):
     """libvirt scheduler parameters for the given policy values (None = leave alone)."""
+    if driver not in WEIGHT_KEY:
+        raise ValueError("unknown driver %r" % (driver,))
     params = {}
+    period_key, quota_key = CAP_KEYS[driver]
     if driver in CGROUP_DRIVERS:
         if weight is not None:
-            params["cpu_shares"] = shares(weight, cgroup_version)
+            params[WEIGHT_KEY[driver]] = shares(weight, cgroup_version)
         if cap is not None:
-            params["global_period"] = PERIOD_US
-            params["global_quota"] = cap * 1000 if cap else -1
-    elif driver == "libxl":
-        if weight is not None:
-            params["weight"] = weight
-        if cap is not None:
-            params["cap"] = cap
+            params[period_key] = PERIOD_US
+            params[quota_key] = cap * 1000 if cap else -1
     else:
-        raise ValueError("unknown driver %r" % (driver,))
+        if weight is not None:
+            params[WEIGHT_KEY[driver]] = weight
+        if cap is not None:
+            params[quota_key] = cap
     return params
 
 
@@ -53,15 +106,24 @@ def reset_params(driver, cgroup_version, weight=False, cap=False):
                         WEIGHT_DEFAULT if weight else None, 0 if cap else None)
 
 
+def sets_weight(driver, params):
+    return WEIGHT_KEY.get(driver) in params
+
+
+def sets_cap(driver, params):
+    return driver in CAP_KEYS and CAP_KEYS[driver][1] in params
+
+
 def from_live(driver, cgroup_version, params):
     """(weight, cap) as the live scheduler parameters express them; None when unknown."""
     weight = cap = None
     if driver in CGROUP_DRIVERS:
+        period_key, quota_key = CAP_KEYS[driver]
         if "cpu_shares" in params:
             value = params["cpu_shares"]
             weight = round(value * 256 / 100.0) if cgroup_version == 2 else value // 4
-        quota = params.get("global_quota")
-        period = params.get("global_period")
+        quota = params.get(quota_key)
+        period = params.get(period_key)
         if quota is not None:
             cap = 0 if quota_is_unlimited(quota) else int(round(quota * 100.0 / (period or PERIOD_US)))
     elif driver == "libxl":
@@ -71,8 +133,48 @@ def from_live(driver, cgroup_version, params):
 
 
 def quota_is_unlimited(quota):
-    """True when a live global_quota means no cap (cgroup v1 or v2)."""
+    """True when a live CFS quota (global_quota, vcpu_quota) means no cap (v1 or v2)."""
     return quota <= 0 or quota > QUOTA_MAX
+
+
+def is_quota(key):
+    """True for the CFS quota parameters, whose 'no limit' has several spellings."""
+    return key in ("global_quota", "vcpu_quota")
+
+
+def unsupported(driver, scheduler=None):
+    """{setting: reason} for what `driver` cannot put in force; `scheduler` is the Xen
+    scheduler when known (libxl), None when not (the hook at `prepare`)."""
+    cannot = dict(CANNOT.get(driver, {}))
+    if driver == "libxl" and scheduler is not None and scheduler not in LIBXL_SCHEDULERS:
+        why = ("libvirt's libxl driver sets weight and cap only under Xen's credit scheduler; "
+               "this host runs %s" % scheduler)
+        cannot["weight"] = cannot["cap"] = why
+    return cannot
+
+
+def group_unsupported(items):
+    """[(what, reason)] as lines, one per reason: 'vCPU pins, emulator pin (reason)'."""
+    reasons = []
+    found = {}
+    for what, why in items:
+        if why not in found:
+            reasons.append(why)
+            found[why] = []
+        if what not in found[why]:
+            found[why].append(what)
+    return ["%s (%s)" % (", ".join(found[why]), why) for why in reasons]
+
+
+# <cputune> elements for the scheduler parameters, per driver (the migrate and
+# restore hooks write the policy into the domain XML). libvirt's libxl driver takes
+# <shares> as the credit weight and has no element for the cap.
+CPUTUNE = {
+    "qemu": {"cpu_shares": "shares", "global_period": "global_period",
+             "global_quota": "global_quota"},
+    "lxc": {"cpu_shares": "shares", "vcpu_period": "period", "vcpu_quota": "quota"},
+    "libxl": {"weight": "shares"},
+}
 
 
 def driver_of(domain_type):

@@ -137,7 +137,7 @@ def test_notes_say_why_a_pin_differs():
 
 @pytest.mark.parametrize("driver,cgroup,sched", [
     ("qemu", 2, {"cpu_shares": 200, "global_period": 100000, "global_quota": -1}),
-    ("lxc", 1, {"cpu_shares": 2048, "global_period": 100000, "global_quota": -1}),
+    ("lxc", 1, {"cpu_shares": 2048, "vcpu_period": 100000, "vcpu_quota": -1}),
     ("libxl", 1, {"weight": 512, "cap": 0}),
 ])
 def test_sched_per_driver(driver, cgroup, sched):
