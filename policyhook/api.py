@@ -8,6 +8,13 @@
 Each change is computed first (validated, planned against the host, the domain and
 the CPU occupancy), then saved under the registry lock and, when the domain runs,
 applied live through libvirt. `dry_run=True` stops after computing.
+
+A setting the domain's driver cannot put in force (vCPU and emulator pins on LXC, the
+emulator pin on libxl, weight and cap under a Xen scheduler other than credit) is
+refused, CONFLICT, nothing saved: the driver is known from libvirt (the domain, or
+for a domain libvirt does not know, the connection). With libvirt unreachable or
+--offline the driver is unknown and the setting is saved; the hook and `cpupolicy`
+then report it as unsupported for a domain that turns out to be LXC or Xen.
 """
 
 import time
@@ -15,10 +22,21 @@ import time
 from . import state
 from .cpuset import CpuSet
 from .domxml import DomainFacts
-from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, invalid, quote
+from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid, quote
 from .hostinfo import online_cpus
 from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN, vcpu_range
-from .mapping import from_live, local_cgroup_version, quota_is_unlimited, reset_params
+from .mapping import (
+    LABEL,
+    SETTINGS,
+    from_live,
+    is_quota,
+    local_cgroup_version,
+    quota_is_unlimited,
+    reset_params,
+    sets_cap,
+    sets_weight,
+    unsupported,
+)
 from .model import DomainPolicy, HostPolicy
 from .names import check_name
 from .planner import Plan, plan
@@ -106,6 +124,7 @@ class PolicyManager:
         self._offline = offline
         self._conn = None
         self.warning = None   # why libvirt was not used, when it was not
+        self.unsupported = {}  # apply(): domain -> what its driver cannot put in force
         self.cgroup_version = cgroup_version or local_cgroup_version()
 
     # ---- libvirt --------------------------------------------------------
@@ -185,6 +204,7 @@ class PolicyManager:
         cpus = CpuSet.parse(cpulist)
 
         def mutate(policy, ctx):
+            _check_driver("vcpupin", ctx)
             if ctx.facts.vcpus is not None and vcpu >= ctx.facts.vcpus:
                 raise invalid("invalid vCPU %d: domain '%s' has %s"
                               % (vcpu, name, vcpu_range(ctx.facts.vcpus)))
@@ -209,6 +229,7 @@ class PolicyManager:
         cpus = CpuSet.parse(cpulist)
 
         def mutate(policy, ctx):
+            _check_driver("emulatorpin", ctx)
             _check_host(cpus, ctx)
             policy.emulatorpin = cpus
         return self._edit(name, "emulator pinned to %s" % cpus, mutate, dry_run)
@@ -221,7 +242,8 @@ class PolicyManager:
     def set_weight(self, name, weight, dry_run=False):
         weight = parse_int(weight, "weight", WEIGHT_MIN, WEIGHT_MAX)
 
-        def mutate(policy, _ctx):
+        def mutate(policy, ctx):
+            _check_driver("weight", ctx)
             policy.weight = weight
         return self._edit(name, "weight %d" % weight, mutate, dry_run)
 
@@ -234,6 +256,7 @@ class PolicyManager:
         cap = parse_int(cap, "cap", 0, CAP_MAX)
 
         def mutate(policy, ctx):
+            _check_driver("cap", ctx)
             limit = 100 * len(ctx.host_cpus)
             if cap > limit:
                 raise invalid("invalid cap %d: above %d (100 x %d host CPUs)"
@@ -293,6 +316,7 @@ class PolicyManager:
         doc["stored"] = policy is not None
         doc["defined"] = ctx.dom is not None
         doc["running"] = ctx.running
+        doc["driver"] = ctx.facts.driver
         doc["host_cpus"] = str(ctx.host_cpus)
         doc["warning"] = self.warning
         try:
@@ -309,7 +333,7 @@ class PolicyManager:
         doc["drift"] = []
         doc["runtime"] = state.read(self.paths, name)
         if ctx.running:
-            live = self._virt().live_values(ctx.dom)
+            live = self._virt().live_values(ctx.dom, ctx.facts.driver)
             weight, cap = from_live(ctx.facts.driver, self.cgroup_version, live["sched"])
             doc["live"] = {
                 "vcpupin": {str(v): str(c) for v, c in sorted(live["vcpupin"].items())},
@@ -334,6 +358,7 @@ class PolicyManager:
         if names is None:
             names = sorted(d.name() for d in virt.running_domains(conn))
         results = []
+        self.unsupported = {}
         host = self.registry.load_host()
         for name in names:
             ctx = self.context(name)
@@ -343,10 +368,21 @@ class PolicyManager:
             try:
                 policy = self.registry.load(name)
                 p = plan(policy, host, ctx.facts, ctx.host_cpus, self.cgroup_version)
+                if p.unsupported:
+                    self.unsupported[name] = p.unsupported
                 results.append((name, self._apply(ctx, p, "policyctl apply"), None))
             except PolicyError as e:
                 results.append((name, None, str(e)))
         return results
+
+
+def _check_driver(setting, ctx):
+    """CONFLICT when the domain's driver cannot put `setting` in force (mapping.unsupported)."""
+    why = unsupported(ctx.facts.driver, ctx.facts.scheduler).get(setting)
+    if why:
+        raise conflict("%s cannot be put in force on '%s' (%s): %s; nothing saved"
+                       % (dict(SETTINGS)[setting], ctx.name,
+                          LABEL.get(ctx.facts.driver, ctx.facts.driver), why))
 
 
 def _check_host(cpus, ctx):
@@ -377,10 +413,11 @@ def with_restores(new_plan, old_plan, ctx, cgroup_version):
     if emulator is None and old_plan.emulatorpin is not None:
         emulator = ctx.facts.emulatorpin or ctx.host_cpus
     sched = dict(reset_params(new_plan.driver, cgroup_version,
-                              weight="cpu_shares" in old_plan.sched or "weight" in old_plan.sched,
-                              cap="global_quota" in old_plan.sched or "cap" in old_plan.sched))
+                              weight=sets_weight(old_plan.driver, old_plan.sched),
+                              cap=sets_cap(old_plan.driver, old_plan.sched)))
     sched.update(new_plan.sched)
-    return Plan(new_plan.domain, new_plan.driver, pins, emulator, sched, new_plan.notes)
+    return Plan(new_plan.domain, new_plan.driver, pins, emulator, sched, new_plan.notes,
+                new_plan.unsupported)
 
 
 def drift(effective, live):
@@ -394,7 +431,7 @@ def drift(effective, live):
         found.append("emulator: policy %s, live %s" % (effective.emulatorpin, live["emulatorpin"]))
     for key, value in sorted(effective.sched.items()):
         now = live["sched"].get(key)
-        if now != value and not (key == "global_quota" and value < 0
+        if now != value and not (is_quota(key) and value < 0
                                  and quota_is_unlimited(-1 if now is None else now)):
             found.append("%s: policy %s, live %s" % (key, value, now))
     return found

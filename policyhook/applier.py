@@ -1,17 +1,16 @@
 """The detached applier: puts a domain's plan in force through libvirt after the hook.
 
-The hook forks it at `started begin` and `reconnect begin` and returns at once. Its
+The hook forks it at `start begin` and `reconnect begin` and returns at once. Its
 first libvirt call about the domain blocks until libvirtd releases the domain (tens
 of ms after the hook returns). It tolerates a paused domain, a domain that stopped
 meanwhile (another hook failed the start) and a slow or restarting libvirtd, and it
 gives up after [applier] timeout seconds, saying so. An alarm bounds every blocking
-libvirt call, so it never lingers.
+libvirt call, so it never lingers. What the domain's driver cannot put in force is
+logged with the result ("unsupported: ..."), every time.
 """
 
 import signal
 import time
-
-URIS = {"lxc": "lxc:///system", "libxl": "xen:///system"}
 
 
 class GaveUp(Exception):
@@ -19,7 +18,12 @@ class GaveUp(Exception):
 
 
 def uri_for(driver, settings):
-    return URIS.get(driver, settings.uri)
+    """The connection for `driver`'s domains: [libvirt] uri, lxc_uri or libxl_uri."""
+    return {"lxc": settings.lxc_uri, "libxl": settings.libxl_uri}.get(driver, settings.uri)
+
+
+def _unsupported(plan):
+    return "; unsupported: %s" % "; ".join(plan.unsupported) if plan.unsupported else ""
 
 
 def run(driver, name, paths, t_hook, event):
@@ -55,6 +59,8 @@ def run(driver, name, paths, t_hook, event):
         signal.alarm(0)
     kind, text, fields = result
     level = "info" if kind in ("applied", "stopped") else "error"
+    if kind == "applied" and "; unsupported: " in text:
+        level = "warning"
     say(text, level)
     try:
         if kind != "stopped":
@@ -97,7 +103,8 @@ def _apply(driver, name, paths, settings, t_hook, deadline):
         host = registry.read_host(paths)
     plan = planner.plan(policy, host, facts, host_cpus, local_cgroup_version())
     if plan.is_empty():
-        return ("applied", "nothing to apply", {"plan": plan.to_doc(), "steps": []})
+        return ("applied", "nothing to apply" + _unsupported(plan),
+                {"plan": plan.to_doc(), "steps": []})
     delay = 0.05
     while True:
         try:
@@ -113,5 +120,6 @@ def _apply(driver, name, paths, settings, t_hook, deadline):
     done = time.time()
     started = (state.read(paths, name) or {}).get("started_at") or t_hook
     after = int(round((done - started) * 1000))
-    return ("applied", "applied %s, %d ms after the started hook" % ("; ".join(steps), after),
+    return ("applied", "applied %s, %d ms after the started hook%s"
+            % ("; ".join(steps), after, _unsupported(plan)),
             {"plan": plan.to_doc(), "steps": steps, "applied_at": done, "after_start_ms": after})

@@ -14,13 +14,14 @@ from .planner import Plan, plan
 
 
 class OccupancyOutcome:
-    def __init__(self, what, saved, live, changes, failures, warning=None):
+    def __init__(self, what, saved, live, changes, failures, warning=None, unsupported=()):
         self.what = what
         self.saved = saved
         self.live = live            # text: where the change stands
         self.changes = changes      # [(domain, text)] per running domain re-pinned
         self.failures = failures    # [(domain, error)]
         self.warning = warning
+        self.unsupported = list(unsupported)  # [(domain, text)]: running, cannot be kept off
 
     def lines(self):
         head = "%s: %s" % (self.what, "would be saved (dry run)" if self.live == DRY_RUN
@@ -28,12 +29,14 @@ class OccupancyOutcome:
         out = [head]
         out += ["  %s: %s" % c for c in self.changes]
         out += ["  %s: FAILED: %s" % f for f in self.failures]
+        out += ["  %s: unsupported: %s" % u for u in self.unsupported]
         return out
 
     def to_doc(self):
         return {"change": self.what, "saved": self.saved, "live": self.live,
                 "domains": [{"domain": d, "change": t} for d, t in self.changes],
                 "failures": [{"domain": d, "error": e} for d, e in self.failures],
+                "unsupported": [{"domain": d, "what": t} for d, t in self.unsupported],
                 "warning": self.warning}
 
 
@@ -47,7 +50,7 @@ def _running(pm):
     for dom in virt.running_domains(conn):
         ctx = pm.context(dom.name())
         if ctx.running:
-            found.append((ctx, virt.live_values(ctx.dom)["vcpupin"]))
+            found.append((ctx, virt.live_values(ctx.dom, ctx.facts.driver)["vcpupin"]))
     return found
 
 
@@ -78,6 +81,7 @@ def change(pm, cpus, names, dry_run=False):
         new_host = HostPolicy(occupancy)
         _check(pm, old_host, new_host, host_cpus, running)
         repins = []
+        cannot = []   # running domains whose driver cannot keep them off (LXC)
         for ctx, _live in running:
             policy = pm.registry.load(ctx.name)
             old = plan(policy, old_host, ctx.facts, ctx.host_cpus, pm.cgroup_version)
@@ -87,10 +91,11 @@ def change(pm, cpus, names, dry_run=False):
             live_plan = with_restores(pins_only, old_pins, ctx, pm.cgroup_version)
             if live_plan.vcpupin != old.vcpupin or live_plan.emulatorpin != old.emulatorpin:
                 repins.append((ctx, live_plan))
+            cannot += [(ctx.name, t) for t in new.unsupported if " kept off " in t]
         if dry_run:
             return OccupancyOutcome(what, False, DRY_RUN,
                                     [(c.name, "would be re-pinned: " + _describe(p))
-                                     for c, p in repins], [], pm.warning)
+                                     for c, p in repins], [], pm.warning, cannot)
         pm.registry.save_host(new_host)
         if conn is None:
             live = "not applied live (%s)" % ("--offline" if pm._offline else "libvirt unreachable")
@@ -104,7 +109,7 @@ def change(pm, cpus, names, dry_run=False):
             except PolicyError as e:
                 failures.append((ctx.name, str(e).split(" (the policy is saved")[0]))
     live = "applied live to %d running domain%s" % (len(changes), "" if len(changes) == 1 else "s")
-    outcome = OccupancyOutcome(what, True, live, changes, failures, pm.warning)
+    outcome = OccupancyOutcome(what, True, live, changes, failures, pm.warning, cannot)
     if failures:
         raise PartialFailure(outcome)
     return outcome

@@ -8,11 +8,13 @@ MAX_BYTES = 65536
 
 
 class Settings:
-    __slots__ = ("uri", "on_conflict", "on_error", "hook_lock_timeout", "lock_timeout",
-                 "applier_timeout", "source")
+    __slots__ = ("uri", "lxc_uri", "libxl_uri", "on_conflict", "on_error", "hook_lock_timeout",
+                 "lock_timeout", "applier_timeout", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
+        self.lxc_uri = "lxc:///system"     # the LXC hook's applier
+        self.libxl_uri = "xen:///system"   # the libxl (Xen) hook's applier
         self.on_conflict = REFUSE      # a policy that cannot be satisfied refuses the start
         self.on_error = START          # our own failure lets the domain start, logged
         self.hook_lock_timeout = 0.5   # seconds the hook waits for the registry lock
@@ -50,6 +52,8 @@ def _uri(value):
 
 KEYS = {
     ("libvirt", "uri"): ("uri", _uri),
+    ("libvirt", "lxc_uri"): ("lxc_uri", _uri),
+    ("libvirt", "libxl_uri"): ("libxl_uri", _uri),
     ("hook", "on_conflict"): ("on_conflict", _choice(REFUSE, START)),
     ("hook", "on_error"): ("on_error", _choice(START, REFUSE)),
     ("hook", "lock_timeout"): ("hook_lock_timeout", _seconds(0, 5)),

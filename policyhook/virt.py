@@ -9,7 +9,7 @@ import libvirt
 from .cpuset import CpuSet
 from .domxml import parse_domain_xml
 from .errors import LIBVIRT, PolicyError
-from .mapping import driver_of
+from .mapping import CANNOT, LIVE_SCHED_FLAG, driver_of
 
 AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 
@@ -58,13 +58,20 @@ def is_running(dom):
 
 
 def facts(dom):
-    """DomainFacts from the persistent definition (the admin's own <cputune>, not ours)."""
+    """DomainFacts from the persistent definition (the admin's own <cputune>, not ours);
+    for a running Xen domain also the host's scheduler (weight and cap need credit)."""
     try:
         xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     except libvirt.libvirtError as e:
         raise PolicyError("cannot read the XML of '%s': %s" % (dom.name(), error_text(e)),
                           LIBVIRT) from None
-    return parse_domain_xml(xml)
+    found = parse_domain_xml(xml)
+    if found.driver == "libxl" and is_running(dom):
+        try:
+            found.scheduler = dom.schedulerType()[0]
+        except libvirt.libvirtError:
+            found.scheduler = None
+    return found
 
 
 def running_domains(conn):
@@ -75,7 +82,10 @@ def running_domains(conn):
 
 
 def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
-    """Put `plan` in force; returns the steps done. Raises LIBVIRT naming the step."""
+    """Put `plan` in force; returns the steps done. Raises LIBVIRT naming the step.
+    libvirt's libxl driver takes scheduler parameters only with flags 0, which means
+    the running domain (mapping.LIVE_SCHED_FLAG)."""
+    sched_flags = flags if LIVE_SCHED_FLAG.get(plan.driver, True) else flags & ~AFFECT_LIVE
     done = []
     step = None
     try:
@@ -89,7 +99,7 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
             done.append(step)
         if plan.sched:
             step = "schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items()))
-            dom.setSchedulerParametersFlags(plan.sched, flags)
+            dom.setSchedulerParametersFlags(plan.sched, sched_flags)
             done.append(step)
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
@@ -97,13 +107,17 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
     return done
 
 
-def live_values(dom):
-    """What is in force now: {'vcpupin': {v: CpuSet}, 'emulatorpin': CpuSet, 'sched': {}}."""
+def live_values(dom, driver="qemu"):
+    """What is in force now: {'vcpupin': {v: CpuSet}, 'emulatorpin': CpuSet, 'sched': {}}.
+    Pins the driver cannot set are not asked for (LXC has neither call)."""
     values = {"vcpupin": {}, "emulatorpin": None, "sched": {}}
+    cannot = CANNOT.get(driver, {})
     try:
-        for vcpu, flags in enumerate(dom.vcpuPinInfo(AFFECT_LIVE)):
-            values["vcpupin"][vcpu] = CpuSet.from_bools(flags)
-        values["emulatorpin"] = CpuSet.from_bools(dom.emulatorPinInfo(AFFECT_LIVE))
+        if "vcpupin" not in cannot:
+            for vcpu, flags in enumerate(dom.vcpuPinInfo(AFFECT_LIVE)):
+                values["vcpupin"][vcpu] = CpuSet.from_bools(flags)
+        if "emulatorpin" not in cannot:
+            values["emulatorpin"] = CpuSet.from_bools(dom.emulatorPinInfo(AFFECT_LIVE))
     except libvirt.libvirtError as e:
         raise PolicyError("cannot read the pins of '%s': %s" % (dom.name(), error_text(e)),
                           LIBVIRT) from None

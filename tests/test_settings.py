@@ -18,7 +18,8 @@ def values(settings):
     return {k: getattr(settings, k) for k in Settings.__slots__ if k != "source"}
 
 
-DEFAULTS = {"uri": "qemu:///system", "on_conflict": "refuse", "on_error": "start",
+DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
+            "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
 
 

@@ -100,6 +100,8 @@ def report(outcome, args, out, err):
             out.write("plan: %s\n" % _plan_line(outcome.plan))
         for step in outcome.steps:
             out.write("  %s\n" % step)
+        for text in outcome.plan.unsupported if outcome.plan is not None else ():
+            out.write("  unsupported: %s\n" % text)
     warn(outcome.warning, err)
     return 0
 
@@ -135,7 +137,8 @@ def apply(pm, args, out, err):
     failed = 0
     docs = []
     for name, steps, error in results:
-        docs.append({"domain": name, "steps": steps, "error": error})
+        docs.append({"domain": name, "steps": steps, "error": error,
+                     "unsupported": pm.unsupported.get(name, [])})
         if steps is not None:
             line = "%s: applied live%s" % (name, "" if steps else " (nothing to apply)")
         elif error == "not running":
@@ -147,6 +150,8 @@ def apply(pm, args, out, err):
             out.write(line + "\n")
             for step in steps or []:
                 out.write("  %s\n" % step)
+            for text in pm.unsupported.get(name, []):
+                out.write("  unsupported: %s\n" % text)
     if args.json:
         show.dump_json(docs, out)
     if failed:

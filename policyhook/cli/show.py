@@ -3,7 +3,10 @@
 import json
 import time
 
-from ..mapping import quota_is_unlimited
+from ..mapping import LABEL, is_quota, quota_is_unlimited
+
+WEIGHT_KEYS = ("cpu_shares", "weight")
+CAP_KEYS = ("global_quota", "vcpu_quota", "cap")
 
 
 def dump_json(doc, out):
@@ -17,6 +20,9 @@ def _dash(value):
 def policy_report(doc, out):
     state = "running" if doc["running"] else "defined, not running" if doc["defined"] \
         else "not defined in libvirt"
+    driver = doc.get("driver")
+    if driver and driver != "qemu" and (doc["defined"] or doc["running"]):
+        state += ", " + LABEL.get(driver, driver)
     out.write("Domain:      %s (%s)\n" % (doc["domain"], state))
     if not doc["stored"]:
         out.write("Policy:      none stored\n")
@@ -35,10 +41,10 @@ def policy_report(doc, out):
                      _dash(live["vcpupin"].get(key)) if live else ""))
     rows.append(("emulator", _dash(doc["emulatorpin"]), _dash(eff["emulatorpin"]),
                  _dash(live["emulatorpin"]) if live else ""))
-    rows.append(("weight", _dash(doc["weight"]), _sched(eff["sched"], ("cpu_shares", "weight")),
-                 _sched(live["sched"], ("cpu_shares", "weight")) if live else ""))
-    rows.append(("cap", _dash(doc["cap"]), _sched(eff["sched"], ("global_quota", "cap")),
-                 _sched(live["sched"], ("global_quota", "cap")) if live else ""))
+    rows.append(("weight", _dash(doc["weight"]), _sched(eff["sched"], WEIGHT_KEYS),
+                 _sched(live["sched"], WEIGHT_KEYS) if live else ""))
+    rows.append(("cap", _dash(doc["cap"]), _sched(eff["sched"], CAP_KEYS),
+                 _sched(live["sched"], CAP_KEYS) if live else ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     out.write("\n")
     for r in rows:
@@ -47,6 +53,8 @@ def policy_report(doc, out):
         out.write("\nConflict:    %s\n" % doc["conflict"])
     for note in eff.get("notes") or []:
         out.write("Note:        %s\n" % note)
+    for text in eff.get("unsupported") or []:
+        out.write("Unsupported: %s\n" % text)
     if doc["running"]:
         if doc["drift"]:
             for line in doc["drift"]:
@@ -70,7 +78,7 @@ def _sched(params, keys):
     for key in keys:
         if key in params:
             value = params[key]
-            if key == "global_quota" and quota_is_unlimited(value):
+            if is_quota(key) and quota_is_unlimited(value):
                 value = "none"
             return "%s=%s" % (key, value)
     return "-"
