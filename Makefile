@@ -32,7 +32,9 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 # Generated files, all under build/ (never sed on an installed file).
 MANPAGES   := build/policyctl.8 build/policyhook.conf.5
 COMPLETION := build/policyctl.bash
-HOOK       := build/policyhook-qemu
+# One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
+DRIVERS    := qemu lxc libxl
+HOOKS      := $(DRIVERS:%=build/policyhook-%)
 
 # make rpm / srpm: everything under build/rpm. On a host whose rpm database does not
 # hold its own packages (Debian's rpm), BuildRequires cannot be checked: --nodeps.
@@ -49,9 +51,9 @@ TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 all: build
 
-build: $(HOOK) $(MANPAGES) $(COMPLETION)
+build: $(HOOKS) $(MANPAGES) $(COMPLETION)
 
-# Rebuild the hook when PYTHON changes, not only when hooks/qemu does.
+# Rebuild the hooks when PYTHON changes, not only when hooks/DRIVER does.
 build/python-path: FORCE
 	@mkdir -p build
 	@echo '$(PYTHON_ABS)' | cmp -s - $@ || echo '$(PYTHON_ABS)' > $@
@@ -67,7 +69,7 @@ MAN_SOURCES := tools/mkman.py tools/argspec.py policyhook/__init__.py policyhook
 
 build/policyctl.8 build/policyhook.conf.5: $(MAN_SOURCES)
 	@mkdir -p build
-	$(PYTHON) tools/mkman.py --hook $(HOOKDIR)/qemu.d/$(NAME) -o $@ $(notdir $@)
+	$(PYTHON) tools/mkman.py $(DRIVERS:%=--hook $(HOOKDIR)/%.d/$(NAME)) -o $@ $(notdir $@)
 
 $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/policyctl.in \
 		policyhook/cli/parser.py
@@ -98,7 +100,9 @@ endif
 # Everything but the Python package: the spec installs that with %pyproject_install
 # where the Fedora macros exist, and calls this target for the rest.
 install-data: build
-	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(HOOKDIR)/qemu.d/$(NAME)"
+	for driver in $(DRIVERS); do \
+		$(INSTALL) -Dpm 0755 build/policyhook-$$driver "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
+	done
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/$(NAME)" "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/domains"
 	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf" ]; then \
 		echo "kept $(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
@@ -115,7 +119,7 @@ install-data: build
 
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
-	rm -f "$(DESTDIR)$(HOOKDIR)/qemu.d/$(NAME)" \
+	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") \
 		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" \
 		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
@@ -132,7 +136,7 @@ endif
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
-		for unit in libvirtd.service virtqemud.service; do \
+		for unit in libvirtd.service virtqemud.service virtlxcd.service virtxend.service; do \
 			systemctl try-reload-or-restart $$unit 2>/dev/null || true; done; \
 	elif [ -s /run/libvirtd.pid ] && kill -0 "$$(cat /run/libvirtd.pid)" 2>/dev/null; then \
 		kill -HUP "$$(cat /run/libvirtd.pid)"; echo "reloaded libvirtd (SIGHUP)"; \

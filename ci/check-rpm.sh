@@ -84,7 +84,10 @@ entry() {   # entry PATH MODE [FLAG]: PATH is packaged with MODE, owned by root,
     [ "$5 $6" = "root root" ] || fail "$1 is owned by $5:$6, expected root:root"
     case "$7" in *"$3"*) ;; *) fail "$1 has file flags '$7', expected '$3' among them" ;; esac
 }
-entry /etc/libvirt/hooks/qemu.d/policyhook -rwxr-xr-x
+for driver in qemu lxc libxl; do
+    entry /etc/libvirt/hooks/$driver.d drwxr-xr-x
+    entry /etc/libvirt/hooks/$driver.d/policyhook -rwxr-xr-x
+done
 entry /etc/policyhook drwxr-xr-x
 entry /etc/policyhook/domains drwxr-xr-x
 entry /etc/policyhook/policyhook.conf -rw-r--r-- cn        # %config(noreplace)
@@ -152,8 +155,10 @@ rpm --root "$ROOT" -i --nodeps --nosignature --noscripts "$RPM" 2>"$WORK/rpm-i.e
     || { cat "$WORK/rpm-i.err" >&2; fail "rpm --root $ROOT -i $RPM failed"; }
 rpm --root "$ROOT" -V --nodeps policyhook 2>"$WORK/rpm-V.err" \
     || { cat "$WORK/rpm-V.err" >&2; fail "rpm -V: the installed files differ from the package (above)"; }
-hook=$ROOT/etc/libvirt/hooks/qemu.d/policyhook
-[ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
+for driver in qemu lxc libxl; do
+    hook=$ROOT/etc/libvirt/hooks/$driver.d/policyhook
+    [ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the $driver hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
+done
 export PYTHONPATH=$ROOT$SITELIB
 help=$("$ROOT/usr/bin/policyctl" --help) || fail "policyctl --help exited non-zero"
 grep -q '^usage: policyctl' <<<"$help" || fail "policyctl --help printed no usage line"
@@ -162,12 +167,15 @@ head -n 12 <<<"$help"
 echo "---"
 check=$("$ROOT/usr/bin/policyctl" --root "$ROOT" check) || fail "policyctl --root $ROOT check failed: $check"
 say "policyctl --root ROOT check: ${check#"$ROOT"}"
-POLICYHOOK_ROOT=$ROOT $PY "$hook" vm1 stopped end - </dev/null || fail "the installed hook failed on 'stopped end'"
+for driver in qemu lxc libxl; do
+    POLICYHOOK_ROOT=$ROOT $PY "$ROOT/etc/libvirt/hooks/$driver.d/policyhook" vm1 stopped end - </dev/null \
+        || fail "the installed $driver hook failed on 'stopped end'"
+done
 bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
 if command -v man >/dev/null; then
     man -l "$ROOT"/usr/share/man/man8/policyctl.8* 2>/dev/null | head -n 3 | grep -q 'POLICYCTL(8)' \
         || fail "man cannot render the installed policyctl(8)"
 fi
 unset PYTHONPATH
-say "installed into a scratch root: rpm -V clean, policyctl --help and check run, the hook runs"
+say "installed into a scratch root: rpm -V clean, policyctl --help and check run, the hooks run"
 say "OK"

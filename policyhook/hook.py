@@ -2,6 +2,10 @@
 
     /etc/libvirt/hooks/qemu.d/policyhook DOMAIN OPERATION SUB-OPERATION EXTRA < domain.xml
 
+The same code serves each libvirt driver with hooks: hooks/qemu, hooks/lxc and
+hooks/libxl call main("qemu"), main("lxc"), main("libxl"), and OPERATIONS says which
+events each driver has (libvirt's src/util/virhook.c, docs/hooks.rst).
+
 Rules (DESIGN.md "Hook events", libvirt-lab.md 5-6): standard library only on the
 hot path; never call libvirt (the domain is locked while we run, and enumerating
 domains hangs); never wait on the registry lock longer than [hook] lock_timeout;
@@ -139,7 +143,7 @@ def on_prepare(call):
     plan, _, code = _admit(call)
     if plan is None:
         return code
-    call.log("admitted; plan %s" % _describe(plan))
+    call.log("admitted; plan %s" % _describe(plan), "warning" if plan.unsupported else "info")
     _record(call, result="admitted", plan=plan.to_doc(), error=None, started_at=None)
     return 0
 
@@ -181,14 +185,17 @@ def on_migrate_or_restore(call):
     plan, settings, code = _admit(call)
     if plan is None:
         return code
-    from .cputune import with_cputune
+    from .cputune import left_out, with_cputune
 
     try:
         call.stdout.write(with_cputune(call.xml, plan))
     except Exception as e:  # noqa: BLE001 - a failure of ours; on_error decides
         return _failed(call, settings, "%s: %s" % (type(e).__name__, e),
                        "policy not written into the XML")
-    call.log("wrote the policy into <cputune>: %s" % _describe(plan))
+    later = left_out(plan)
+    call.log("wrote the policy into <cputune>: %s%s" % (
+        _describe(plan), "; %s has no <cputune> element, the applier sets it at start"
+        % ", ".join("%s=%s" % kv for kv in sorted(later.items())) if later else ""))
     return 0
 
 
@@ -216,13 +223,26 @@ HANDLERS = {
     ("release", "end"): on_stopped,
 }
 
+# The events each driver's hook receives. LXC has no migrate and no restore; libxl has
+# migrate (a filter of the incoming XML, as QEMU's) but no restore. Xen re-creates a
+# domain on a guest reboot, so there the whole cycle runs again (prepare ... release,
+# then prepare, start, started) and the policy is planned and applied anew.
+OPERATIONS = {
+    "qemu": HANDLERS,
+    "lxc": {k: v for k, v in HANDLERS.items() if k[0] not in ("migrate", "restore")},
+    "libxl": {k: v for k, v in HANDLERS.items() if k[0] != "restore"},
+}
+
 
 def _describe(plan):
     parts = ["vCPU %d->%s" % (v, c) for v, c in sorted(plan.vcpupin.items())]
     if plan.emulatorpin is not None:
         parts.append("emulator->%s" % plan.emulatorpin)
     parts += ["%s=%s" % kv for kv in sorted(plan.sched.items())]
-    return ", ".join(parts) or "nothing to apply"
+    text = ", ".join(parts) or "nothing to apply"
+    if plan.unsupported:
+        text += "; unsupported: %s" % "; ".join(plan.unsupported)
+    return text
 
 
 def spawn_applier(call):
@@ -264,7 +284,7 @@ def main(driver, argv=None, stdin=None, stdout=None, stderr=None, environ=None):
     argv = sys.argv if argv is None else argv
     if len(argv) < 4:
         return 0
-    handler = HANDLERS.get((argv[2], argv[3]))
+    handler = OPERATIONS.get(driver, {}).get((argv[2], argv[3]))
     if handler is None:
         return 0
     call = Call(driver, argv[1], argv[2], argv[3],

@@ -1,4 +1,5 @@
-"""Run hooks/qemu the way libvirtd does: argv, XML on stdin, a cut-down environment."""
+"""Run hooks/qemu (or hooks/lxc, hooks/libxl) the way libvirtd does: argv, XML on stdin,
+a cut-down environment."""
 
 import os
 import subprocess
@@ -6,6 +7,7 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOOK = os.path.join(REPO, "hooks", "qemu")
+HOOKS = {driver: os.path.join(REPO, "hooks", driver) for driver in ("qemu", "lxc", "libxl")}
 
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
@@ -18,8 +20,31 @@ DOMAIN_XML = """<domain type='qemu'>
 """
 
 
-def domain_xml(name="vm1", vcpus=2):
-    return DOMAIN_XML.format(name=name, vcpus=vcpus)
+# What libvirt's LXC and libxl drivers hand their hooks: a container running /bin/sh, and
+# an HVM Xen guest.
+LXC_XML = """<domain type='lxc'>
+  <name>{name}</name>
+  <uuid>6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e60</uuid>
+  <memory unit='KiB'>65536</memory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os><type arch='x86_64'>exe</type><init>/bin/sh</init></os>
+  <devices><emulator>/usr/lib/libvirt/libvirt_lxc</emulator><console type='pty'/></devices>
+</domain>
+"""
+XEN_XML = """<domain type='xen'>
+  <name>{name}</name>
+  <uuid>6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e61</uuid>
+  <memory unit='KiB'>262144</memory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os><type arch='x86_64' machine='xenfv'>hvm</type><loader>/usr/lib/xen/boot/hvmloader</loader></os>
+  <devices><emulator>/usr/lib/xen/bin/qemu-system-i386</emulator></devices>
+</domain>
+"""
+XML = {"qemu": DOMAIN_XML, "lxc": LXC_XML, "libxl": XEN_XML}
+
+
+def domain_xml(name="vm1", vcpus=2, driver="qemu"):
+    return XML[driver].format(name=name, vcpus=vcpus)
 
 
 def run_hook(root, name, op, sub, xml=None, timeout=20, hook=HOOK):

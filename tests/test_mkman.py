@@ -113,3 +113,13 @@ def test_mkman_exits_1_and_names_the_problem(tmp_path):
     assert r.returncode == 1
     assert "[hook] on_error: documented default: 'maybe' is not one of start, refuse" in r.stderr
     assert not (tmp_path / "out.5").exists()
+
+
+def test_policyctl_page_names_every_hook(tmp_path):
+    page = build(tmp_path, "policyctl.8", *[a for d in ("qemu", "lxc", "libxl")
+                                            for a in ("--hook", "/x/%s.d/policyhook" % d)])
+    for path, driver, daemon in (("qemu", "QEMU", "virtqemud"), ("lxc", "LXC", "virtlxcd"),
+                                 ("libxl", "Xen (libxl)", "virtxend")):
+        entry = "\\fB/x/%s.d/policyhook\\fR\nThe hook libvirtd runs at each %s domain event"
+        assert entry % (path, driver) in page
+        assert "or %s, or SIGHUP" % daemon in page

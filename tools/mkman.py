@@ -7,7 +7,7 @@ the comments of etc/policyhook.conf, which document every key; each documented k
 default is checked against policyhook.settings (KEYS and the Settings defaults), so
 the page, the shipped file and the code cannot drift apart.
 
-    tools/mkman.py [--hook PATH] [--conf FILE] -o OUTPUT policyctl.8|policyhook.conf.5
+    tools/mkman.py [--hook PATH]... [--conf FILE] -o OUTPUT policyctl.8|policyhook.conf.5
 """
 
 import argparse
@@ -113,14 +113,28 @@ def examples(epilog):
     return found
 
 
-def files_section(hook_path):
+# The driver a hook serves, by its directory (HOOKDIR/DRIVER.d/policyhook), and the
+# modular daemon that runs it.
+HOOK_DRIVERS = {"qemu.d": ("QEMU", "virtqemud"), "lxc.d": ("LXC", "virtlxcd"),
+                "libxl.d": ("Xen (libxl)", "virtxend")}
+
+
+def hook_entry(hook_path):
+    subdir = os.path.basename(os.path.dirname(hook_path))
+    driver, daemon = HOOK_DRIVERS.get(subdir, ("QEMU", "virtqemud"))
+    return (hook_path, "The hook libvirtd runs at each %s domain event (libvirt 6.5 or later runs "
+                       "every executable in %s/). libvirtd notices a newly installed hook only "
+                       "after it reloads (systemctl reload libvirtd or %s, or SIGHUP)."
+            % (driver, subdir, daemon))
+
+
+def files_section(hook_paths):
     from policyhook.paths import Paths
 
     paths = Paths("/")
-    entries = [
-        (hook_path, "The hook libvirtd runs at each QEMU domain event (libvirt 6.5 or later runs "
-                    "every executable in qemu.d/). libvirtd notices a newly installed hook only "
-                    "after it reloads (systemctl reload libvirtd or virtqemud, or SIGHUP)."),
+    if isinstance(hook_paths, str):
+        hook_paths = [hook_paths]
+    entries = [hook_entry(p) for p in hook_paths] + [
         (paths.conf, "Settings; see policyhook.conf(5)."),
         (paths.domain_file("NAME"), "One domain's policy: vCPU pins, emulator pin, weight and cap."),
         (paths.host_file, "Host-wide policy: which domains occupy which physical CPUs."),
@@ -131,12 +145,12 @@ def files_section(hook_path):
     out = [".SH FILES"]
     for path, meaning in entries:
         out += [".TP", bold(path), esc(meaning)]
-    out += [".PP", "With %s every path but the hook's is under %s." % (bold("--root") + " " + ital("DIR"),
+    out += [".PP", "With %s every path but the hooks' is under %s." % (bold("--root") + " " + ital("DIR"),
                                                                        ital("DIR"))]
     return out
 
 
-def policyctl_page(hook_path):
+def policyctl_page(hook_paths):
     from policyhook.cli import parser as cli
     from policyhook.errors import EXIT_CODES
 
@@ -178,7 +192,7 @@ def policyctl_page(hook_path):
     for code, meaning in sorted(EXIT_CODES.items()):
         out += [".TP", bold(str(code)), esc(meaning)]
 
-    out += files_section(hook_path)
+    out += files_section(hook_paths)
 
     out += [".SH EXAMPLES"]
     for command, meaning in examples(cli.EPILOG):
@@ -263,9 +277,9 @@ def conf_page(conf_path):
     out += [".SH NAME", "policyhook.conf \\- settings of the policyhook libvirt hook and policyctl",
             ".SH SYNOPSIS", bold(conf)]
     out += [".SH DESCRIPTION"] + paragraphs("""\
-policyhook.conf holds the settings of policyctl(8), of the hook libvirtd runs at each QEMU
-domain event, and of the applier the hook starts. It is an INI file, as libvirt's qemu.conf
-and tuned's are: a [section] line, then `key = value` lines; lines starting with # or ;
+policyhook.conf holds the settings of policyctl(8), of the hook libvirtd runs at each QEMU,
+LXC and Xen (libxl) domain event, and of the applier the hook starts. It is an INI file, as
+libvirt's qemu.conf and tuned's are: a [section] line, then `key = value` lines; lines starting with # or ;
 are comments. A key that is not set has the default shown below; the shipped file lists
 every key, commented out, with its default.
 
@@ -292,13 +306,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="Write policyhook's man pages.")
     ap.add_argument("page", choices=PAGES)
     ap.add_argument("-o", "--output", required=True, help="file to write")
-    ap.add_argument("--hook", default="/etc/libvirt/hooks/qemu.d/policyhook",
-                    help="where the hook is installed (named in FILES)")
+    ap.add_argument("--hook", action="append",
+                    help="where a hook is installed (named in FILES); once per driver "
+                         "(default: /etc/libvirt/hooks/qemu.d/policyhook)")
     ap.add_argument("--conf", default=CONF, help="the documented settings file")
     args = ap.parse_args(argv)
     argspec.use_source_tree()
     try:
-        lines = policyctl_page(args.hook) if args.page == "policyctl.8" else conf_page(args.conf)
+        hooks = args.hook or ["/etc/libvirt/hooks/qemu.d/policyhook"]
+        lines = policyctl_page(hooks) if args.page == "policyctl.8" else conf_page(args.conf)
     except DocError as e:
         sys.stderr.write("mkman: %s\n" % e)
         return 1
