@@ -17,6 +17,7 @@ not checked against the domain or the host either, since it never takes effect.
 
 from .cpuset import CpuSet
 from .errors import conflict
+from .limits import vcpu_range
 from .mapping import group_unsupported, sched_params, unsupported
 
 
@@ -88,9 +89,8 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
     if facts.vcpus is not None:
         for vcpu in sorted(stored):
             if vcpu >= facts.vcpus:
-                raise conflict("vCPU %d of '%s' has a pin, but the domain has %d vCPU%s (0-%d)"
-                               % (vcpu, name, facts.vcpus, "" if facts.vcpus == 1 else "s",
-                                  facts.vcpus - 1))
+                raise conflict("vCPU %d of '%s' has a pin, but the domain has %s"
+                               % (vcpu, name, vcpu_range(facts.vcpus)))
     for vcpu, cpus in sorted(stored.items()):
         if not cpus.issubset(host_cpus):
             raise conflict("vCPU %d of '%s' is pinned to %s, but the host's CPUs are %s"

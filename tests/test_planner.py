@@ -84,7 +84,7 @@ CONFLICTS = [
      "vCPU 2 of 'vm' has a pin, but the domain has 2 vCPUs (0-1)"),
     ("vCPU beyond a single vCPU",
      policy("vm", {0: "0", 5: "1"}), {}, facts(vcpus=1),
-     "vCPU 5 of 'vm' has a pin, but the domain has 1 vCPU (0-0)"),
+     "vCPU 5 of 'vm' has a pin, but the domain has 1 vCPU (0)"),
     ("vCPU pin beyond the host",
      policy("vm", {0: "2-5"}), {}, facts(),
      "vCPU 0 of 'vm' is pinned to 2-5, but the host's CPUs are 0-3"),
