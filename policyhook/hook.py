@@ -235,11 +235,7 @@ OPERATIONS = {
 
 
 def _describe(plan):
-    parts = ["vCPU %d->%s" % (v, c) for v, c in sorted(plan.vcpupin.items())]
-    if plan.emulatorpin is not None:
-        parts.append("emulator->%s" % plan.emulatorpin)
-    parts += ["%s=%s" % kv for kv in sorted(plan.sched.items())]
-    text = ", ".join(parts) or "nothing to apply"
+    text = plan.describe()
     if plan.unsupported:
         text += "; unsupported: %s" % "; ".join(plan.unsupported)
     return text

@@ -94,7 +94,7 @@ def change(pm, cpus, names, dry_run=False):
             cannot += [(ctx.name, t) for t in new.unsupported if " kept off " in t]
         if dry_run:
             return OccupancyOutcome(what, False, DRY_RUN,
-                                    [(c.name, "would be re-pinned: " + _describe(p))
+                                    [(c.name, "would be re-pinned: " + p.describe("no change"))
                                      for c, p in repins], [], pm.warning, cannot)
         pm.registry.save_host(new_host)
         if conn is None:
@@ -105,7 +105,7 @@ def change(pm, cpus, names, dry_run=False):
         for ctx, live_plan in repins:
             try:
                 pm._apply(ctx, live_plan, "policyctl cpuoccupy")
-                changes.append((ctx.name, "re-pinned live: " + _describe(live_plan)))
+                changes.append((ctx.name, "re-pinned live: " + live_plan.describe("no change")))
             except PolicyError as e:
                 failures.append((ctx.name, str(e).split(" (the policy is saved")[0]))
     live = "applied live to %d running domain%s" % (len(changes), "" if len(changes) == 1 else "s")
@@ -122,13 +122,6 @@ class PartialFailure(PolicyError):
                          % (len(outcome.failures), "" if len(outcome.failures) == 1 else "s"),
                          LIBVIRT)
         self.outcome = outcome
-
-
-def _describe(p):
-    parts = ["vCPU %d -> %s" % (v, c) for v, c in sorted(p.vcpupin.items())]
-    if p.emulatorpin is not None:
-        parts.append("emulator -> %s" % p.emulatorpin)
-    return ", ".join(parts) or "no change"
 
 
 def _check(pm, old_host, new_host, host_cpus, running):

@@ -57,6 +57,14 @@ class Plan:
                    None if doc["emulatorpin"] is None else CpuSet.parse(doc["emulatorpin"]),
                    doc["sched"], doc.get("notes"), doc.get("unsupported"))
 
+    def describe(self, empty="nothing to apply"):
+        """One line for logs and policyctl: 'vCPU 0 -> 1, emulator -> 0, cpu_shares=2048'."""
+        parts = ["vCPU %d -> %s" % (v, c) for v, c in sorted(self.vcpupin.items())]
+        if self.emulatorpin is not None:
+            parts.append("emulator -> %s" % self.emulatorpin)
+        parts += ["%s=%s" % kv for kv in sorted(self.sched.items())]
+        return ", ".join(parts) or empty
+
     def __eq__(self, other):
         return isinstance(other, Plan) and self.to_doc() == other.to_doc()
 

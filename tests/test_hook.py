@@ -93,7 +93,7 @@ def test_prepare_admits_and_records_the_plan(root):
     assert st["result"] == "admitted"
     assert st["plan"]["vcpupin"] == {"0": str(LAST)}
     assert st["plan"]["sched"]["global_quota"] == 50000
-    assert "admitted; plan vCPU 0->%d" % LAST in log_text(root)
+    assert "admitted; plan vCPU 0 -> %d" % LAST in log_text(root)
 
 
 CONFLICTS = [

@@ -186,7 +186,7 @@ def test_libxl_prepare_plans_weight_and_cap_as_they_are(root):
     assert (plan["vcpupin"], plan["emulatorpin"]) == ({"1": str(LAST)}, None)
     assert plan["sched"] == {"cap": 50, "weight": 512}
     assert plan["unsupported"] == [XEN_EMULATOR]
-    assert ("libxl xen1 prepare/begin: admitted; plan vCPU 1->%d, cap=50, weight=512; unsupported: %s"
+    assert ("libxl xen1 prepare/begin: admitted; plan vCPU 1 -> %d, cap=50, weight=512; unsupported: %s"
             % (LAST, XEN_EMULATOR)) in log_text(root)
 
 

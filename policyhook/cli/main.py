@@ -97,21 +97,13 @@ def report(outcome, args, out, err):
     else:
         out.write(outcome.message() + "\n")
         if args.dry_run and outcome.plan is not None:
-            out.write("plan: %s\n" % _plan_line(outcome.plan))
+            out.write("plan: %s\n" % outcome.plan.describe())
         for step in outcome.steps:
             out.write("  %s\n" % step)
         for text in outcome.plan.unsupported if outcome.plan is not None else ():
             out.write("  unsupported: %s\n" % text)
     warn(outcome.warning, err)
     return 0
-
-
-def _plan_line(p):
-    parts = ["vCPU %d -> %s" % (v, c) for v, c in sorted(p.vcpupin.items())]
-    if p.emulatorpin is not None:
-        parts.append("emulator -> %s" % p.emulatorpin)
-    parts += ["%s=%s" % kv for kv in sorted(p.sched.items())]
-    return ", ".join(parts) or "nothing to apply"
 
 
 def cpuoccupy(pm, args, out, err):
