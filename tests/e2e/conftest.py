@@ -40,6 +40,11 @@ def _clean_all():
     for name in lab.virsh("list", "--all", "--name").stdout.split():
         if name.startswith(lab.PREFIX):
             lab.undefine(name)
+    # Containers too, where libvirtd has its LXC driver.
+    listed = lab.virsh("list", "--all", "--name", uri=lab.LXC_URI, check=False)
+    for name in listed.stdout.split() if listed.returncode == 0 else []:
+        if name.startswith(lab.PREFIX):
+            lab.undefine(name, lab.LXC_URI)
     for path in glob.glob("/etc/policyhook/domains/%s*.json" % lab.PREFIX):
         os.unlink(path)
     if os.path.exists("/etc/policyhook/host.json"):

@@ -1,4 +1,6 @@
-"""A real libvirtd and real QEMU/TCG domains for the end-to-end tests (libvirt-lab.md)."""
+"""A real libvirtd and real QEMU/TCG domains and LXC containers for the end-to-end tests
+(libvirt-lab.md). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
+containers)."""
 
 import os
 import re
@@ -8,9 +10,11 @@ import sys
 import time
 
 URI = "qemu:///system"
+LXC_URI = "lxc:///system"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POLICYCTL = os.path.join(os.path.dirname(sys.executable), "policyctl")
 HOOK = "/etc/libvirt/hooks/qemu.d/policyhook"
+LXC_HOOK = "/etc/libvirt/hooks/lxc.d/policyhook"
 PIDFILE = "/run/libvirtd.pid"
 PREFIX = "phe2e-"
 
@@ -30,6 +34,22 @@ DOMAIN_XML = """<domain type='qemu'>
 """
 
 
+# A container running /bin/sh on the host's root (libvirt's formatdomain: "exe" OS type,
+# <init>, a pty console for the shell). Its 2 vCPUs are only a count: a container has
+# no vCPU threads.
+LXC_XML = """<domain type='lxc'>
+  <name>{name}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os><type>exe</type><init>/bin/sh</init></os>
+  <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <console type='pty'/>
+  </devices>
+</domain>
+"""
+
+
 class LabError(Exception):
     pass
 
@@ -41,16 +61,16 @@ def run(cmd, check=True, timeout=60, **kw):
     return r
 
 
-def virsh(*args, check=True, timeout=60):
-    return run(["virsh", "-c", URI] + list(args), check=check, timeout=timeout)
+def virsh(*args, check=True, timeout=60, uri=URI):
+    return run(["virsh", "-c", uri] + list(args), check=check, timeout=timeout)
 
 
 def policyctl(*args, check=False):
     return run([POLICYCTL] + list(args), check=check)
 
 
-def daemon_up():
-    return subprocess.run(["virsh", "-c", URI, "uri"], capture_output=True).returncode == 0
+def daemon_up(uri=URI):
+    return subprocess.run(["virsh", "-c", uri, "uri"], capture_output=True).returncode == 0
 
 
 def start_daemon():
@@ -94,37 +114,59 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.05)
 
 
-def define(name, vcpus=2):
+def define(name, vcpus=2, uri=URI):
     path = "/tmp/%s.xml" % name
     with open(path, "w") as f:
-        f.write(DOMAIN_XML.format(name=name, vcpus=vcpus))
-    virsh("define", path)
+        f.write((LXC_XML if uri == LXC_URI else DOMAIN_XML).format(name=name, vcpus=vcpus))
+    virsh("define", path, uri=uri)
 
 
-def destroy(name):
-    virsh("destroy", name, check=False)
+def destroy(name, uri=URI):
+    virsh("destroy", name, check=False, uri=uri)
 
 
-def undefine(name):
-    destroy(name)
-    virsh("undefine", name, check=False)
+def undefine(name, uri=URI):
+    destroy(name, uri)
+    virsh("undefine", name, check=False, uri=uri)
 
 
-def vcpupin(name):
+def vcpupin(name, uri=URI):
     """{vcpu: 'cpulist'} from `virsh vcpupin` (live when running)."""
-    out = virsh("vcpupin", name).stdout
+    out = virsh("vcpupin", name, uri=uri).stdout
     return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\s*(\d+)\s+(\S+)\s*$", out, re.M)}
 
 
-def emulatorpin(name):
-    out = virsh("emulatorpin", name).stdout
+def emulatorpin(name, uri=URI):
+    out = virsh("emulatorpin", name, uri=uri).stdout
     m = re.search(r"\*:\s*(\S+)", out)
     return m.group(1) if m else None
 
 
-def schedinfo(name):
-    out = virsh("schedinfo", name).stdout
+def schedinfo(name, uri=URI):
+    out = virsh("schedinfo", name, uri=uri).stdout
     return {m.group(1): m.group(2) for m in re.finditer(r"^(\w+)\s*:\s*(\S+)\s*$", out, re.M)}
+
+
+def domain_cgroup(name, uri=URI, controller="cpu"):
+    """The domain's own cgroup directory (v1), where libvirt writes its CPU limits: QEMU's
+    machine/qemu-ID-NAME.libvirt-qemu (its main process sits in emulator/ below), a
+    container's machine/lxc-PID-NAME.libvirt-lxc. Found from libvirt's pid file."""
+    kind = "lxc" if uri == LXC_URI else "qemu"
+    with open("/run/libvirt/%s/%s.pid" % (kind, name)) as f:
+        pid = int(f.read().split()[0])
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                if path.endswith("/emulator"):
+                    path = path[:-len("/emulator")]
+                return "/sys/fs/cgroup/%s%s" % (controller, path)
+    raise LabError("%s %s (pid %d) is in no %s cgroup" % (kind, name, pid, controller))
+
+
+def cgroup_value(path, name):
+    with open("%s/%s" % (path, name)) as f:
+        return f.read().strip()
 
 
 def appliers():
@@ -138,6 +180,6 @@ def appliers():
                 cmd = f.read()
         except OSError:
             continue
-        if HOOK.encode() in cmd and not _zombie(int(pid)):
+        if (HOOK.encode() in cmd or LXC_HOOK.encode() in cmd) and not _zombie(int(pid)):
             found.append(int(pid))
     return found
