@@ -363,3 +363,15 @@ def test_policyctl_says_it_on_the_command_line(paths):
                      connect=lambda uri: conn)
     assert (code, out.getvalue()) == (0, "ct: applied live (nothing to apply)\n"
                                          "  unsupported: vCPU pins (%s)\n" % LXC_CANNOT)
+
+
+def test_cpuoccupy_lists_a_running_container_it_cannot_keep_off(paths):
+    from policyhook import occupancy
+
+    ct = FakeDomain("ct", "lxc")
+    pm = manager(paths, FakeConn("LXC", ct))
+    out = occupancy.change(pm, "1", "other")
+    assert out.lines() == [
+        "CPU 1 occupied by other: saved; applied live to 0 running domains",
+        "  ct: unsupported: vCPUs and emulator kept off CPU 1 (cpuoccupy) (%s)" % LXC_CANNOT]
+    assert ct.calls == []
