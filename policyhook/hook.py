@@ -245,14 +245,22 @@ def spawn_applier(call):
     """Fork a fully detached applier: new session, stdio to /dev/null and the log,
     no inherited descriptors (libvirtd waits for EOF on the hook's pipes)."""
     log_path = call.paths.log
+    rfd, wfd = os.pipe()  # the first child tells us the applier's pid, for the log
     pid = os.fork()
     if pid:
+        os.close(wfd)
         os.waitpid(pid, 0)  # the first child exits at once
-        return pid
+        with os.fdopen(rfd, "rb") as r:
+            answer = r.read(32)
+        return int(answer) if answer.isdigit() else pid
     try:
+        os.close(rfd)
         os.setsid()
-        if os.fork():
+        applier = os.fork()
+        if applier:
+            os.write(wfd, b"%d" % applier)
             os._exit(0)
+        os.close(wfd)
         null = os.open(os.devnull, os.O_RDWR)
         try:
             os.makedirs(os.path.dirname(log_path), mode=0o755, exist_ok=True)

@@ -214,6 +214,10 @@ def test_the_applier_is_detached(root, op):
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     assert time.monotonic() - t0 < 8
     assert state(root, "vm1")["result"] == "applying"
+    # The log names the applier itself (still retrying), not the short-lived first child.
+    pid = int(log_text(root).split("applier started (pid ")[1].split(")")[0])
+    os.kill(pid, 0)
+    assert os.getsid(pid) != os.getsid(0)  # a session of its own, not the hook's
 
 
 def test_applier_reports_a_domain_that_is_gone(root):
