@@ -1,7 +1,8 @@
 """Facts about a domain, from its XML (the hook's stdin or XMLDesc)."""
 
 from .cpuset import CpuSet
-from .errors import PolicyError, invalid
+from .errors import PolicyError, invalid, quote
+from .limits import MAX_VCPU
 from .mapping import driver_of
 
 
@@ -37,7 +38,10 @@ def parse_domain_xml(text):
         try:
             vcpus = int(vcpu_text.strip())
         except ValueError:
-            raise invalid("domain XML: <vcpu> %r is not a number" % vcpu_text) from None
+            raise invalid("domain XML: <vcpu> %s is not a number" % quote(vcpu_text)) from None
+        # Bounded: the planner walks every vCPU, and the hook must never hang libvirtd.
+        if not 1 <= vcpus <= MAX_VCPU + 1:
+            raise invalid("domain XML: <vcpu> %s is not in 1..%d" % (quote(vcpu_text), MAX_VCPU + 1))
     pins = {}
     emulator = None
     cputune = root.find("cputune")
