@@ -37,6 +37,14 @@ def quote(value, limit=40):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def printable(text):
+    """`text` with its control and other unprintable characters escaped as repr() does,
+    for words that come from elsewhere (argv, file keys, another process): one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def invalid(message):
     return PolicyError(message, INVALID)
 

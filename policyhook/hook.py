@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from .errors import CONFLICT, PolicyError
+from .errors import CONFLICT, PolicyError, printable
 from .paths import Paths
 
 REFUSE = 1
@@ -55,8 +55,9 @@ class Call:
 
     def log(self, message, level="info"):
         from .log import log
-        log(self.paths, "%s %s %s/%s: %s" % (self.driver, self.name, self.op, self.sub, message),
-            level)
+        # A domain name may hold any character but '/': one line per entry, whatever it is.
+        log(self.paths, printable("%s %s %s/%s: %s" % (self.driver, self.name, self.op, self.sub,
+                                                       message)), level)
 
 
 def _settings(call):
@@ -87,8 +88,8 @@ VERBS = {"prepare": "to start", "migrate": "to migrate", "restore": "to restore"
 
 
 def _refuse(call, error):
-    call.stderr.write("policyhook: refusing %s '%s': %s\n"
-                      % (VERBS.get(call.op, "to start"), call.name, error))
+    call.stderr.write(printable("policyhook: refusing %s '%s': %s"
+                                % (VERBS.get(call.op, "to start"), call.name, error)) + "\n")
     return REFUSE
 
 

@@ -9,7 +9,7 @@ import fcntl
 import os
 import time
 
-from .errors import LOCKED, PolicyError, registry_error
+from .errors import LOCKED, PolicyError, printable, registry_error
 
 # Whoever can open the lock file can flock it (a read-only descriptor will do) and so
 # block every writer and every hook: only its owner may open it.
@@ -73,7 +73,7 @@ def _cmdline(pid):
     except OSError:
         return "?"
     # Another process's words: control characters escaped, so the message stays one line.
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)[:80] or "?"
+    return printable(text)[:80] or "?"
 
 
 class FlockLock:

@@ -7,6 +7,7 @@ no true), as Python's json module reads them.
 """
 
 from .cpuset import is_canonical
+from .errors import printable
 from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
 from .names import MAX_NAME, name_problem
 
@@ -107,7 +108,8 @@ def problems(doc, schema):
 def _path(parts):
     # The strict loader's form ($.vcpupin.0, $.cpuoccupy.1[0]), not jsonschema's
     # json_path, whose quoting of keys differs between jsonschema releases.
-    return "$" + "".join("[%d]" % p if isinstance(p, int) else ".%s" % p for p in parts)
+    # A key's control characters are escaped, as repr() would: each problem stays one line.
+    return "$" + "".join("[%d]" % p if isinstance(p, int) else "." + printable(p) for p in parts)
 
 
 def _message(error):

@@ -3,7 +3,7 @@
 import sys
 
 from ..api import PolicyManager
-from ..errors import INTERNAL, INVALID, LIBVIRT, REGISTRY, PolicyError
+from ..errors import INTERNAL, INVALID, LIBVIRT, REGISTRY, PolicyError, printable
 from ..paths import Paths
 from ..settings import load_settings
 from . import show
@@ -26,7 +26,7 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
         if outcome is not None:
             for line in outcome.lines():
                 out.write(line + "\n")
-        err.write("Error: %s\n" % e)
+        err.write("Error: %s\n" % printable(str(e)))  # one line, whatever it quotes
         return e.code
     except KeyboardInterrupt:
         err.write("Error: interrupted\n")
@@ -35,7 +35,7 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
         if debug:
             raise
         err.write("Error: internal error: %s: %s (run with --debug for a traceback)\n"
-                  % (type(e).__name__, e))
+                  % (type(e).__name__, printable(str(e))))
         return INTERNAL
 
 
@@ -88,7 +88,7 @@ def run(args, out, err, connect):
 
 def warn(message, err):
     if message:
-        err.write("Warning: %s\n" % message)
+        err.write("Warning: %s\n" % printable(message))
 
 
 def report(outcome, args, out, err):

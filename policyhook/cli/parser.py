@@ -3,7 +3,7 @@
 import argparse
 
 from .. import __version__
-from ..errors import EXIT_CODES, INVALID, PolicyError
+from ..errors import EXIT_CODES, INVALID, PolicyError, printable
 
 DESCRIPTION = """\
 Record runtime CPU policy for libvirt domains, running or not: vCPU pins, emulator
@@ -29,7 +29,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and an INVALID PolicyError."""
 
     def error(self, message):
-        raise PolicyError("%s (see '%s --help')" % (message, self.prog), INVALID)
+        # argparse quotes the arguments as given: escape what would break the line.
+        raise PolicyError("%s (see '%s --help')" % (printable(message), self.prog), INVALID)
 
 
 def build():
