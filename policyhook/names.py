@@ -15,8 +15,9 @@ def name_problem(name):
         return "'/' is not allowed"
     if name.startswith("."):
         return "it cannot start with '.'"
-    # isprintable() is False for every control character: the loop runs only then.
-    if not name.isprintable() and any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+    # C0, DEL and C1 (U+0080-U+009F: 8-bit terminal escapes, NEL). isprintable() is
+    # False for every one of them: the loop runs only then.
+    if not name.isprintable() and any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in name):
         return "control characters are not allowed"
     try:
         encoded = name.encode("utf-8")

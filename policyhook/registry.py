@@ -38,7 +38,7 @@ def _read_domain_file(paths, name):
     path = paths.domain_file(name)
     policy = _load(path, domain_from_doc)
     if policy is not None and policy.domain != name:
-        raise registry_error(path, "holds the policy of '%s', not '%s'" % (policy.domain, name))
+        raise registry_error(path, "holds the policy of %r, not %r" % (policy.domain, name))
     return policy
 
 
@@ -181,7 +181,7 @@ class Registry:
                 errors = problems(doc, schema) or [str(e)]
             found.extend("%s: %s" % (path, p) for p in errors)
             if not errors and name is not None and doc["domain"] != name:
-                found.append("%s: $.domain: holds the policy of '%s', not '%s'"
+                found.append("%s: $.domain: holds the policy of %r, not %r"
                              % (path, doc["domain"], name))
         return found
 
