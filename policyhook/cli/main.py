@@ -31,6 +31,13 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
     except KeyboardInterrupt:
         err.write("Error: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`policyctl list | head`): stop quietly, as ls does, with
+        # stdout on /dev/null so that the interpreter's flush at exit cannot fail either.
+        if out is sys.stdout:
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell shows for ls in the same place
     except Exception as e:  # noqa: BLE001 - the last resort: one line, not a traceback
         if debug:
             raise
