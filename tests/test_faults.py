@@ -253,6 +253,21 @@ def test_a_temp_file_left_by_a_killed_writer_is_hidden_and_harmless(tmp_path):
     assert reg.load("vm1").weight == 400
 
 
+def test_a_reader_that_goes_away_is_no_error(tmp_path):
+    """`policyctl list | head`: the pipe closes under policyctl; it stops quietly (141, as
+    a shell shows for ls there), not with an internal error."""
+    paths = make_registry(tmp_path, [policy("vm1", weight=300)])
+    for i in range(3000):   # more output than a pipe holds
+        doc = policy("vm%05d" % i, {0: "0"}, weight=300).to_doc()
+        write_raw(paths.domain_file(doc["domain"]), jsondoc.dumps(doc))
+    proc = subprocess.Popen(policyctl(tmp_path, "list"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
+    assert proc.stdout.readline().startswith(b"DOMAIN")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert (proc.wait(timeout=60), err) == (141, b"")
+
+
 # ---- a writer holding the registry lock forever ------------------------------------------
 
 HOLDER = ("import filelock, sys, time\n"

@@ -41,7 +41,7 @@ PROCESS = settings(max_examples=12, deadline=None, suppress_health_check=HEALTH)
 PROCESS_HEAVY = settings(max_examples=300, deadline=None, suppress_health_check=HEALTH)
 # In-process (hook.main, policyctl's main): the same code, many more examples.
 INPROC = settings(max_examples=120, deadline=None, suppress_health_check=HEALTH)
-INPROC_HEAVY = settings(max_examples=3000, deadline=None, suppress_health_check=HEALTH)
+INPROC_HEAVY = settings(max_examples=2000, deadline=None, suppress_health_check=HEALTH)
 
 REFUSING_OPS = ("prepare", "migrate", "restore")
 VERBS = {"prepare": "to start", "migrate": "to migrate", "restore": "to restore"}
