@@ -37,10 +37,10 @@ CONF = "[libvirt]\nuri = test:///default\n[applier]\ntimeout = 2\n"
 HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture,
           HealthCheck.data_too_large]
 # A process per example (the hook, policyctl as libvirtd and an admin run them).
-PROCESS = settings(max_examples=12, deadline=None, suppress_health_check=HEALTH)
+PROCESS = settings(max_examples=8, deadline=None, suppress_health_check=HEALTH)
 PROCESS_HEAVY = settings(max_examples=300, deadline=None, suppress_health_check=HEALTH)
 # In-process (hook.main, policyctl's main): the same code, many more examples.
-INPROC = settings(max_examples=120, deadline=None, suppress_health_check=HEALTH)
+INPROC = settings(max_examples=60, deadline=None, suppress_health_check=HEALTH)
 INPROC_HEAVY = settings(max_examples=2000, deadline=None, suppress_health_check=HEALTH)
 
 REFUSING_OPS = ("prepare", "migrate", "restore")
@@ -482,9 +482,9 @@ def test_fuzz_hook_stdin_xml_heavy(scratch, xml, event, pair, stored):
 
 
 def test_huge_xml_on_stdin(scratch):
-    """A 4 MB domain XML: read whole, parsed, answered; no hang."""
+    """A 2 MB domain XML: read whole, parsed, answered; no hang."""
     xml = ("<domain type='qemu'><name>vm1</name><vcpu>2</vcpu><devices>%s</devices></domain>"
-           % ("<disk type='file' device='disk'/>" * 120000)).encode()
+           % ("<disk type='file' device='disk'/>" * 60000)).encode()
     for event in [("prepare", "begin"), ("migrate", "begin")]:
         _xml_case(scratch, xml, event, ("refuse", "refuse"), policy("vm1", {0: "0"}), in_process=False)
 
