@@ -1,9 +1,13 @@
 """Run hooks/qemu (or hooks/lxc, hooks/libxl) the way libvirtd does: argv, XML on stdin,
 a cut-down environment."""
 
+import json
 import os
 import subprocess
 import sys
+
+from policyhook.paths import Paths
+from policyhook.registry import Registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOOK = os.path.join(REPO, "hooks", "qemu")
@@ -56,3 +60,27 @@ def run_hook(root, name, op, sub, xml=None, timeout=20, hook=HOOK):
                           input=(xml if xml is not None else domain_xml(name)).encode(),
                           capture_output=True, env=env,
                           timeout=timeout, cwd="/")
+
+
+def save(root, policy=None, host=None):
+    """Store a domain policy and/or the host policy in the test registry under `root`."""
+    reg = Registry(Paths(str(root)))
+    with reg.lock():
+        if policy is not None:
+            reg.save(policy)
+        if host is not None:
+            reg.save_host(host)
+
+
+def state(root, name):
+    """The runtime state the hook and applier recorded for `name`, or None."""
+    path = Paths(str(root)).state_file(name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def log_text(root):
+    path = Paths(str(root)).log
+    return open(path).read() if os.path.exists(path) else ""

@@ -1,18 +1,16 @@
 """The hook run as libvirtd runs it, for every event, good and bad policies."""
 
 import fcntl
-import json
 import os
 import time
 
 import pytest
-from hookrun import domain_xml, run_hook
+from hookrun import domain_xml, log_text, run_hook, save, state
 
 from policyhook.cpuset import CpuSet
 from policyhook.hostinfo import online_cpus
 from policyhook.model import DomainPolicy, HostPolicy
 from policyhook.paths import Paths
-from policyhook.registry import Registry
 
 HOST = online_cpus()
 LAST = HOST.max()
@@ -30,28 +28,6 @@ def root(tmp_path):
 def write_conf(paths, text):
     with open(paths.conf, "w") as f:
         f.write(text)
-
-
-def save(root, policy=None, host=None):
-    reg = Registry(Paths(str(root)))
-    with reg.lock():
-        if policy is not None:
-            reg.save(policy)
-        if host is not None:
-            reg.save_host(host)
-
-
-def state(root, name):
-    path = Paths(str(root)).state_file(name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def log_text(root):
-    path = Paths(str(root)).log
-    return open(path).read() if os.path.exists(path) else ""
 
 
 EVENTS_IGNORED = [("prepare", "end"), ("started", "end"), ("stopped", "begin"),

@@ -7,19 +7,17 @@ at the hook level, and in the mapping and planner tests; LXC also runs end to en
 ([libvirt] lxc_uri and libxl_uri), never to the machine's libvirtd.
 """
 
-import json
 import os
 import time
 
 import pytest
-from hookrun import HOOKS, domain_xml, run_hook
+from hookrun import HOOKS, domain_xml, log_text, run_hook, save, state
 
 from policyhook.cpuset import CpuSet
 from policyhook.hook import HANDLERS, OPERATIONS
 from policyhook.hostinfo import online_cpus
 from policyhook.model import DomainPolicy, HostPolicy
 from policyhook.paths import Paths
-from policyhook.registry import Registry
 
 HOST = online_cpus()
 LAST = HOST.max()
@@ -36,28 +34,6 @@ def root(tmp_path):
     with open(paths.conf, "w") as f:
         f.write(CONF)
     return tmp_path
-
-
-def save(root, policy=None, host=None):
-    reg = Registry(Paths(str(root)))
-    with reg.lock():
-        if policy is not None:
-            reg.save(policy)
-        if host is not None:
-            reg.save_host(host)
-
-
-def state(root, name):
-    path = Paths(str(root)).state_file(name)
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
-def log_text(root):
-    path = Paths(str(root)).log
-    return open(path).read() if os.path.exists(path) else ""
 
 
 def wait_log(root, text, count=1, timeout=15):

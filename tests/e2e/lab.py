@@ -2,6 +2,7 @@
 (libvirt-lab.md). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
 containers)."""
 
+import json
 import os
 import re
 import signal
@@ -183,3 +184,12 @@ def appliers():
         if (HOOK.encode() in cmd or LXC_HOOK.encode() in cmd) and not _zombie(int(pid)):
             found.append(int(pid))
     return found
+
+
+def state(name):
+    """The runtime state policyhook recorded for a running domain, or None."""
+    path = "/run/policyhook/state/%s.json" % name
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

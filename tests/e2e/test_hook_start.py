@@ -17,14 +17,6 @@ def _in_force(name, pins, shares=None, quota=None):
     return lab.wait_for(ok, 15, "the policy of %s to be in force" % name)
 
 
-def _state(name):
-    path = "/run/policyhook/state/%s.json" % name
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def test_policy_written_while_off_is_in_force_after_start(domains):
     name = domains()
     for args in (("vcpupin", name, "0", "1"), ("vcpupin", name, "1", "0"),
@@ -33,7 +25,7 @@ def test_policy_written_while_off_is_in_force_after_start(domains):
     lab.virsh("start", name)
     _in_force(name, {0: "1", 1: "0"}, "2048", "50000")
     assert lab.emulatorpin(name) == "1"
-    st = lab.wait_for(lambda: (_state(name) or {}).get("result") == "applied" and _state(name),
+    st = lab.wait_for(lambda: (lab.state(name) or {}).get("result") == "applied" and lab.state(name),
                       15, "the applier's result")
     assert st["source"] == "hook start/begin"
     assert st["after_start_ms"] >= 0
@@ -104,14 +96,14 @@ def test_failing_second_hook_leaves_no_stray_applier(domains):
         os.unlink(other)
     assert lab.virsh("domstate", name).stdout.strip() == "shut off"
     lab.wait_for(lambda: not lab.appliers(), 15, "the applier to exit")
-    assert _state(name) is None
+    assert lab.state(name) is None
 
 
 def test_domain_without_policy_starts_untouched(domains):
     name = domains()
     lab.virsh("start", name)
     assert lab.vcpupin(name) == {0: "0-1", 1: "0-1"}
-    assert _state(name) is None
+    assert lab.state(name) is None
 
 
 def test_paused_start_gets_the_policy_too(domains):

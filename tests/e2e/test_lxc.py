@@ -5,7 +5,6 @@ libvirt's LXC driver cannot do (pins) is refused by policyctl and reported by th
 the applier and `cpupolicy`.
 """
 
-import json
 import os
 
 import lab
@@ -58,16 +57,8 @@ def containers(lxc_ready, request):
                 os.unlink(path)
 
 
-def _state(name):
-    path = "/run/policyhook/state/%s.json" % name
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def _applied(name):
-    return lab.wait_for(lambda: (_state(name) or {}).get("result") == "applied" and _state(name),
+    return lab.wait_for(lambda: (lab.state(name) or {}).get("result") == "applied" and lab.state(name),
                         20, "the applier's result for %s" % name)
 
 
@@ -179,7 +170,7 @@ def test_reconnect_applies_a_change_made_while_libvirtd_was_down(containers):
     # libvirtd runs the lxc hook's `reconnect begin` for the running container.
     _lxc_sched(ct, vcpu_quota=30000)
     assert lab.virsh("domstate", ct, uri=LXC).stdout.strip() == "running"
-    assert lab.wait_for(lambda: (_state(ct) or {}).get("source") == "hook reconnect/begin",
+    assert lab.wait_for(lambda: (lab.state(ct) or {}).get("source") == "hook reconnect/begin",
                         20, "the reconnect applier")
 
 
@@ -188,4 +179,4 @@ def test_container_without_policy_starts_untouched(containers):
     lab.virsh("start", ct, uri=LXC)
     sched = lab.schedinfo(ct, uri=LXC)
     assert (sched["cpu_shares"], sched["vcpu_quota"]) == ("1024", "-1")
-    assert _state(ct) is None
+    assert lab.state(ct) is None
