@@ -23,6 +23,9 @@ def _no_constant(name):
     raise ValueError("%s is not allowed" % name)
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
 def parse(data):
     """Parse bytes into a JSON value, or raise INVALID saying why."""
     if len(data) > MAX_BYTES:
@@ -32,7 +35,10 @@ def parse(data):
     except UnicodeDecodeError as e:
         raise invalid("not valid UTF-8 (byte %d)" % e.start) from None
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        # json.loads() would build a decoder per call; one serves all (a BOM still goes
+        # to json.loads, for its own message).
+        doc = _DECODER.decode(text) if not text.startswith("\ufeff") else \
+            json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except RecursionError:
         raise invalid("nested too deeply") from None
     except ValueError as e:

@@ -61,8 +61,14 @@ def read_file(path, limit, owner=None):
         if not stat.S_ISREG(st.st_mode):
             raise registry_error(path, "is not a regular file")
         _check_owner_mode(path, st, owner)
-        chunks = []
-        size = 0
+        # One read for a file that keeps its size (a short read of a regular file is its
+        # end); the loop only for one that grew meanwhile.
+        want = min(st.st_size, limit) + 1
+        first = os.read(fd, want)
+        if len(first) < want:
+            return first
+        chunks = [first]
+        size = len(first)
         while size <= limit:
             chunk = os.read(fd, 65536)
             if not chunk:
