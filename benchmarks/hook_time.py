@@ -84,7 +84,8 @@ def main():
             henv = dict(env, POLICYHOOK_ROOT=root)
             print("\nregistry: %d other domains" % size)
             cases = [
-                ("unhandled event (start begin)", "nopolicy", "start", "begin"),
+                ("unhandled event (prepare end)", "nopolicy", "prepare", "end"),
+                ("start begin, no policy", "nopolicy", "start", "begin"),
                 ("prepare begin, no policy", "nopolicy", "prepare", "begin"),
                 ("prepare begin, with policy", "withpolicy", "prepare", "begin"),
                 ("started begin, with policy (forks applier)", "withpolicy", "started", "begin"),
