@@ -17,13 +17,11 @@ import subprocess
 import sys
 import time
 
+import throwaway
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 NAME = "phbench-live"
-XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>128</memory>
-<vcpu placement='static'>{vcpus}</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-x86_64</emulator><controller type='usb' model='none'/>
-<memballoon model='none'/></devices></domain>"""
 
 
 def main():
@@ -39,15 +37,8 @@ def main():
     libvirt.registerErrorHandler(lambda c, e: None, None)
     conn = libvirt.open("qemu:///system")
     ncpus = conn.getCPUMap()[0]
-    policyctl = os.path.join(os.path.dirname(sys.executable), "policyctl")
-    try:
-        old = conn.lookupByName(NAME)
-        if old.isActive():
-            old.destroy()
-        old.undefine()
-    except libvirt.libvirtError:
-        pass
-    dom = conn.defineXML(XML.format(name=NAME, vcpus=args.vcpus))
+    policyctl = throwaway.POLICYCTL
+    dom = throwaway.define_fresh(conn, NAME, args.vcpus, 128)
     try:
         dom.create()
         pm = PolicyManager(Paths("/"))
@@ -72,10 +63,7 @@ def main():
         print("reproduce: %s benchmarks/live_apply.py --vcpus %d --runs %d"
               % (os.path.basename(sys.executable), args.vcpus, args.runs))
     finally:
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-        subprocess.run([policyctl, "remove", NAME], capture_output=True)
+        throwaway.remove(dom, NAME)
     return 0
 
 

@@ -18,12 +18,10 @@ import subprocess
 import sys
 import time
 
+import throwaway
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAME = "phbench-window"
-XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>
-<vcpu placement='static'>{vcpus}</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
-<devices><emulator>/usr/bin/qemu-system-x86_64</emulator><controller type='usb' model='none'/>
-<memballoon model='none'/></devices></domain>"""
 
 
 def main():
@@ -38,15 +36,8 @@ def main():
     conn = libvirt.open(args.uri)
     ncpus = conn.getCPUMap()[0]
     last = ncpus - 1
-    policyctl = os.path.join(os.path.dirname(sys.executable), "policyctl")
-    try:
-        old = conn.lookupByName(NAME)
-        if old.isActive():
-            old.destroy()
-        old.undefine()
-    except libvirt.libvirtError:
-        pass
-    dom = conn.defineXML(XML.format(name=NAME, vcpus=args.vcpus))
+    policyctl = throwaway.POLICYCTL
+    dom = throwaway.define_fresh(conn, NAME, args.vcpus, 64)
     want_pins = {}
     try:
         for vcpu in range(args.vcpus):
@@ -96,10 +87,7 @@ def main():
         print("reproduce: %s benchmarks/start_window.py --runs %d --vcpus %d"
               % (os.path.basename(sys.executable), args.runs, args.vcpus))
     finally:
-        if dom.isActive():
-            dom.destroy()
-        dom.undefine()
-        subprocess.run([policyctl, "remove", NAME], capture_output=True)
+        throwaway.remove(dom, NAME)
     return 0
 
 
