@@ -49,9 +49,9 @@ def make_registry(root, others):
         # The applier forked at `started` must not reach a real libvirtd here.
         f.write("[libvirt]\nuri = test:///default\n[applier]\ntimeout = 2\n")
     with reg.lock():
-        reg.save(DomainPolicy("withpolicy", {0: CpuSet([0])}, weight=512, cap=50))
+        reg.save(DomainPolicy("withpolicy", {("vcpu", 0): CpuSet([0])}, {"weight": 512, "cap": 50}))
         for i in range(others):
-            reg.save(DomainPolicy("other%05d" % i, {0: CpuSet([0])}, weight=100 + i % 1000))
+            reg.save(DomainPolicy("other%05d" % i, {("vcpu", 0): CpuSet([0])}, {"weight": 100 + i % 1000}))
     return paths
 
 

@@ -43,16 +43,16 @@ def main():
         dom.create()
         pm = PolicyManager(Paths("/"))
         for vcpu in range(args.vcpus):
-            pm.set_vcpupin(NAME, vcpu, str(vcpu % ncpus))
-        pm.set_emulatorpin(NAME, "0")
-        pm.set_weight(NAME, 512)
-        pm.set_cap(NAME, 100)
+            pm.set_pin(NAME, "vcpu", vcpu, str(vcpu % ncpus))
+        pm.set_pin(NAME, "emulator", None, "0")
+        pm.set_sched(NAME, "weight", 512)
+        pm.set_sched(NAME, "cap", 100)
         api, proc = [], []
         for _ in range(args.runs):
             t0 = time.perf_counter()
-            [(_, steps, error)] = pm.apply([NAME])
+            [result] = pm.apply([NAME])
             api.append((time.perf_counter() - t0) * 1000)
-            assert error is None and len(steps) == args.vcpus + 2, (steps, error)
+            assert result.error is None and len(result.applied.pins) == args.vcpus + 1, result.to_doc()
             t0 = time.perf_counter()
             subprocess.run([policyctl, "apply", NAME], check=True, capture_output=True)
             proc.append((time.perf_counter() - t0) * 1000)

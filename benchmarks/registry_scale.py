@@ -46,8 +46,9 @@ def build(root, size):
     reg = Registry(paths)
 
     def policy(i):
-        return DomainPolicy("vm%05d" % i, {0: CpuSet([0]), 1: CpuSet([0, 1]), 2: CpuSet([1])},
-                            CpuSet([0]), weight=100 + i % 1000, cap=(i % 8) * 25)
+        return DomainPolicy("vm%05d" % i, {("vcpu", 0): CpuSet([0]), ("vcpu", 1): CpuSet([0, 1]),
+                                           ("vcpu", 2): CpuSet([1]), ("emulator", 0): CpuSet([0])},
+                            {"weight": 100 + i % 1000, "cap": (i % 8) * 25})
 
     with reg.lock():
         reg.save(policy(0))

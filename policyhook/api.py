@@ -3,277 +3,244 @@
     from policyhook.api import PolicyManager
     from policyhook.paths import Paths
     pm = PolicyManager(Paths("/"), uri="qemu:///system")
-    print(pm.set_vcpupin("vm1", 0, "0-1").message())
+    outcome = pm.set_pin("vm1", "vcpu", 0, "0-1")      # a results.Outcome
+    outcome.status                                    # Status.APPLIED
 
 Each change is computed first (validated, planned against the host, the domain and
-the CPU occupancy), then saved under the registry lock and, when the domain runs,
-applied live through libvirt. `dry_run=True` stops after computing.
+the CPU occupancy), then saved under the registry lock; the lock is released before
+libvirt is called to put it in force on a running domain (enforce.py). `dry_run=True`
+stops after computing. Every method returns records (results.py); only policyctl and
+the log make words of them.
 
 A setting the domain's driver cannot put in force (vCPU and emulator pins on LXC, the
-emulator pin on libxl, weight and cap under a Xen scheduler other than credit) is
-refused, CONFLICT, nothing saved: the driver is known from libvirt (the domain, or
-for a domain libvirt does not know, the connection). With libvirt unreachable or
---offline the driver is unknown and the setting is saved; the hook and `cpupolicy`
-then report it as unsupported for a domain that turns out to be LXC or Xen.
+emulator and IOThread pins on libxl, weight and cap under a Xen scheduler other than
+credit) is refused, CONFLICT, nothing saved: the driver is known from libvirt (the
+domain, or for a domain libvirt does not know, the connection). With libvirt
+unreachable or --offline the driver is unknown and the setting is saved; the hook and
+`cpupolicy` then report it as unsupported for a domain that turns out to be LXC or Xen.
 """
 
-import time
-
-from . import state
+from . import enforce, occupancy
 from .cpuset import CpuSet
 from .domxml import DomainFacts
-from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid, quote
+from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid
 from .hostinfo import online_cpus
-from .limits import CAP_MAX, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN, vcpu_range
-from .mapping import (
-    LABEL,
-    SETTINGS,
-    from_live,
-    is_quota,
-    local_cgroup_version,
-    quota_is_unlimited,
-    reset_params,
-    sets_cap,
-    sets_weight,
-    unsupported,
-)
-from .model import DomainPolicy, HostPolicy
+from .inputs import parse_domains, parse_int
+from .limits import count_phrase
+from .mapping import LABEL, local_cgroup_version, unsupported
+from .model import DomainPolicy
 from .names import check_name
-from .planner import Plan, plan
+from .planner import plan
 from .registry import Registry
+from .results import ApplyResult, Change, OccupancyOutcome, Outcome, Status
 from .settings import Settings
-
-# Where a change stands, as policyctl reports it.
-APPLIED = "applied live"
-NOT_RUNNING = "applies at next start (domain is not running)"
-NOT_DEFINED = "applies at next start (libvirt does not know the domain yet)"
-DRY_RUN = "not saved (dry run)"
+from .tunables import PIN, SCHED_BY_KEY, SETTINGS, VCPU
 
 
-class Outcome:
-    """The result of one change."""
-
-    def __init__(self, domain, what, saved, live, plan=None, steps=None, warning=None):
-        self.domain = domain
-        self.what = what
-        self.saved = saved
-        self.live = live
-        self.plan = plan
-        self.steps = steps or []
-        self.warning = warning
-
-    def message(self):
-        if self.live == DRY_RUN:
-            return "%s: %s: would be saved (dry run)" % (self.domain, self.what)
-        return "%s: %s: saved; %s" % (self.domain, self.what, self.live)
-
-    def to_doc(self):
-        return {"domain": self.domain, "change": self.what, "saved": self.saved,
-                "live": self.live, "steps": self.steps, "warning": self.warning,
-                "plan": self.plan.to_doc() if self.plan else None}
-
-
-def parse_int(text, what, lo, hi):
-    if isinstance(text, int) and not isinstance(text, bool):
-        value = text
-    elif isinstance(text, str) and text.isascii() and text.strip().isdigit():
-        digits = text.strip().lstrip("0") or "0"
-        if len(digits) > len(str(hi)):  # out of range; and int() refuses over 4300 digits
-            raise invalid("invalid %s %s: must be %d..%d"
-                          % (what, digits if len(digits) <= 20 else digits[:17] + "...", lo, hi))
-        value = int(digits)
-    else:
-        raise invalid("invalid %s %s: not a whole number" % (what, quote(text)))
-    if not lo <= value <= hi:
-        raise invalid("invalid %s %d: must be %d..%d" % (what, value, lo, hi))
-    return value
-
-
-def parse_domains(text):
-    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
-    if not names or any(not n for n in names):
-        raise invalid("invalid domain list %s: empty name" % quote(text))
-    for name in names:
-        check_name(name)
-    if len(set(names)) != len(names):
-        raise invalid("invalid domain list %s: a domain is listed twice" % quote(text))
-    return names
-
-
-class _Context:
+class Context:
     """What libvirt (or the local host) says about one domain, gathered before locking."""
 
-    def __init__(self, name, host_cpus, cpumap_len, facts=None, dom=None, running=False):
+    __slots__ = ("name", "host", "facts", "dom", "running", "cgroup_version")
+
+    def __init__(self, name, host, facts=None, dom=None, running=False, cgroup_version=1):
         self.name = name
-        self.host_cpus = host_cpus
-        self.cpumap_len = cpumap_len
+        self.host = host                  # virt.HostFacts, or LocalHost
         self.facts = facts or DomainFacts(name)
         self.dom = dom
         self.running = running
+        self.cgroup_version = cgroup_version
+
+    def target(self):
+        return enforce.Target(self.name, self.dom, self.facts, self.host, self.cgroup_version)
+
+
+class LocalHost:
+    """This machine's CPUs, when libvirt is not asked (--offline, unreachable)."""
+
+    __slots__ = ("cpus", "cpumap_len", "cgroup_version", "local")
+
+    def __init__(self, cgroup_version):
+        self.cpus = online_cpus()
+        self.cpumap_len = (self.cpus.max() or 0) + 1
+        self.cgroup_version = cgroup_version
+        self.local = True
 
 
 class PolicyManager:
     def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
                  cgroup_version=None):
-        """`connect(uri) -> conn` defaults to libvirt; `offline` never connects."""
+        """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
+        `cgroup_version` overrides what the host is found to have."""
         self.paths = paths
         self.settings = settings or Settings()
         self.uri = uri or self.settings.uri
         self.registry = Registry(paths, self.settings.lock_timeout)
+        self.offline = offline
         self._connect = connect
-        self._offline = offline
         self._conn = None
-        self.warning = None   # why libvirt was not used, when it was not
-        self.unsupported = {}  # apply(): domain -> what its driver cannot put in force
-        self.cgroup_version = cgroup_version or local_cgroup_version()
+        self._host = None
+        self._cgroup_version = cgroup_version
+        self.libvirt_error = None  # why libvirt could not be used, once it could not
 
     # ---- libvirt --------------------------------------------------------
 
-    def conn(self):
-        """The libvirt connection, or None (with self.warning saying why)."""
-        if self._conn is None and not self._offline and self.warning is None:
+    def connection(self):
+        """The libvirt connection, or None (--offline, or libvirt_error says why)."""
+        if self._conn is None and not self.offline and self.libvirt_error is None:
             try:
                 if self._connect is None:
                     from . import virt
                     self._connect = virt.connect
                 self._conn = self._connect(self.uri)
             except PolicyError as e:
-                self.warning = "%s; the change is saved but not applied live" % e
+                self.libvirt_error = str(e)
         return self._conn
 
-    @staticmethod
-    def _virt():
-        from . import virt
-        return virt
+    def host_facts(self):
+        if self._host is None:
+            conn = self.connection()
+            if conn is None:
+                self._host = LocalHost(self._cgroup_version or local_cgroup_version())
+            else:
+                from . import virt
+                self._host = virt.host_facts(conn)
+                if self._cgroup_version:
+                    self._host.cgroup_version = self._cgroup_version
+        return self._host
 
     def context(self, name):
         check_name(name)
-        conn = self.conn()
+        host = self.host_facts()
+        conn = self.connection()
         if conn is None:
-            cpus = online_cpus()
-            return _Context(name, cpus, (cpus.max() or 0) + 1)
-        virt = self._virt()
-        cpumap_len, cpus = virt.host_cpus(conn)
+            return Context(name, host, cgroup_version=host.cgroup_version)
+        from . import virt
         dom = virt.lookup(conn, name)
         if dom is None:
             # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
-            return _Context(name, cpus, cpumap_len, DomainFacts(name, virt.driver(conn) or "qemu"))
-        facts = virt.facts(dom)
-        facts.name = name
-        return _Context(name, cpus, cpumap_len, facts, dom, virt.is_running(dom))
+            facts = DomainFacts(name, virt.driver(conn) or "qemu")
+            return Context(name, host, facts, cgroup_version=host.cgroup_version or 2)
+        facts = virt.facts(dom, name)
+        running = virt.is_running(dom)
+        version = host.cgroup_version
+        if version is None:
+            version = virt.cgroup_version(host, facts.driver,
+                                          virt.live_values(dom, facts.driver) if running else None)
+        return Context(name, host, facts, dom, running, version)
+
+    def _not_live(self, ctx):
+        """The status of a saved change that was not applied live."""
+        if self.connection() is None:
+            return Status.OFFLINE
+        return Status.NOT_DEFINED if ctx.dom is None else Status.NOT_RUNNING
 
     # ---- editing one domain --------------------------------------------
 
-    def _edit(self, name, what, mutate, dry_run=False):
+    def _edit(self, name, change, mutate, dry_run=False):
         ctx = self.context(name)
         with self.registry.lock():
             host = self.registry.load_host()
             old = self.registry.load(name) or DomainPolicy(name)
             new = old.copy()
             mutate(new, ctx)
-            new_plan = plan(new, host, ctx.facts, ctx.host_cpus, self.cgroup_version)
+            new_plan = self.plan_for(new, host, ctx)
             if dry_run:
-                return Outcome(name, what, False, DRY_RUN, new_plan, warning=self.warning)
+                return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error)
             self.registry.save(new)
-            if not ctx.running:
-                live = NOT_DEFINED if ctx.dom is None and self.conn() is not None else NOT_RUNNING
-                if self.conn() is None:
-                    live = "not applied live (%s)" % (
-                        "--offline" if self._offline else "libvirt unreachable")
-                return Outcome(name, what, True, live, new_plan, warning=self.warning)
-            old_plan = plan(old, host, ctx.facts, ctx.host_cpus, self.cgroup_version)
-            live_plan = with_restores(new_plan, old_plan, ctx, self.cgroup_version)
-            steps = self._apply(ctx, live_plan, "policyctl")
-            return Outcome(name, what, True, APPLIED, new_plan, steps, self.warning)
-
-    def _apply(self, ctx, live_plan, source):
-        virt = self._virt()
+        if not ctx.running:
+            return Outcome(name, change, self._not_live(ctx), new_plan, libvirt_error=self.libvirt_error)
         try:
-            steps = virt.apply_plan(ctx.dom, live_plan, ctx.cpumap_len)
+            previous = self.plan_for(old, host, ctx)
         except PolicyError as e:
-            state.update(self.paths, ctx.name, result="failed", error=str(e), source=source)
+            if e.code != CONFLICT:
+                raise
+            previous = None  # the old policy no longer fits the domain: nothing to restore
+        stored = None if new.is_empty() else new
+        done = self._enforce(ctx, "policyctl", first=(stored, host), previous=previous)
+        return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds)
+
+    def plan_for(self, policy, host, ctx):
+        """The plan of `policy` for the domain of `ctx` under `host` (pure)."""
+        return plan(policy, host, ctx.facts, ctx.host.cpus, ctx.cgroup_version)
+
+    def _enforce(self, ctx, source, hint=True, **kw):
+        """enforce.enforce() on a running domain, its runtime state recorded; LIBVIRT
+        when libvirt refuses (with `hint`, saying how to retry)."""
+        read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
+        try:
+            done = enforce.enforce(ctx.target(), read, **kw)
+        except PolicyError as e:
+            if e.code != LIBVIRT:
+                raise
+            enforce.record(self.paths, ctx.name, source, error=str(e))
+            if not hint:
+                raise
             raise PolicyError("%s (the policy is saved; run 'policyctl apply %s' to retry)"
                               % (e, ctx.name), LIBVIRT) from None
-        state.update(self.paths, ctx.name, plan=live_plan.to_doc(), result="applied",
-                     applied_at=time.time(), steps=steps, source=source, error=None,
-                     after_start_ms=None)
-        return steps
+        enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
+        return done
 
-    def set_vcpupin(self, name, vcpu, cpulist, dry_run=False):
-        vcpu = parse_int(vcpu, "vCPU", 0, MAX_VCPU)
+    def set_pin(self, name, kind, index, cpulist, dry_run=False):
+        """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""
+        row = PIN[kind]
+        index = parse_int(index, row.index_word, row.first, row.max_index) if row.indexed else 0
         cpus = CpuSet.parse(cpulist)
 
         def mutate(policy, ctx):
-            _check_driver("vcpupin", ctx)
-            if ctx.facts.vcpus is not None and vcpu >= ctx.facts.vcpus:
-                raise invalid("invalid vCPU %d: domain '%s' has %s"
-                              % (vcpu, name, vcpu_range(ctx.facts.vcpus)))
+            _check_driver(row.key, ctx)
+            indexes = row.indexes(ctx.facts)
+            if indexes is not None and index not in indexes:
+                raise invalid("invalid %s %d: domain '%s' has %s"
+                              % (row.index_word, index, name, count_phrase(row.label, indexes)))
             _check_host(cpus, ctx)
-            policy.vcpupin[vcpu] = cpus
-        return self._edit(name, "vCPU %d pinned to %s" % (vcpu, cpus), mutate, dry_run)
+            policy.pins[(row.kind, index)] = cpus
+        return self._edit(name, Change("set", row.key, index if row.indexed else None, cpus),
+                          mutate, dry_run)
 
-    def unset_vcpupin(self, name, vcpu, dry_run=False):
-        vcpu = parse_int(vcpu, "vCPU", 0, MAX_VCPU) if vcpu is not None else None
+    def unset_pin(self, name, kind, index=None, dry_run=False):
+        """Drop one pin, or every pin of `kind` when index is None."""
+        row = PIN[kind]
+        if index is not None:
+            index = parse_int(index, row.index_word, row.first, row.max_index) if row.indexed else 0
 
         def mutate(policy, _ctx):
-            if vcpu is None:
-                policy.vcpupin.clear()
-            elif vcpu not in policy.vcpupin:
-                raise invalid("domain '%s' has no pin for vCPU %d" % (name, vcpu))
+            if index is None:
+                for key in [k for k in policy.pins if k[0] == row.kind]:
+                    del policy.pins[key]
+            elif (row.kind, index) not in policy.pins:
+                raise invalid("domain '%s' has no pin for %s" % (name, row.name(index)))
             else:
-                del policy.vcpupin[vcpu]
-        what = "vCPU pins removed" if vcpu is None else "vCPU %d pin removed" % vcpu
-        return self._edit(name, what, mutate, dry_run)
+                del policy.pins[(row.kind, index)]
+        return self._edit(name, Change("unset", row.key, index if row.indexed else None),
+                          mutate, dry_run)
 
-    def set_emulatorpin(self, name, cpulist, dry_run=False):
-        cpus = CpuSet.parse(cpulist)
-
-        def mutate(policy, ctx):
-            _check_driver("emulatorpin", ctx)
-            _check_host(cpus, ctx)
-            policy.emulatorpin = cpus
-        return self._edit(name, "emulator pinned to %s" % cpus, mutate, dry_run)
-
-    def unset_emulatorpin(self, name, dry_run=False):
-        def mutate(policy, _ctx):
-            policy.emulatorpin = None
-        return self._edit(name, "emulator pin removed", mutate, dry_run)
-
-    def set_weight(self, name, weight, dry_run=False):
-        weight = parse_int(weight, "weight", WEIGHT_MIN, WEIGHT_MAX)
+    def set_sched(self, name, key, value, dry_run=False):
+        """Set a scheduler setting: "weight" or "cap" (tunables.SCHED)."""
+        row = SCHED_BY_KEY[key]
+        value = parse_int(value, row.label, row.lo, row.hi)
 
         def mutate(policy, ctx):
-            _check_driver("weight", ctx)
-            policy.weight = weight
-        return self._edit(name, "weight %d" % weight, mutate, dry_run)
+            _check_driver(row.key, ctx)
+            if row.per_host_cpu:
+                limit = 100 * len(ctx.host.cpus)
+                if value > limit:
+                    raise invalid("invalid %s %d: above %d (100 x %d host CPUs)"
+                                  % (row.label, value, limit, len(ctx.host.cpus)))
+            policy.sched[row.key] = value
+        return self._edit(name, Change("set", row.key, value=value), mutate, dry_run)
 
-    def unset_weight(self, name, dry_run=False):
+    def unset_sched(self, name, key, dry_run=False):
+        row = SCHED_BY_KEY[key]
+
         def mutate(policy, _ctx):
-            policy.weight = None
-        return self._edit(name, "weight unset (default %d)" % WEIGHT_DEFAULT, mutate, dry_run)
-
-    def set_cap(self, name, cap, dry_run=False):
-        cap = parse_int(cap, "cap", 0, CAP_MAX)
-
-        def mutate(policy, ctx):
-            _check_driver("cap", ctx)
-            limit = 100 * len(ctx.host_cpus)
-            if cap > limit:
-                raise invalid("invalid cap %d: above %d (100 x %d host CPUs)"
-                              % (cap, limit, len(ctx.host_cpus)))
-            policy.cap = cap
-        what = "cap %d%% of one CPU" % cap if cap else "cap 0 (no cap)"
-        return self._edit(name, what, mutate, dry_run)
-
-    def unset_cap(self, name, dry_run=False):
-        def mutate(policy, _ctx):
-            policy.cap = None
-        return self._edit(name, "cap unset (no cap)", mutate, dry_run)
+            policy.sched.pop(row.key, None)
+        return self._edit(name, Change("unset", row.key), mutate, dry_run)
 
     def remove(self, name, dry_run=False):
         def mutate(policy, _ctx):
-            policy.vcpupin.clear()
-            policy.emulatorpin = policy.weight = policy.cap = policy.uuid = None
+            policy.pins.clear()
+            policy.sched.clear()
+            policy.uuid = None
         try:
             stored = self.registry.load(check_name(name))
         except PolicyError as e:
@@ -282,23 +249,73 @@ class PolicyManager:
             return self._remove_broken(name, dry_run)
         if stored is None:
             raise invalid("domain '%s' has no policy" % name)
-        return self._edit(name, "policy removed", mutate, dry_run)
+        return self._edit(name, Change("remove"), mutate, dry_run)
 
     def _remove_broken(self, name, dry_run):
         """A corrupt or unsafe policy file can always be removed (nothing to undo live)."""
-        what = "unreadable policy file removed"
+        change = Change("remove-broken")
         if dry_run:
-            return Outcome(name, what, False, DRY_RUN)
+            return Outcome(name, change, Status.DRY_RUN)
         with self.registry.lock():
             self.registry.remove(name)
-        return Outcome(name, what, True, "nothing to undo live (run 'policyctl apply %s' "
-                       "to put libvirt's defaults back on a running domain)" % name)
+        return Outcome(name, change, Status.OFFLINE)
+
+    def occupy(self, cpus, names, dry_run=False):
+        """cpuoccupy: `names` become the only occupants of `cpus`; None frees them.
+        Checked (occupancy.py) and saved under the lock, then every running domain whose
+        pins it moves is re-pinned, with no lock held. An OccupancyOutcome; its
+        failures name the domains libvirt did not re-pin."""
+        cpus = CpuSet.parse(cpus) if isinstance(cpus, str) else cpus
+        names = parse_domains(names) if names is not None else None
+        host = self.host_facts()
+        occupancy.check_cpus(cpus, host.cpus)
+        running = self._running()
+        with self.registry.lock():
+            old_host = self.registry.load_host()
+            new_host = occupancy.occupied(old_host, cpus, names)
+            policies = {p.domain: p for p in self.registry.policies()}
+            for r in running:
+                r.policy = policies.get(r.ctx.name)
+            occupancy.check(old_host, new_host, host.cpus, policies, running)
+            moves, cannot = occupancy.repins(old_host, new_host, running)
+            if dry_run:
+                return OccupancyOutcome(cpus, names, Status.DRY_RUN,
+                                        [(r.ctx.name, live) for r, _old, live in moves], (),
+                                        cannot, self.libvirt_error)
+            self.registry.save_host(new_host)
+        if self.connection() is None:
+            return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error)
+        repinned, failures = [], []
+        for r, old, live in moves:
+            try:
+                done = self._enforce(r.ctx, "policyctl cpuoccupy", hint=False, first=(r.policy, new_host),
+                                     previous=old, scope="pins")
+                repinned.append((r.ctx.name, done.applied or live))
+            except PolicyError as e:
+                failures.append((r.ctx.name, str(e)))
+        return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED,
+                                repinned, failures, cannot, self.libvirt_error)
+
+    def _running(self):
+        """[occupancy.Running] of every running domain, from libvirt (no lock held)."""
+        conn = self.connection()
+        if conn is None:
+            return []
+        from . import virt
+        found = []
+        for dom in virt.running_domains(conn):
+            ctx = self.context(dom.name())
+            if ctx.running:
+                live = virt.live_values(ctx.dom, ctx.facts.driver)
+                found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind)))
+        return found
 
     # ---- reading ----------------------------------------------------------
 
     def list(self):
+        """[(policy, CPUs it occupies)] of every stored policy."""
         host = self.registry.load_host()
-        return [_row(policy, host) for policy in self.registry.policies()]
+        return [(policy, host.occupies(policy.domain)) for policy in self.registry.policies()]
 
     def check(self):
         return self.registry.check()
@@ -307,72 +324,34 @@ class PolicyManager:
         return self.registry.load_host()
 
     def report(self, name):
-        """Stored policy, effective plan, live values and drift: `cpupolicy DOM`."""
-        check_name(name)
-        policy = self.registry.load(name)
-        host = self.registry.load_host()
-        ctx = self.context(name)
-        doc = _row(policy or DomainPolicy(name), host)
-        doc["stored"] = policy is not None
-        doc["defined"] = ctx.dom is not None
-        doc["running"] = ctx.running
-        doc["driver"] = ctx.facts.driver
-        doc["host_cpus"] = str(ctx.host_cpus)
-        doc["warning"] = self.warning
-        try:
-            effective = plan(policy, host, ctx.facts, ctx.host_cpus, self.cgroup_version)
-            doc["effective"] = effective.to_doc()
-            doc["conflict"] = None
-        except PolicyError as e:
-            if e.code != CONFLICT:
-                raise
-            effective = None
-            doc["effective"] = None
-            doc["conflict"] = str(e)
-        doc["live"] = None
-        doc["drift"] = []
-        doc["runtime"] = state.read(self.paths, name)
-        if ctx.running:
-            live = self._virt().live_values(ctx.dom, ctx.facts.driver)
-            weight, cap = from_live(ctx.facts.driver, self.cgroup_version, live["sched"])
-            doc["live"] = {
-                "vcpupin": {str(v): str(c) for v, c in sorted(live["vcpupin"].items())},
-                "emulatorpin": str(live["emulatorpin"]) if live["emulatorpin"] else None,
-                "sched": live["sched"],
-                "weight": weight, "cap": cap,
-            }
-            if effective is not None:
-                doc["drift"] = drift(effective, live)
-        return doc
+        """`cpupolicy DOM`: stored policy, effective plan, live values and drift."""
+        from .report import report
+        return report(self, name)
 
     # ---- putting the registry in force ------------------------------------
 
     def apply(self, names=None):
-        """Apply the stored policy to running domains now. Returns [(name, steps|error)]."""
-        conn = self.conn()
-        if conn is None and self._offline:
+        """Put the stored policy in force on running domains now: [ApplyResult]."""
+        conn = self.connection()
+        if conn is None and self.offline:
             raise invalid("apply puts the policy in force through libvirt; it cannot work --offline")
         if conn is None:
-            raise PolicyError(self.warning.split(";")[0], LIBVIRT)
-        virt = self._virt()
+            raise PolicyError(self.libvirt_error, LIBVIRT)
+        from . import virt
         if names is None:
             names = sorted(d.name() for d in virt.running_domains(conn))
         results = []
-        self.unsupported = {}
-        host = self.registry.load_host()
         for name in names:
             ctx = self.context(name)
             if not ctx.running:
-                results.append((name, None, "not running"))
+                results.append(ApplyResult(name, Status.NOT_RUNNING))
                 continue
             try:
-                policy = self.registry.load(name)
-                p = plan(policy, host, ctx.facts, ctx.host_cpus, self.cgroup_version)
-                if p.unsupported:
-                    self.unsupported[name] = p.unsupported
-                results.append((name, self._apply(ctx, p, "policyctl apply"), None))
+                done = self._enforce(ctx, "policyctl apply",
+                                     previous=enforce.previous_plan(self.paths, name))
+                results.append(ApplyResult(name, Status.APPLIED, done.plan, done.applied))
             except PolicyError as e:
-                results.append((name, None, str(e)))
+                results.append(ApplyResult(name, Status.FAILED, error=str(e)))
         return results
 
 
@@ -381,60 +360,14 @@ def _check_driver(setting, ctx):
     why = unsupported(ctx.facts.driver, ctx.facts.scheduler).get(setting)
     if why:
         raise conflict("%s cannot be put in force on '%s' (%s): %s; nothing saved"
-                       % (dict(SETTINGS)[setting], ctx.name,
+                       % (SETTINGS[setting].what, ctx.name,
                           LABEL.get(ctx.facts.driver, ctx.facts.driver), why))
 
 
 def _check_host(cpus, ctx):
-    if not cpus.issubset(ctx.host_cpus):
+    if not cpus.issubset(ctx.host.cpus):
         raise invalid("invalid cpulist '%s': CPU %s not on this host (host CPUs: %s)"
-                      % (cpus, cpus - ctx.host_cpus, ctx.host_cpus))
+                      % (cpus, cpus - ctx.host.cpus, ctx.host.cpus))
 
 
-def _row(policy, host):
-    return {
-        "domain": policy.domain,
-        "vcpupin": {str(v): str(c) for v, c in sorted(policy.vcpupin.items())},
-        "emulatorpin": None if policy.emulatorpin is None else str(policy.emulatorpin),
-        "weight": policy.weight,
-        "cap": policy.cap,
-        "occupies": host.occupies(policy.domain),
-    }
-
-
-def with_restores(new_plan, old_plan, ctx, cgroup_version):
-    """`new_plan` plus what puts back the defaults for values the old plan set and the
-    new one no longer does (an unset pin runs on its XML pin or every host CPU again)."""
-    pins = dict(new_plan.vcpupin)
-    for vcpu in old_plan.vcpupin:
-        if vcpu not in pins:
-            pins[vcpu] = ctx.facts.vcpupin.get(vcpu) or ctx.host_cpus
-    emulator = new_plan.emulatorpin
-    if emulator is None and old_plan.emulatorpin is not None:
-        emulator = ctx.facts.emulatorpin or ctx.host_cpus
-    sched = dict(reset_params(new_plan.driver, cgroup_version,
-                              weight=sets_weight(old_plan.driver, old_plan.sched),
-                              cap=sets_cap(old_plan.driver, old_plan.sched)))
-    sched.update(new_plan.sched)
-    return Plan(new_plan.domain, new_plan.driver, pins, emulator, sched, new_plan.notes,
-                new_plan.unsupported)
-
-
-def drift(effective, live):
-    """Lines naming where the live values differ from the effective plan."""
-    found = []
-    for vcpu, cpus in sorted(effective.vcpupin.items()):
-        now = live["vcpupin"].get(vcpu)
-        if now != cpus:
-            found.append("vCPU %d: policy %s, live %s" % (vcpu, cpus, now))
-    if effective.emulatorpin is not None and live["emulatorpin"] != effective.emulatorpin:
-        found.append("emulator: policy %s, live %s" % (effective.emulatorpin, live["emulatorpin"]))
-    for key, value in sorted(effective.sched.items()):
-        now = live["sched"].get(key)
-        if now != value and not (is_quota(key) and value < 0
-                                 and quota_is_unlimited(-1 if now is None else now)):
-            found.append("%s: policy %s, live %s" % (key, value, now))
-    return found
-
-
-__all__ = ["PolicyManager", "Outcome", "HostPolicy"]
+__all__ = ["PolicyManager", "Context"]

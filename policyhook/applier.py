@@ -5,8 +5,9 @@ first libvirt call about the domain blocks until libvirtd releases the domain (t
 of ms after the hook returns). It tolerates a paused domain, a domain that stopped
 meanwhile (another hook failed the start) and a slow or restarting libvirtd, and it
 gives up after [applier] timeout seconds, saying so. An alarm bounds every blocking
-libvirt call, so it never lingers. What the domain's driver cannot put in force is
-logged with the result ("unsupported: ..."), every time.
+libvirt call, so it never lingers. It applies through enforce.py, as policyctl does,
+holding the registry lock only to read. What the domain's driver cannot put in force
+is logged with the result ("unsupported: ..."), every time.
 """
 
 import signal
@@ -17,17 +18,27 @@ class GaveUp(Exception):
     pass
 
 
+class Result:
+    """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
+
+    __slots__ = ("kind", "detail", "enforced", "at")
+
+    def __init__(self, kind, detail=None, enforced=None, at=None):
+        self.kind = kind
+        self.detail = detail        # why, for stopped, failed and gave-up
+        self.enforced = enforced    # enforce.Enforced when applied
+        self.at = at                # time.time() when applied
+
+
 def uri_for(driver, settings):
     """The connection for `driver`'s domains: [libvirt] uri, lxc_uri or libxl_uri."""
     return {"lxc": settings.lxc_uri, "libxl": settings.libxl_uri}.get(driver, settings.uri)
 
 
-def _unsupported(plan):
-    return "; unsupported: %s" % "; ".join(plan.unsupported) if plan.unsupported else ""
-
-
 def run(driver, name, paths, t_hook, event):
     from . import state
+    from .describe import unsupported_lines, virsh_steps
+    from .enforce import record
     from .errors import PolicyError
     from .log import log
     from .settings import Settings, load_settings
@@ -48,78 +59,89 @@ def run(driver, name, paths, t_hook, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(timeout) + 1)
     try:
-        result = _apply(driver, name, paths, settings, t_hook, time.monotonic() + timeout)
+        result = _apply(driver, name, paths, settings, time.monotonic() + timeout)
     except GaveUp as e:
-        result = ("gave-up", str(e), None)
+        result = Result("gave-up", str(e))
     except PolicyError as e:
-        result = ("failed", str(e), None)
+        result = Result("failed", str(e))
     except Exception as e:  # noqa: BLE001 - the applier reports, it never dies silently
-        result = ("failed", "internal error: %s: %s" % (type(e).__name__, e), None)
+        result = Result("failed", "internal error: %s: %s" % (type(e).__name__, e))
     finally:
         signal.alarm(0)
-    kind, text, fields = result
-    level = "info" if kind in ("applied", "stopped") else "error"
-    if kind == "applied" and "; unsupported: " in text:
-        level = "warning"
-    say(text, level)
+    source = "hook " + event
     try:
-        if kind != "stopped":
-            state.update(paths, name, result=kind, error=None if kind == "applied" else text,
-                         source="hook " + event, **(fields or {}))
+        if result.kind == "applied":
+            done = result.enforced
+            started = (state.read(paths, name) or {}).get("started_at") or t_hook
+            after = int(round((result.at - started) * 1000))
+            record(paths, name, source, done, after_start_ms=after)
+            text = ("nothing to apply" if done.applied is None else "applied %s, %d ms after the "
+                    "started hook" % ("; ".join(virsh_steps(done.applied)), after))
+            lost = done.plan.unsupported
+            if lost:
+                text += "; unsupported: %s" % "; ".join(unsupported_lines(lost))
+            say(text, "warning" if lost else "info")
+        elif result.kind == "stopped":
+            say(result.detail)
+        else:
+            say(result.detail, "error")
+            state.update(paths, name, result=result.kind, error=result.detail, source=source)
     except PolicyError as e:
         say("cannot record runtime state: %s" % e, "warning")
-    return 0 if kind in ("applied", "stopped") else 1
+    return 0 if result.kind in ("applied", "stopped") else 1
 
 
-def _apply(driver, name, paths, settings, t_hook, deadline):
-    from . import planner, registry, state, virt
+def _retry(deadline, settings, attempt):
+    """attempt() until it returns, backing off; GaveUp at the deadline."""
     from .errors import PolicyError
-    from .locking import FlockLock
-    from .mapping import local_cgroup_version
 
-    uri = uri_for(driver, settings)
     delay = 0.05
     while True:
         try:
-            conn = virt.connect(uri)
-            break
+            return attempt()
         except PolicyError as e:
             if time.monotonic() + delay > deadline:
                 raise GaveUp("gave up after %gs: %s" % (settings.applier_timeout, e)) from None
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _apply(driver, name, paths, settings, deadline):
+    from . import virt
+    from .enforce import Target, enforce, previous_plan, reader
+    from .errors import PolicyError
+
+    conn = _retry(deadline, settings, lambda: virt.connect(uri_for(driver, settings)))
     # Blocks while libvirtd holds the domain. At `start begin` the domain is already
     # active (paused, starting up); the pin calls below wait for the start job to end.
     dom = virt.lookup(conn, name)
     if dom is None:
-        return ("stopped", "domain is gone; nothing to apply", None)
+        return Result("stopped", "domain is gone; nothing to apply")
     if not virt.is_running(dom):
-        return ("stopped", "domain is not running; nothing to apply", None)
-    cpumap_len, host_cpus = virt.host_cpus(conn)
-    facts = virt.facts(dom)
-    facts.name = name
-    with FlockLock(paths.lock, 5.0):
-        policy = registry.read_domain(paths, name)
-        host = registry.read_host(paths)
-    plan = planner.plan(policy, host, facts, host_cpus, local_cgroup_version())
-    if plan.is_empty():
-        return ("applied", "nothing to apply" + _unsupported(plan),
-                {"plan": plan.to_doc(), "steps": []})
-    delay = 0.05
-    while True:
+        return Result("stopped", "domain is not running; nothing to apply")
+    host = virt.host_facts(conn)
+    facts = virt.facts(dom, name)
+    version = virt.cgroup_version(host, facts.driver, None)
+    target = Target(name, dom, facts, host, version)
+    # A domain that was started before (reconnect) may hold settings of a policy that
+    # has since lost them: put libvirt's defaults back for those.
+    previous = previous_plan(paths, name)
+    read = reader(paths, name, 5.0)
+
+    def attempt():
         try:
-            steps = virt.apply_plan(dom, plan, cpumap_len)
-            break
-        except PolicyError as e:
+            return enforce(target, read, previous=previous)
+        except PolicyError:
             if not virt.is_running(dom):
-                return ("stopped", "domain stopped while the policy was applied", None)
-            if time.monotonic() + delay > deadline:
-                raise GaveUp("gave up after %gs: %s" % (settings.applier_timeout, e)) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-    done = time.time()
-    started = (state.read(paths, name) or {}).get("started_at") or t_hook
-    after = int(round((done - started) * 1000))
-    return ("applied", "applied %s, %d ms after the started hook%s"
-            % ("; ".join(steps), after, _unsupported(plan)),
-            {"plan": plan.to_doc(), "steps": steps, "applied_at": done, "after_start_ms": after})
+                raise _Stopped() from None
+            raise
+
+    try:
+        done = _retry(deadline, settings, attempt)
+    except _Stopped:
+        return Result("stopped", "domain stopped while the policy was applied")
+    return Result("applied", enforced=done, at=time.time())

@@ -24,6 +24,20 @@ def _number(text, whole):
     return int(text)
 
 
+def ranges(numbers):
+    """'0-2,5': sorted numbers as ranges, as cpulists are written."""
+    numbers = sorted(numbers)
+    parts = []
+    i = 0
+    while i < len(numbers):
+        j = i
+        while j + 1 < len(numbers) and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        parts.append(str(numbers[i]) if i == j else "%d-%d" % (numbers[i], numbers[j]))
+        i = j + 1
+    return ",".join(parts)
+
+
 class CpuSet:
     """An immutable set of CPU numbers."""
 
@@ -89,16 +103,7 @@ class CpuSet:
         return tuple(i in self._cpus for i in range(length))
 
     def __str__(self):
-        parts = []
-        cpus = sorted(self._cpus)
-        i = 0
-        while i < len(cpus):
-            j = i
-            while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-                j += 1
-            parts.append(str(cpus[i]) if i == j else "%d-%d" % (cpus[i], cpus[j]))
-            i = j + 1
-        return ",".join(parts)
+        return ranges(self._cpus)
 
     def __repr__(self):
         return "CpuSet(%r)" % str(self)

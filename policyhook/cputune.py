@@ -3,6 +3,7 @@
 import xml.etree.ElementTree as ET
 
 from .mapping import CPUTUNE
+from .tunables import PIN
 
 # Element order in <cputune> as libvirt's schema lists it.
 _ORDER = ["shares", "global_period", "global_quota", "period", "quota", "emulator_period",
@@ -19,23 +20,20 @@ def left_out(plan):
 
 def with_cputune(xml, plan):
     """`xml` with `plan`'s pins and parameters in <cputune>; '' when nothing changes."""
-    if plan.is_empty() or (not plan.vcpupin and plan.emulatorpin is None
-                           and len(left_out(plan)) == len(plan.sched)):
+    if not plan.pins and len(left_out(plan)) == len(plan.sched):
         return ""
     root = ET.fromstring(xml)
     tune = root.find("cputune")
     if tune is None:
         tune = ET.SubElement(root, "cputune")
-    if plan.vcpupin:
-        for old in tune.findall("vcpupin"):
-            if int(old.get("vcpu", -1)) in plan.vcpupin:
+    for (kind, index), cpus in plan.sorted_pins():
+        row = PIN[kind]
+        for old in tune.findall(row.element):
+            if not row.indexed or old.get(row.attr) == str(index):
                 tune.remove(old)
-        for vcpu, cpus in sorted(plan.vcpupin.items()):
-            ET.SubElement(tune, "vcpupin", {"vcpu": str(vcpu), "cpuset": str(cpus)})
-    if plan.emulatorpin is not None:
-        for old in tune.findall("emulatorpin"):
-            tune.remove(old)
-        ET.SubElement(tune, "emulatorpin", {"cpuset": str(plan.emulatorpin)})
+        attrs = {row.attr: str(index)} if row.indexed else {}
+        attrs["cpuset"] = str(cpus)
+        ET.SubElement(tune, row.element, attrs)
     names = CPUTUNE.get(plan.driver, {})
     for key, value in sorted(plan.sched.items()):
         tag = names.get(key)

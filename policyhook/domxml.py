@@ -2,22 +2,83 @@
 
 from .cpuset import CpuSet
 from .errors import PolicyError, invalid, quote
-from .limits import MAX_VCPU
+from .limits import MAX_IOTHREAD, MAX_THREADS
 from .mapping import driver_of
+from .tunables import PINS
 
 
 class DomainFacts:
-    __slots__ = ("name", "uuid", "driver", "vcpus", "vcpupin", "emulatorpin", "scheduler")
+    __slots__ = ("name", "uuid", "driver", "indexes", "current", "pins", "scheduler")
 
-    def __init__(self, name, driver="qemu", vcpus=None, uuid=None, vcpupin=None, emulatorpin=None,
-                 scheduler=None):
+    def __init__(self, name, driver="qemu", vcpus=None, uuid=None, pins=None, scheduler=None,
+                 iothreads=None, current=None):
         self.name = name
         self.driver = driver
-        self.vcpus = vcpus              # maximum vCPU count, None when unknown
         self.uuid = uuid
-        self.vcpupin = dict(vcpupin or {})  # pins already in the XML's <cputune>
-        self.emulatorpin = emulatorpin
+        # The threads of each indexed kind: vCPU numbers, IOThread IDs; a kind is
+        # missing when the XML is not known (planned from the stored pins alone).
+        self.indexes = {}
+        if vcpus is not None:
+            self.indexes["vcpu"] = tuple(range(vcpus))
+        if iothreads is not None:
+            self.indexes["iothread"] = tuple(sorted(iothreads))
+        self.current = current          # vCPUs online at start (<vcpu current=...>), or None
+        self.pins = dict(pins or {})    # (kind, index) -> CpuSet already in the XML's <cputune>
         self.scheduler = scheduler      # the host's Xen scheduler (libxl), None when unknown
+
+    @property
+    def vcpus(self):
+        """The maximum vCPU count, None when unknown."""
+        known = self.indexes.get("vcpu")
+        return None if known is None else len(known)
+
+
+def _count(root, tag, lo):
+    text = root.findtext(tag)
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise invalid("domain XML: <%s> %s is not a number" % (tag, quote(text))) from None
+    # Bounded: the planner walks every thread, and the hook must never hang libvirtd.
+    if not lo <= value <= MAX_THREADS:
+        raise invalid("domain XML: <%s> %s is not in %d..%d" % (tag, quote(text), lo, MAX_THREADS))
+    return value
+
+
+def _iothread_ids(root):
+    """IOThread IDs as libvirt numbers them: <iothreadids> as given, the rest of
+    <iothreads> filled from 1 upwards with IDs not taken."""
+    count = _count(root, "iothreads", 0) or 0
+    ids = set()
+    for node in root.findall("iothreadids/iothread"):
+        try:
+            value = int(node.get("id", ""))
+        except ValueError:
+            raise invalid("domain XML: <iothread id=%s> is not a number" % quote(node.get("id"))) from None
+        if not 1 <= value <= MAX_IOTHREAD:
+            raise invalid("domain XML: <iothread id='%d'> is not in 1..%d" % (value, MAX_IOTHREAD))
+        ids.add(value)
+    if len(ids) > MAX_THREADS:
+        raise invalid("domain XML: more than %d <iothread> elements" % MAX_THREADS)
+    candidate = 1
+    while len(ids) < count:
+        ids.add(candidate)
+        candidate += 1
+    return ids
+
+
+def _cputune_pins(cputune):
+    pins = {}
+    try:
+        for row in PINS:
+            for node in cputune.findall(row.element):
+                index = int(node.get(row.attr)) if row.indexed else 0
+                pins[(row.kind, index)] = CpuSet.parse(node.get("cpuset", ""))
+    except (TypeError, ValueError, PolicyError) as e:
+        raise invalid("domain XML: bad <cputune>: %s" % e) from None
+    return pins
 
 
 def parse_domain_xml(text):
@@ -32,26 +93,16 @@ def parse_domain_xml(text):
         raise invalid("expected <domain> XML, got <%s>" % root.tag)
     name = (root.findtext("name") or "").strip()
     uuid = (root.findtext("uuid") or "").strip() or None
-    vcpus = None
-    vcpu_text = root.findtext("vcpu")
-    if vcpu_text is not None:
+    vcpus = _count(root, "vcpu", 1)
+    current = None
+    node = root.find("vcpu")
+    if node is not None and node.get("current") is not None:
         try:
-            vcpus = int(vcpu_text.strip())
+            current = int(node.get("current"))
         except ValueError:
-            raise invalid("domain XML: <vcpu> %s is not a number" % quote(vcpu_text)) from None
-        # Bounded: the planner walks every vCPU, and the hook must never hang libvirtd.
-        if not 1 <= vcpus <= MAX_VCPU + 1:
-            raise invalid("domain XML: <vcpu> %s is not in 1..%d" % (quote(vcpu_text), MAX_VCPU + 1))
-    pins = {}
-    emulator = None
+            raise invalid("domain XML: <vcpu current=%s> is not a number"
+                          % quote(node.get("current"))) from None
     cputune = root.find("cputune")
-    if cputune is not None:
-        try:
-            for pin in cputune.findall("vcpupin"):
-                pins[int(pin.get("vcpu"))] = CpuSet.parse(pin.get("cpuset", ""))
-            node = cputune.find("emulatorpin")
-            if node is not None:
-                emulator = CpuSet.parse(node.get("cpuset", ""))
-        except (TypeError, ValueError, PolicyError) as e:
-            raise invalid("domain XML: bad <cputune>: %s" % e) from None
-    return DomainFacts(name, driver_of(root.get("type")) or "qemu", vcpus, uuid, pins, emulator)
+    pins = _cputune_pins(cputune) if cputune is not None else {}
+    return DomainFacts(name, driver_of(root.get("type")) or "qemu", vcpus, uuid, pins,
+                       iothreads=_iothread_ids(root), current=current)

@@ -144,7 +144,9 @@ def on_prepare(call):
     plan, _, code = _admit(call)
     if plan is None:
         return code
-    call.log("admitted; plan %s" % _describe(plan), "warning" if plan.unsupported else "info")
+    from .describe import plan_summary
+
+    call.log("admitted; plan %s" % plan_summary(plan), "warning" if plan.unsupported else "info")
     _record(call, result="admitted", plan=plan.to_doc(), error=None, started_at=None)
     return 0
 
@@ -187,6 +189,7 @@ def on_migrate_or_restore(call):
     if plan is None:
         return code
     from .cputune import left_out, with_cputune
+    from .describe import plan_summary
 
     try:
         call.stdout.write(with_cputune(call.xml, plan))
@@ -195,7 +198,7 @@ def on_migrate_or_restore(call):
                        "policy not written into the XML")
     later = left_out(plan)
     call.log("wrote the policy into <cputune>: %s%s" % (
-        _describe(plan), "; %s has no <cputune> element, the applier sets it at start"
+        plan_summary(plan), "; %s has no <cputune> element, the applier sets it at start"
         % ", ".join("%s=%s" % kv for kv in sorted(later.items())) if later else ""))
     return 0
 
@@ -233,13 +236,6 @@ OPERATIONS = {
     "lxc": {k: v for k, v in HANDLERS.items() if k[0] not in ("migrate", "restore")},
     "libxl": {k: v for k, v in HANDLERS.items() if k[0] != "restore"},
 }
-
-
-def _describe(plan):
-    text = plan.describe()
-    if plan.unsupported:
-        text += "; unsupported: %s" % "; ".join(plan.unsupported)
-    return text
 
 
 def spawn_applier(call):

@@ -33,7 +33,7 @@ What a driver cannot do (`unsupported`) is data here; the planner leaves it out 
 the plan and says so, and policyctl refuses to record it for such a domain.
 """
 
-from .limits import WEIGHT_DEFAULT
+from .tunables import cannot as _cannot
 
 PERIOD_US = 100000
 # libvirt's largest CFS quota (VIR_CGROUP_CPU_QUOTA_MAX). No limit reads back as -1 on
@@ -48,21 +48,8 @@ WEIGHT_KEY = {"qemu": "cpu_shares", "lxc": "cpu_shares", "libxl": "weight"}
 CAP_KEYS = {"qemu": ("global_period", "global_quota"), "lxc": ("vcpu_period", "vcpu_quota"),
             "libxl": (None, "cap")}
 
-# What each setting is called in messages.
-SETTINGS = (("vcpupin", "vCPU pins"), ("emulatorpin", "emulator pin"),
-            ("weight", "weight"), ("cap", "cap"))
-
-# What libvirt's driver cannot do, with the reason policyctl and the log give.
-# LXC (9.0, measured): virDomainPinVcpu(Flags), virDomainGetVcpuPinInfo,
-# virDomainPinEmulator and virDomainGetEmulatorPinInfo all fail with "this function is
-# not supported by the connection driver"; a container has no vCPU threads to pin.
-# libxl: the driver implements no virDomainPinEmulator.
-CANNOT = {
-    "qemu": {},
-    "lxc": {"vcpupin": "libvirt's LXC driver cannot pin",
-            "emulatorpin": "libvirt's LXC driver cannot pin"},
-    "libxl": {"emulatorpin": "libvirt's libxl driver cannot pin the emulator"},
-}
+# What libvirt's drivers cannot pin, with the reason: from the table (tunables.PINS).
+CANNOT = {driver: _cannot(driver) for driver in DRIVERS}
 # The Xen schedulers whose weight and cap libvirt's libxl driver sets.
 LIBXL_SCHEDULERS = ("credit",)
 # libvirt's libxl driver takes scheduler parameters only with flags 0 (the running
@@ -100,17 +87,10 @@ def sched_params(driver, cgroup_version, weight=None, cap=None):
     return params
 
 
-def reset_params(driver, cgroup_version, weight=False, cap=False):
-    """Parameters that put an unset weight or cap back to the default."""
-    return sched_params(driver, cgroup_version,
-                        WEIGHT_DEFAULT if weight else None, 0 if cap else None)
-
-
-def sets_weight(driver, params):
-    return WEIGHT_KEY.get(driver) in params
-
-
-def sets_cap(driver, params):
+def sets(driver, setting, params):
+    """True when libvirt parameters `params` set `setting` ("weight" or "cap")."""
+    if setting == "weight":
+        return WEIGHT_KEY.get(driver) in params
     return driver in CAP_KEYS and CAP_KEYS[driver][1] in params
 
 
@@ -143,27 +123,14 @@ def is_quota(key):
 
 
 def unsupported(driver, scheduler=None):
-    """{setting: reason} for what `driver` cannot put in force; `scheduler` is the Xen
+    """{setting key: reason} for what `driver` cannot put in force; `scheduler` is the Xen
     scheduler when known (libxl), None when not (the hook at `prepare`)."""
-    cannot = dict(CANNOT.get(driver, {}))
+    cannot = _cannot(driver)
     if driver == "libxl" and scheduler is not None and scheduler not in LIBXL_SCHEDULERS:
         why = ("libvirt's libxl driver sets weight and cap only under Xen's credit scheduler; "
                "this host runs %s" % scheduler)
         cannot["weight"] = cannot["cap"] = why
     return cannot
-
-
-def group_unsupported(items):
-    """[(what, reason)] as lines, one per reason: 'vCPU pins, emulator pin (reason)'."""
-    reasons = []
-    found = {}
-    for what, why in items:
-        if why not in found:
-            reasons.append(why)
-            found[why] = []
-        if what not in found[why]:
-            found[why].append(what)
-    return ["%s (%s)" % (", ".join(found[why]), why) for why in reasons]
 
 
 # <cputune> elements for the scheduler parameters, per driver (the migrate and
@@ -186,6 +153,24 @@ def driver_of(domain_type):
         return "lxc"
     if domain_type in ("xen", "libxl"):
         return "libxl"
+    return None
+
+
+def cgroup_version_of(driver, params):
+    """1 or 2 as a running domain's live scheduler parameters show it, None when they
+    cannot: a quota with no limit reads -1 on cgroup v1 and above QUOTA_MAX on v2
+    (libvirt-lab.md 10), and libvirt leaves the vCPU and emulator quotas unlimited
+    unless someone set them."""
+    if driver not in CGROUP_DRIVERS:
+        return None
+    for key in ("vcpu_quota", "emulator_quota", "global_quota", "iothread_quota"):
+        value = params.get(key)
+        if value is None:
+            continue
+        if value == -1:
+            return 1
+        if value > QUOTA_MAX:
+            return 2
     return None
 
 

@@ -9,44 +9,52 @@ jsonschema's, so an admin sees the same kind of error either way.
 
 from .cpuset import CpuSet
 from .errors import PolicyError, invalid, quote
-from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
+from .limits import MAX_CPU, SCHEMA_VERSION, index_problem
 from .names import name_problem
+from .tunables import PINS, SCHED, pin_order
 
 
 class DomainPolicy:
-    """One domain's stored policy. Unset values are None / empty."""
+    """One domain's stored policy: pins keyed (kind, index) (tunables.PINS; the emulator's
+    index is 0) and scheduler settings keyed by name (tunables.SCHED)."""
 
-    __slots__ = ("domain", "vcpupin", "emulatorpin", "weight", "cap", "uuid")
+    __slots__ = ("domain", "pins", "sched", "uuid")
 
-    def __init__(self, domain, vcpupin=None, emulatorpin=None, weight=None, cap=None, uuid=None):
+    def __init__(self, domain, pins=None, sched=None, uuid=None):
         self.domain = domain
-        self.vcpupin = dict(vcpupin or {})  # vCPU number -> CpuSet
-        self.emulatorpin = emulatorpin      # CpuSet or None
-        self.weight = weight
-        self.cap = cap
+        self.pins = dict(pins or {})    # (kind, index) -> CpuSet
+        self.sched = dict(sched or {})  # "weight" / "cap" -> int
         self.uuid = uuid
 
+    def pins_of(self, kind):
+        """{index: CpuSet} of one kind of pin."""
+        return {i: c for (k, i), c in self.pins.items() if k == kind}
+
     def is_empty(self):
-        return not self.vcpupin and self.emulatorpin is None and self.weight is None \
-            and self.cap is None
+        return not self.pins and not self.sched
 
     def to_doc(self):
         doc = {"version": SCHEMA_VERSION, "domain": self.domain}
         if self.uuid:
             doc["uuid"] = self.uuid
-        if self.vcpupin:
-            doc["vcpupin"] = {str(v): str(self.vcpupin[v]) for v in sorted(self.vcpupin)}
-        if self.emulatorpin is not None:
-            doc["emulatorpin"] = str(self.emulatorpin)
-        if self.weight is not None:
-            doc["weight"] = self.weight
-        if self.cap is not None:
-            doc["cap"] = self.cap
+        for row in PINS:
+            pins = self.pins_of(row.kind)
+            if not pins:
+                continue
+            if row.indexed:
+                doc[row.key] = {str(i): str(pins[i]) for i in sorted(pins)}
+            else:
+                doc[row.key] = str(pins[0])
+        for row in SCHED:
+            if row.key in self.sched:
+                doc[row.key] = self.sched[row.key]
         return doc
 
     def copy(self):
-        return DomainPolicy(self.domain, self.vcpupin, self.emulatorpin, self.weight,
-                            self.cap, self.uuid)
+        return DomainPolicy(self.domain, self.pins, self.sched, self.uuid)
+
+    def sorted_pins(self):
+        return sorted(self.pins.items(), key=lambda kv: pin_order(kv[0]))
 
     def __eq__(self, other):
         return isinstance(other, DomainPolicy) and self.to_doc() == other.to_doc()
@@ -146,7 +154,7 @@ def _show(value):
     return quote(value)
 
 
-DOMAIN_KEYS = ("version", "domain", "uuid", "vcpupin", "emulatorpin", "weight", "cap")
+DOMAIN_KEYS = ("version", "domain", "uuid") + tuple(r.key for r in PINS) + tuple(r.key for r in SCHED)
 
 
 def domain_from_doc(doc):
@@ -161,19 +169,28 @@ def domain_from_doc(doc):
     if "uuid" in doc and not _is_uuid(uuid):
         _fail("$.uuid", "%s is not a UUID" % _show(uuid))
     pins = {}
-    if "vcpupin" in doc:
-        raw = doc["vcpupin"]
+    for row in PINS:
+        if row.key not in doc:
+            continue
+        raw = doc[row.key]
+        path = "$." + row.key
+        if not row.indexed:
+            pins[(row.kind, 0)] = _cpulist(raw, path)
+            continue
         if not isinstance(raw, dict):
-            _fail("$.vcpupin", "%s is not an object" % _show(raw))
+            _fail(path, "%s is not an object" % _show(raw))
         for key, value in raw.items():
-            problem = index_problem(key, MAX_VCPU)
+            problem = index_problem(key, row.max_index, row.first)
             if problem:
-                _fail("$.vcpupin", "%s is not a vCPU number (%s)" % (_show(key), problem))
-            pins[int(key)] = _cpulist(value, "$.vcpupin.%s" % key)
-    emulator = _cpulist(doc["emulatorpin"], "$.emulatorpin") if "emulatorpin" in doc else None
-    weight = _integer(doc["weight"], "$.weight", WEIGHT_MIN, WEIGHT_MAX) if "weight" in doc else None
-    cap = _integer(doc["cap"], "$.cap", 0, CAP_MAX) if "cap" in doc else None
-    return DomainPolicy(name, pins, emulator, weight, cap, uuid)
+                _fail(path, "%s is not %s number (%s)" % (_show(key), _article(row.label), problem))
+            pins[(row.kind, int(key))] = _cpulist(value, "%s.%s" % (path, key))
+    sched = {row.key: _integer(doc[row.key], "$." + row.key, row.lo, row.hi)
+             for row in SCHED if row.key in doc}
+    return DomainPolicy(name, pins, sched, uuid)
+
+
+def _article(label):
+    return ("an " if label[:1] in "aeiouAEIO" else "a ") + label
 
 
 def host_from_doc(doc):

@@ -1,69 +1,159 @@
 """The planner: policy + host + domain facts -> the concrete pins and parameters.
 
-Pure: no files, no libvirt. A refusal is a CONFLICT error whose message says why.
+Pure: no files, no libvirt, no words but a refusal's. A refusal is a CONFLICT error
+whose message says why; everything else comes back as records (Plan, Note, Lost,
+Drift) that the CLI, the log and `cpupolicy` put into words (describe.py).
 
-Effective pins (DESIGN.md "Semantics"): a vCPU's base set is its policy pin, else
-the pin already in the domain's XML, else every host CPU; its effective set is the
-base minus the CPUs occupied by sets the domain is not part of. So an occupant keeps
-its own pins, and an occupant with no pins runs on its occupied CPUs plus the shared
-ones. When nothing is pinned and nothing is occupied by others, the plan pins
-nothing and libvirt's own placement stands.
+Effective pins (DESIGN.md "Semantics"), for every kind of pin in tunables.PINS: a
+thread's base set is its policy pin, else the pin already in the domain's XML, else
+every host CPU; its effective set is the base minus the CPUs occupied by sets the
+domain is not part of. So an occupant keeps its own pins, and an occupant with no
+pins runs on its occupied CPUs plus the shared ones. When nothing is occupied by
+others, the plan pins only what the policy pins and libvirt's own placement stands.
 
 What the domain's driver cannot put in force (mapping.unsupported: pins on LXC, the
-emulator pin on libxl, weight and cap under a Xen scheduler other than credit) is
-left out of the plan and listed in Plan.unsupported, never dropped silently; it is
-not checked against the domain or the host either, since it never takes effect.
+emulator and IOThread pins on libxl, weight and cap under a Xen scheduler other than
+credit) is left out of the plan and listed in Plan.unsupported, never dropped
+silently; it is not checked against the domain or the host either, since it never
+takes effect.
 """
 
 from .cpuset import CpuSet
 from .errors import conflict
-from .limits import vcpu_range
-from .mapping import group_unsupported, sched_params, unsupported
+from .limits import count_phrase
+from .mapping import is_quota, quota_is_unlimited, sched_params, sets, unsupported
+from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, pin_order
+
+
+class Note:
+    """A pin whose effective set is its base minus CPUs occupied by other domains."""
+
+    __slots__ = ("pin", "base", "removed", "owners")
+
+    def __init__(self, pin, base, removed, owners):
+        self.pin = pin            # (kind, index)
+        self.base = base          # CpuSet: the policy's or the XML's pin
+        self.removed = removed    # CpuSet taken out of it
+        self.owners = tuple(owners)
+
+    def to_doc(self):
+        kind, index = self.pin
+        return {"pin": PIN[kind].key, "index": index if PIN[kind].indexed else None,
+                "base": str(self.base), "removed": str(self.removed), "owners": list(self.owners)}
+
+    @classmethod
+    def from_doc(cls, doc):
+        row = PIN_BY_KEY[doc["pin"]]
+        return cls((row.kind, doc["index"] or 0), CpuSet.parse(doc["base"]),
+                   CpuSet.parse(doc["removed"]), doc["owners"])
+
+
+class Lost:
+    """A setting the domain's driver cannot put in force; with `kept_off`, the CPUs
+    occupied by others that this kind of thread cannot be kept off."""
+
+    __slots__ = ("setting", "reason", "kept_off")
+
+    def __init__(self, setting, reason, kept_off=None):
+        self.setting = setting    # a tunables key: "vcpupin", "weight"
+        self.reason = reason
+        self.kept_off = kept_off
+
+    def to_doc(self):
+        return {"setting": self.setting, "reason": self.reason,
+                "kept_off": None if self.kept_off is None else str(self.kept_off)}
+
+    @classmethod
+    def from_doc(cls, doc):
+        return cls(doc["setting"], doc["reason"],
+                   None if doc.get("kept_off") is None else CpuSet.parse(doc["kept_off"]))
+
+
+class Drift:
+    """A live value that differs from the plan: a pin (kind, index) or a parameter."""
+
+    __slots__ = ("pin", "param", "want", "have")
+
+    def __init__(self, pin=None, param=None, want=None, have=None):
+        self.pin = pin
+        self.param = param
+        self.want = want
+        self.have = have
+
+    def to_doc(self):
+        if self.pin is not None:
+            row = PIN[self.pin[0]]
+            return {"setting": row.key, "index": self.pin[1] if row.indexed else None,
+                    "policy": str(self.want), "live": None if self.have is None else str(self.have)}
+        return {"setting": self.param, "index": None, "policy": self.want, "live": self.have}
+
+
+class Live:
+    """What is in force on a running domain, as libvirt reports it."""
+
+    __slots__ = ("pins", "sched", "offline")
+
+    def __init__(self, pins=None, sched=None, offline=()):
+        self.pins = dict(pins or {})    # (kind, index) -> CpuSet
+        self.sched = dict(sched or {})  # libvirt's scheduler parameters
+        self.offline = frozenset(offline)  # pins of threads not running now (offline vCPUs)
+
+    def pins_of(self, kind):
+        return {i: c for (k, i), c in self.pins.items() if k == kind}
 
 
 class Plan:
     """What to put in force on one domain."""
 
-    __slots__ = ("domain", "driver", "vcpupin", "emulatorpin", "sched", "notes", "unsupported")
+    __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported")
 
-    def __init__(self, domain, driver, vcpupin=None, emulatorpin=None, sched=None, notes=None,
+    def __init__(self, domain, driver, pins=None, sched=None, kept_off=None, notes=None,
                  unsupported=None):
         self.domain = domain
         self.driver = driver
-        self.vcpupin = dict(vcpupin or {})   # vCPU -> CpuSet
-        self.emulatorpin = emulatorpin       # CpuSet or None (leave alone)
+        self.pins = dict(pins or {})         # (kind, index) -> CpuSet
         self.sched = dict(sched or {})       # libvirt scheduler parameters
-        self.notes = list(notes or [])       # why an effective set differs from the stored one
-        self.unsupported = list(unsupported or [])  # what the driver cannot do, and why
+        self.kept_off = kept_off             # CpuSet occupied by others, kept off; or None
+        self.notes = list(notes or [])       # [Note]
+        self.unsupported = list(unsupported or [])  # [Lost]
 
     def is_empty(self):
-        return not self.vcpupin and self.emulatorpin is None and not self.sched
+        return not self.pins and not self.sched
+
+    def sorted_pins(self):
+        return sorted(self.pins.items(), key=lambda kv: pin_order(kv[0]))
+
+    def pins_of(self, kind):
+        return {i: c for (k, i), c in self.pins.items() if k == kind}
 
     def to_doc(self):
-        return {
-            "domain": self.domain,
-            "driver": self.driver,
-            "vcpupin": {str(v): str(c) for v, c in sorted(self.vcpupin.items())},
-            "emulatorpin": None if self.emulatorpin is None else str(self.emulatorpin),
-            "sched": dict(sorted(self.sched.items())),
-            "notes": self.notes,
-            "unsupported": self.unsupported,
-        }
+        doc = {"domain": self.domain, "driver": self.driver}
+        for row in PINS:
+            pins = self.pins_of(row.kind)
+            if row.indexed:
+                doc[row.key] = {str(i): str(c) for i, c in sorted(pins.items())}
+            else:
+                doc[row.key] = str(pins[0]) if pins else None
+        doc["sched"] = dict(sorted(self.sched.items()))
+        doc["kept_off"] = None if self.kept_off is None else str(self.kept_off)
+        doc["notes"] = [n.to_doc() for n in self.notes]
+        doc["unsupported"] = [u.to_doc() for u in self.unsupported]
+        return doc
 
     @classmethod
     def from_doc(cls, doc):
-        return cls(doc["domain"], doc["driver"],
-                   {int(v): CpuSet.parse(c) for v, c in doc["vcpupin"].items()},
-                   None if doc["emulatorpin"] is None else CpuSet.parse(doc["emulatorpin"]),
-                   doc["sched"], doc.get("notes"), doc.get("unsupported"))
-
-    def describe(self, empty="nothing to apply"):
-        """One line for logs and policyctl: 'vCPU 0 -> 1, emulator -> 0, cpu_shares=2048'."""
-        parts = ["vCPU %d -> %s" % (v, c) for v, c in sorted(self.vcpupin.items())]
-        if self.emulatorpin is not None:
-            parts.append("emulator -> %s" % self.emulatorpin)
-        parts += ["%s=%s" % kv for kv in sorted(self.sched.items())]
-        return ", ".join(parts) or empty
+        pins = {}
+        for row in PINS:
+            value = doc.get(row.key)
+            if row.indexed:
+                pins.update(((row.kind, int(i)), CpuSet.parse(c)) for i, c in (value or {}).items())
+            elif value is not None:
+                pins[(row.kind, 0)] = CpuSet.parse(value)
+        kept_off = doc.get("kept_off")
+        return cls(doc["domain"], doc["driver"], pins, doc["sched"],
+                   None if kept_off is None else CpuSet.parse(kept_off),
+                   [Note.from_doc(n) for n in doc.get("notes") or ()],
+                   [Lost.from_doc(u) for u in doc.get("unsupported") or ()])
 
     def __eq__(self, other):
         return isinstance(other, Plan) and self.to_doc() == other.to_doc()
@@ -73,106 +163,139 @@ class Plan:
 
 
 def _owners(host, cpus):
-    names = sorted({d for c in cpus for d in host.occupancy.get(c, ())})
-    return ", ".join(names)
+    return sorted({d for c in cpus for d in host.occupancy.get(c, ())})
+
+
+def _check_stored(row, stored, indexes, name, host_cpus):
+    """CONFLICT for a stored pin of a thread the domain does not have, or beyond the host."""
+    if indexes is not None:
+        for index in sorted(stored):
+            if index not in indexes:
+                raise conflict("%s has a pin, but the domain has %s"
+                               % (row.subject(index, name), count_phrase(row.label, indexes)))
+    for index, cpus in sorted(stored.items()):
+        if not cpus.issubset(host_cpus):
+            raise conflict("%s is pinned to %s, but the host's CPUs are %s"
+                           % (row.subject(index, name), cpus, host_cpus))
+
+
+def _kept_off(row, index, pinned, source, taken, host, name, host_cpus):
+    """The effective set of one pin under occupancy, with a Note when a pin lost CPUs.
+    `pinned` is the policy's or the XML's pin, None for a thread with no pin."""
+    base = pinned if pinned is not None else host_cpus
+    effective = base - taken
+    removed = base & taken
+    if not effective:
+        owners = ", ".join(_owners(host, removed))
+        if pinned is None:
+            raise conflict("%s has no pin, and every host CPU (%s) is occupied by %s (cpuoccupy); "
+                           "it would have no CPU left" % (row.subject(index, name), base, owners))
+        raise conflict("%s is pinned to %s (%s), which is occupied by %s (cpuoccupy); it would "
+                       "have no CPU left" % (row.subject(index, name), base, source, owners))
+    note = Note((row.kind, index), base, removed, _owners(host, removed)) \
+        if removed and pinned is not None else None
+    return effective, note
 
 
 def plan(policy, host, facts, host_cpus, cgroup_version=1):
     """The Plan for one domain, or a CONFLICT error.
 
-    policy: DomainPolicy or None; host: HostPolicy; facts: DomainFacts (name,
-    driver, vCPU count when known, pins from its XML); host_cpus: CpuSet online.
+    policy: DomainPolicy or None; host: HostPolicy; facts: DomainFacts (name, driver,
+    its threads when known, pins from its XML); host_cpus: CpuSet online.
     """
     name = facts.name
-    stored = dict(policy.vcpupin) if policy else {}
-    emulator = policy.emulatorpin if policy else None
+    stored_pins = policy.pins if policy else {}
     cannot = unsupported(facts.driver, facts.scheduler)
-    lost = []   # (what, why) the driver cannot put in force
-    if "vcpupin" in cannot and stored:
-        lost.append(("vCPU pins", cannot["vcpupin"]))
-        stored = {}
-    if "emulatorpin" in cannot and emulator is not None:
-        lost.append(("emulator pin", cannot["emulatorpin"]))
-        emulator = None
-    if facts.vcpus is not None:
-        for vcpu in sorted(stored):
-            if vcpu >= facts.vcpus:
-                raise conflict("vCPU %d of '%s' has a pin, but the domain has %s"
-                               % (vcpu, name, vcpu_range(facts.vcpus)))
-    for vcpu, cpus in sorted(stored.items()):
-        if not cpus.issubset(host_cpus):
-            raise conflict("vCPU %d of '%s' is pinned to %s, but the host's CPUs are %s"
-                           % (vcpu, name, cpus, host_cpus))
-    if emulator is not None and not emulator.issubset(host_cpus):
-        raise conflict("the emulator of '%s' is pinned to %s, but the host's CPUs are %s"
-                       % (name, emulator, host_cpus))
-
     taken = host.occupied_by_others(name) & host_cpus
-    if taken:
-        kept_off = "kept off %s (cpuoccupy)" % ("CPUs %s" % taken if len(taken) > 1 else "CPU %s" % taken)
-        if cannot.get("vcpupin") and cannot.get("vcpupin") == cannot.get("emulatorpin"):
-            lost.append(("vCPUs and emulator " + kept_off, cannot["vcpupin"]))
-        else:
-            for setting, what in (("vcpupin", "vCPUs"), ("emulatorpin", "emulator")):
-                if setting in cannot:
-                    lost.append(("%s %s" % (what, kept_off), cannot[setting]))
-    pin_taken = CpuSet() if "vcpupin" in cannot else taken
-    emulator_taken = CpuSet() if "emulatorpin" in cannot else taken
-    notes = []
-    pins = {}
-    vcpus = sorted(stored) if facts.vcpus is None else range(facts.vcpus)
-    for vcpu in vcpus:
-        base = stored.get(vcpu) or facts.vcpupin.get(vcpu)
-        source = "policy" if vcpu in stored else "domain XML" if base is not None else None
-        if not pin_taken:
-            if vcpu in stored:
-                pins[vcpu] = base
+    lost, lost_kept_off = [], []
+    pins, notes = {}, []
+    kept_off = None
+    for row in PINS:
+        stored = {i: c for (k, i), c in stored_pins.items() if k == row.kind}
+        indexes = row.indexes(facts)
+        if row.key in cannot:
+            if stored:
+                lost.append(Lost(row.key, cannot[row.key]))
+            if taken and indexes != ():
+                lost_kept_off.append(Lost(row.key, cannot[row.key], taken))
             continue
-        base = base if base is not None else host_cpus
-        effective = base - pin_taken
-        lost_cpus = base & pin_taken
-        if not effective and source is None:
-            raise conflict("vCPU %d of '%s' has no pin, and every host CPU (%s) is occupied by %s "
-                           "(cpuoccupy); it would have no CPU left"
-                           % (vcpu, name, base, _owners(host, lost_cpus)))
-        if not effective:
-            raise conflict("vCPU %d of '%s' is pinned to %s (%s), which is occupied by %s "
-                           "(cpuoccupy); it would have no CPU left"
-                           % (vcpu, name, base, source, _owners(host, lost_cpus)))
-        if lost_cpus and source:
-            notes.append("vCPU %d: %s minus %s occupied by %s"
-                         % (vcpu, base, lost_cpus, _owners(host, lost_cpus)))
-        pins[vcpu] = effective
+        _check_stored(row, stored, indexes, name, host_cpus)
+        if not taken:
+            pins.update(((row.kind, i), c) for i, c in stored.items())
+            continue
+        kept_off = taken
+        for index in (sorted(stored) if indexes is None else indexes):
+            base = stored.get(index)
+            source = "policy"
+            if base is None:
+                base = facts.pins.get((row.kind, index))
+                source = "domain XML"
+            effective, note = _kept_off(row, index, base, source, taken, host, name, host_cpus)
+            pins[(row.kind, index)] = effective
+            if note:
+                notes.append(note)
+    values = {}
+    lost_sched = []
+    for row in SCHED:
+        value = policy.sched.get(row.key) if policy else None
+        if value is None:
+            continue
+        if row.key in cannot:
+            lost_sched.append(Lost(row.key, cannot[row.key]))
+        else:
+            values[row.key] = value
+    sched = sched_params(facts.driver, cgroup_version, **values)
+    return Plan(name, facts.driver, pins, sched, kept_off, notes, lost + lost_kept_off + lost_sched)
 
-    base = emulator if emulator is not None else facts.emulatorpin
-    if emulator_taken:
-        base = base if base is not None else host_cpus
-        effective = base - emulator_taken
-        if not effective and emulator is None and facts.emulatorpin is None:
-            raise conflict("the emulator of '%s' has no pin, and every host CPU (%s) is occupied by %s "
-                           "(cpuoccupy); it would have no CPU left"
-                           % (name, base, _owners(host, base & emulator_taken)))
-        if not effective:
-            raise conflict("the emulator of '%s' is pinned to %s, which is occupied by %s "
-                           "(cpuoccupy); it would have no CPU left"
-                           % (name, base, _owners(host, base & emulator_taken)))
-        if base & emulator_taken and (emulator is not None or facts.emulatorpin is not None):
-            notes.append("emulator: %s minus %s occupied by %s"
-                         % (base, base & emulator_taken, _owners(host, base & emulator_taken)))
-        emulator = effective
-    if pin_taken or emulator_taken:
-        subject = "CPUs %s are" % taken if len(taken) > 1 else "CPU %s is" % taken
-        notes.insert(0, "%s occupied by other domains (cpuoccupy); kept off %s"
-                     % (subject, "them" if len(taken) > 1 else "it"))
 
-    sched = {}
-    if policy is not None:
-        weight, cap = policy.weight, policy.cap
-        if weight is not None and "weight" in cannot:
-            lost.append(("weight", cannot["weight"]))
-            weight = None
-        if cap is not None and "cap" in cannot:
-            lost.append(("cap", cannot["cap"]))
-            cap = None
-        sched = sched_params(facts.driver, cgroup_version, weight, cap)
-    return Plan(name, facts.driver, pins, emulator, sched, notes, group_unsupported(lost))
+def restores(new, old, facts, host_cpus, cgroup_version):
+    """`new` plus what puts libvirt's defaults back for what `old` set and `new` no
+    longer does: an unset pin runs on its XML pin or every host CPU again, an unset
+    weight or cap goes back to the default."""
+    pins = dict(new.pins)
+    for key in old.pins:
+        if key not in pins:
+            pins[key] = facts.pins.get(key) or host_cpus
+    defaults = {row.key: row.default for row in SCHED
+                if sets(old.driver, row.key, old.sched) and not sets(new.driver, row.key, new.sched)}
+    sched = sched_params(new.driver, cgroup_version, **defaults)
+    sched.update(new.sched)
+    return Plan(new.domain, new.driver, pins, sched, new.kept_off, new.notes, new.unsupported)
+
+
+def pins_only(p):
+    """`p` without its scheduler parameters (cpuoccupy changes pins only)."""
+    return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported)
+
+
+def drift(effective, live):
+    """[Drift] where the live values differ from the effective plan. A pin of a thread
+    that is not running (an offline vCPU) is not drift: libvirt keeps it and applies it
+    when the thread comes online."""
+    found = []
+    for key, cpus in effective.sorted_pins():
+        if key in live.offline:
+            continue
+        now = live.pins.get(key)
+        if now != cpus:
+            found.append(Drift(pin=key, want=cpus, have=now))
+    for param, value in sorted(effective.sched.items()):
+        now = live.sched.get(param)
+        if now != value and not (is_quota(param) and value < 0
+                                 and quota_is_unlimited(-1 if now is None else now)):
+            found.append(Drift(param=param, want=value, have=now))
+    return found
+
+
+def differences(p, live):
+    """`p` reduced to what differs from `live`: what needs applying."""
+    keep = drift(p, live)
+    pins = {d.pin: p.pins[d.pin] for d in keep if d.pin is not None}
+    params = {d.param for d in keep if d.param is not None}
+    # A scheduler call sets parameters together: a cap's period goes with its quota.
+    sched = dict(p.sched) if params else {}
+    return Plan(p.domain, p.driver, pins, sched, p.kept_off, p.notes, p.unsupported)
+
+
+__all__ = ["Plan", "Note", "Lost", "Drift", "Live", "plan", "restores", "pins_only", "drift",
+           "differences"]

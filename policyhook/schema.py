@@ -8,8 +8,9 @@ no true), as Python's json module reads them.
 
 from .cpuset import is_canonical
 from .errors import printable
-from .limits import CAP_MAX, MAX_CPU, MAX_VCPU, SCHEMA_VERSION, WEIGHT_MAX, WEIGHT_MIN, index_problem
+from .limits import MAX_CPU, SCHEMA_VERSION, index_problem
 from .names import MAX_NAME, name_problem
+from .tunables import PIN, PINS, SCHED
 
 # Draft 7: every keyword used here exists there, and jsonschema >= 3.0 (RHEL 9 ships
 # 3.2) implements it; Draft 2020-12 needs jsonschema >= 4.0.
@@ -18,6 +19,13 @@ _DRAFT = "http://json-schema.org/draft-07/schema#"
 _NAME = {"type": "string", "format": "domain-name", "minLength": 1, "maxLength": MAX_NAME}
 _CPULIST = {"type": "string", "format": "cpulist", "minLength": 1}
 
+def _pin_schema(row):
+    if not row.indexed:
+        return _CPULIST
+    return {"type": "object", "propertyNames": {"format": row.kind + "-index"},
+            "additionalProperties": _CPULIST}
+
+
 DOMAIN_SCHEMA = {
     "$schema": _DRAFT,
     "$id": "https://policyhook.example/schema/domain-1.json",
@@ -25,19 +33,12 @@ DOMAIN_SCHEMA = {
     "type": "object",
     "required": ["version", "domain"],
     "additionalProperties": False,
-    "properties": {
-        "version": {"type": "integer", "const": SCHEMA_VERSION},
-        "domain": _NAME,
-        "uuid": {"type": "string", "format": "libvirt-uuid"},
-        "vcpupin": {
-            "type": "object",
-            "propertyNames": {"format": "vcpu-index"},
-            "additionalProperties": _CPULIST,
-        },
-        "emulatorpin": _CPULIST,
-        "weight": {"type": "integer", "minimum": WEIGHT_MIN, "maximum": WEIGHT_MAX},
-        "cap": {"type": "integer", "minimum": 0, "maximum": CAP_MAX},
-    },
+    "properties": dict(
+        [("version", {"type": "integer", "const": SCHEMA_VERSION}),
+         ("domain", _NAME),
+         ("uuid", {"type": "string", "format": "libvirt-uuid"})]
+        + [(row.key, _pin_schema(row)) for row in PINS]
+        + [(row.key, {"type": "integer", "minimum": row.lo, "maximum": row.hi}) for row in SCHED]),
 }
 
 HOST_SCHEMA = {
@@ -75,7 +76,10 @@ def _validator_class():
     # A format checker sees every type; non-strings are the "type" keyword's job.
     formats.checks("cpulist")(lambda v: not isinstance(v, str) or is_canonical(v))
     formats.checks("domain-name")(lambda v: not isinstance(v, str) or name_problem(v) is None)
-    formats.checks("vcpu-index")(lambda v: index_problem(v, MAX_VCPU) is None)
+    for row in PINS:
+        if row.indexed:
+            formats.checks(row.kind + "-index")(
+                lambda v, row=row: index_problem(v, row.max_index, row.first) is None)
     formats.checks("cpu-index")(lambda v: index_problem(v, MAX_CPU) is None)
     formats.checks("libvirt-uuid")(lambda v: not isinstance(v, str) or _uuid_ok(v))
     return cls, formats
@@ -116,9 +120,13 @@ def _message(error):
     if error.validator == "format":
         what = {"cpulist": "is not a cpulist in canonical form",
                 "domain-name": "is not a valid domain name",
-                "vcpu-index": "is not a vCPU number",
                 "cpu-index": "is not a CPU number",
-                "libvirt-uuid": "is not a UUID"}.get(error.validator_value, "is not valid")
+                "libvirt-uuid": "is not a UUID"}.get(error.validator_value)
+        kind = error.validator_value[:-len("-index")]
+        if what is None and kind in PIN:
+            label = PIN[kind].label
+            what = "is not %s %s number" % ("an" if label[0] in "aeiouAEIO" else "a", label)
+        what = what or "is not valid"
         return "%r %s" % (error.instance, what)
     if error.validator == "minItems" and error.validator_value == 1:
         return "%r should be non-empty" % (error.instance,)   # the same in every release

@@ -1,20 +1,34 @@
 """The libvirt adapter: the only module that imports libvirt.
 
-It executes plans and reads live values. Never imported by the hook itself, only by
-policyctl and the detached applier.
+It reads facts and live values and executes plans, iterating the table of tunables
+(tunables.PINS: each row names its libvirt setter and getter). Never imported by the
+hook itself, only by policyctl, the detached applier and the watcher.
 """
+
+from urllib.parse import urlsplit
 
 import libvirt
 
 from .cpuset import CpuSet
+from .describe import virsh_steps
 from .domxml import parse_domain_xml
 from .errors import LIBVIRT, PolicyError
-from .mapping import CANNOT, LIVE_SCHED_FLAG, driver_of
+from .mapping import LIVE_SCHED_FLAG, cgroup_version_of, driver_of, local_cgroup_version, unsupported
+from .planner import Live
+from .tunables import PIN, PINS
 
 AFFECT_LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+AFFECT_CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 
 # libvirt prints errors to stderr unless a handler is set; we report them ourselves.
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+# How each getter of tunables.PINS answers, as [(index, cpumap)].
+_READ = {
+    "vcpuPinInfo": lambda answer: enumerate(answer),         # one cpumap per vCPU
+    "emulatorPinInfo": lambda answer: [(0, answer)],          # one cpumap
+    "ioThreadInfo": lambda answer: [(i, m) for i, m in answer],  # (IOThread ID, cpumap)
+}
 
 
 def error_text(e):
@@ -33,10 +47,41 @@ def driver(conn):
     return driver_of({"xen": "libxl"}.get(kind.lower(), kind))
 
 
-def host_cpus(conn):
-    """(length of a cpumap, online CPUs) as libvirt sees the host."""
+class HostFacts:
+    """What the connection's host is: its online CPUs, the length of a cpumap, and its
+    cgroup version when known (this machine's for a local URI; for another host it is
+    read from each running domain's parameters, see cgroup_version())."""
+
+    __slots__ = ("cpus", "cpumap_len", "cgroup_version", "local")
+
+    def __init__(self, cpus, cpumap_len, cgroup_version=None, local=True):
+        self.cpus = cpus
+        self.cpumap_len = cpumap_len
+        self.cgroup_version = cgroup_version
+        self.local = local
+
+
+def is_local(conn):
+    """True when the connection's host is this machine (no host in its URI)."""
+    try:
+        host = urlsplit(conn.getURI()).hostname
+    except (libvirt.libvirtError, ValueError):
+        return True
+    return host in (None, "", "localhost")
+
+
+def host_facts(conn):
     total, cpumap, _online = conn.getCPUMap()
-    return total, CpuSet.from_bools(cpumap)
+    local = is_local(conn)
+    return HostFacts(CpuSet.from_bools(cpumap), total, local_cgroup_version() if local else None, local)
+
+
+def cgroup_version(host, domain_driver, live):
+    """The cgroup version the domain's scheduler parameters mean: the local host's, or
+    what the live parameters show; cgroup v2 when nothing tells (every current distribution)."""
+    if host.cgroup_version is not None:
+        return host.cgroup_version
+    return cgroup_version_of(domain_driver, live.sched if live is not None else {}) or 2
 
 
 def lookup(conn, name):
@@ -57,7 +102,7 @@ def is_running(dom):
         return False
 
 
-def facts(dom):
+def facts(dom, name=None):
     """DomainFacts from the persistent definition (the admin's own <cputune>, not ours);
     for a running Xen domain also the host's scheduler (weight and cap need credit)."""
     try:
@@ -66,6 +111,8 @@ def facts(dom):
         raise PolicyError("cannot read the XML of '%s': %s" % (dom.name(), error_text(e)),
                           LIBVIRT) from None
     found = parse_domain_xml(xml)
+    if name is not None:
+        found.name = name
     if found.driver == "libxl" and is_running(dom):
         try:
             found.scheduler = dom.schedulerType()[0]
@@ -82,50 +129,44 @@ def running_domains(conn):
 
 
 def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
-    """Put `plan` in force; returns the steps done. Raises LIBVIRT naming the step.
-    libvirt's libxl driver takes scheduler parameters only with flags 0, which means
-    the running domain (mapping.LIVE_SCHED_FLAG)."""
+    """Put `plan` in force. Raises LIBVIRT naming the step that failed. libvirt's libxl
+    driver takes scheduler parameters only with flags 0, which means the running
+    domain (mapping.LIVE_SCHED_FLAG)."""
     sched_flags = flags if LIVE_SCHED_FLAG.get(plan.driver, True) else flags & ~AFFECT_LIVE
-    done = []
+    steps = iter(virsh_steps(plan))
     step = None
     try:
-        for vcpu, cpus in sorted(plan.vcpupin.items()):
-            step = "vcpupin %d %s" % (vcpu, cpus)
-            dom.pinVcpuFlags(vcpu, cpus.to_bools(cpumap_len), flags)
-            done.append(step)
-        if plan.emulatorpin is not None:
-            step = "emulatorpin %s" % plan.emulatorpin
-            dom.pinEmulator(plan.emulatorpin.to_bools(cpumap_len), flags)
-            done.append(step)
+        for (kind, index), cpus in plan.sorted_pins():
+            step = next(steps)
+            row = PIN[kind]
+            args = (index,) if row.indexed else ()
+            getattr(dom, row.setter)(*(args + (cpus.to_bools(cpumap_len), flags)))
         if plan.sched:
-            step = "schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items()))
+            step = next(steps)
             dom.setSchedulerParametersFlags(plan.sched, sched_flags)
-            done.append(step)
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
         raise PolicyError("%s: %s failed: %s" % (plan.domain, step, error_text(e)), LIBVIRT) from None
-    return done
 
 
-def live_values(dom, driver="qemu"):
-    """What is in force now: {'vcpupin': {v: CpuSet}, 'emulatorpin': CpuSet, 'sched': {}}.
-    Pins the driver cannot set are not asked for (LXC has neither call)."""
-    values = {"vcpupin": {}, "emulatorpin": None, "sched": {}}
-    cannot = CANNOT.get(driver, {})
+def live_values(dom, driver="qemu", flags=AFFECT_LIVE):
+    """A planner.Live of what is in force now (flags=AFFECT_CONFIG: the persistent
+    definition). Pins the driver cannot set are not asked for (LXC has no such call)."""
+    cannot = unsupported(driver)
+    pins = {}
     try:
-        if "vcpupin" not in cannot:
-            for vcpu, flags in enumerate(dom.vcpuPinInfo(AFFECT_LIVE)):
-                values["vcpupin"][vcpu] = CpuSet.from_bools(flags)
-        if "emulatorpin" not in cannot:
-            values["emulatorpin"] = CpuSet.from_bools(dom.emulatorPinInfo(AFFECT_LIVE))
+        for row in PINS:
+            if row.key not in cannot:
+                answer = getattr(dom, row.getter)(flags)
+                pins.update(((row.kind, i), CpuSet.from_bools(m)) for i, m in _READ[row.getter](answer))
     except libvirt.libvirtError as e:
         raise PolicyError("cannot read the pins of '%s': %s" % (dom.name(), error_text(e)),
                           LIBVIRT) from None
     try:
-        values["sched"] = dom.schedulerParametersFlags(AFFECT_LIVE)
+        sched = dom.schedulerParametersFlags(flags)
     except libvirt.libvirtError:
         try:
-            values["sched"] = dom.schedulerParameters()
+            sched = dom.schedulerParameters()
         except libvirt.libvirtError:
-            values["sched"] = {}
-    return values
+            sched = {}
+    return Live(pins, sched)

@@ -84,3 +84,18 @@ def state(root, name):
 def log_text(root):
     path = Paths(str(root)).log
     return open(path).read() if os.path.exists(path) else ""
+
+
+def unsupported(plan_doc):
+    """A recorded plan's unsupported settings, in the words the log uses."""
+    from policyhook.describe import unsupported_lines
+    from policyhook.planner import Lost
+
+    return unsupported_lines([Lost.from_doc(u) for u in plan_doc["unsupported"]])
+
+
+def notes(plan_doc):
+    from policyhook.describe import note_lines
+    from policyhook.planner import Plan
+
+    return note_lines(Plan.from_doc(plan_doc))

@@ -9,19 +9,23 @@ parameters kept in the wrapper). Its getCPUMap() is fixed: 8 entries, CPUs 0,2,4
 whatever the <node> says, so those are "the host's CPUs" here.
 """
 
+import io
 import os
 
 import libvirt
 import pytest
 from unit_helpers import DATA, policy
 
-from policyhook import errors, occupancy, state
-from policyhook.api import APPLIED, NOT_DEFINED, NOT_RUNNING, PolicyManager
+from policyhook import errors, state
+from policyhook.api import PolicyManager
+from policyhook.cli import show
 from policyhook.cpuset import CpuSet
+from policyhook.describe import drift_line, virsh_steps
 from policyhook.errors import PolicyError
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry
+from policyhook.results import Status
 
 URI = "test://" + os.path.join(DATA, "testhost.xml")
 HOST = CpuSet.parse("0,2,4")
@@ -50,6 +54,10 @@ class RecordingDomain:
     def pinEmulator(self, cpumap, flags):
         self._calls.append((self._dom.name(), "pinEmulator", tuple(cpumap), flags))
         return self._dom.pinEmulator(cpumap, flags)
+
+    def pinIOThread(self, iothread, cpumap, flags):
+        self._calls.append((self._dom.name(), "pinIOThread", iothread, tuple(cpumap), flags))
+        return self._dom.pinIOThread(iothread, cpumap, flags)
 
     def setSchedulerParametersFlags(self, params, flags):
         self._calls.append((self._dom.name(), "setSchedulerParametersFlags", dict(params), flags))
@@ -99,6 +107,16 @@ def manager(paths, conn):
     return PolicyManager(paths, uri=URI, connect=lambda uri: conn, cgroup_version=1)
 
 
+def said(outcome):
+    """The first line policyctl prints for an outcome."""
+    out = io.StringIO()
+    if hasattr(outcome, "change"):
+        show.outcome(outcome, out)
+    else:
+        show.occupancy_outcome(outcome, out)
+    return out.getvalue().splitlines()
+
+
 def refused(fn):
     with pytest.raises(PolicyError) as info:
         fn()
@@ -112,11 +130,10 @@ def test_context_of_each_kind_of_domain(paths, conn):
     pm = manager(paths, conn)
     ctx = pm.context("running2")
     assert (ctx.running, ctx.facts.vcpus, ctx.facts.driver) == (True, 2, "qemu")
-    assert (ctx.host_cpus, ctx.cpumap_len) == (HOST, 8)
+    assert (ctx.host.cpus, ctx.host.cpumap_len) == (HOST, 8)
     assert ctx.facts.uuid == "11111111-2222-3333-4444-555555555555"
     ctx = pm.context("pinned1")
-    assert ctx.facts.vcpupin == {0: CpuSet.parse("2,4")}
-    assert ctx.facts.emulatorpin == CpuSet.parse("4")
+    assert ctx.facts.pins == {("vcpu", 0): CpuSet.parse("2,4"), ("emulator", 0): CpuSet.parse("4")}
     ctx = pm.context("stopped")
     assert (ctx.running, ctx.facts.vcpus, ctx.dom is not None) == (False, 3, True)
     ctx = pm.context("nosuch")
@@ -136,18 +153,18 @@ def test_uri_comes_from_the_settings_by_default(paths, conn):
     ("stopped", 3, "invalid vCPU 3: domain 'stopped' has 3 vCPUs (0-2)"),
 ])
 def test_vcpu_beyond_the_domain(paths, fake, name, vcpu, message):
-    e = refused(lambda: manager(paths, fake).set_vcpupin(name, vcpu, "0"))
+    e = refused(lambda: manager(paths, fake).set_pin(name, "vcpu", vcpu, "0"))
     assert (e.code, str(e)) == (errors.INVALID, message)
     assert fake.calls == []
     assert Registry(paths).names() == []
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda pm: pm.set_vcpupin("running2", 0, "1"),
+    (lambda pm: pm.set_pin("running2", "vcpu", 0, "1"),
      "invalid cpulist '1': CPU 1 not on this host (host CPUs: 0,2,4)"),
-    (lambda pm: pm.set_emulatorpin("stopped", "0-2"),
+    (lambda pm: pm.set_pin("stopped", "emulator", None, "0-2"),
      "invalid cpulist '0-2': CPU 1 not on this host (host CPUs: 0,2,4)"),
-    (lambda pm: pm.set_cap("running2", 301), "invalid cap 301: above 300 (100 x 3 host CPUs)"),
+    (lambda pm: pm.set_sched("running2", "cap", 301), "invalid cap 301: above 300 (100 x 3 host CPUs)"),
 ])
 def test_cpus_beyond_the_host(paths, fake, call, message):
     e = refused(lambda: call(manager(paths, fake)))
@@ -157,14 +174,13 @@ def test_cpus_beyond_the_host(paths, fake, call, message):
 
 def test_not_defined_and_not_running(paths, fake):
     pm = manager(paths, fake)
-    out = pm.set_weight("nosuch", 512)
-    assert out.live == NOT_DEFINED
-    assert out.message() == "nosuch: weight 512: saved; applies at next start (libvirt does not know the " \
-                            "domain yet)"
-    out = pm.set_vcpupin("stopped", 2, "4")
-    assert out.live == NOT_RUNNING
-    assert out.message() == "stopped: vCPU 2 pinned to 4: saved; applies at next start " \
-                            "(domain is not running)"
+    out = pm.set_sched("nosuch", "weight", 512)
+    assert out.status is Status.NOT_DEFINED
+    assert said(out) == ["nosuch: weight 512: saved; applies at next start (libvirt does not know the "
+                         "domain yet)"]
+    out = pm.set_pin("stopped", "vcpu", 2, "4")
+    assert out.status is Status.NOT_RUNNING
+    assert said(out) == ["stopped: vCPU 2 pinned to 4: saved; applies at next start (domain is not running)"]
     assert fake.calls == []
     assert Registry(paths).load("stopped") == policy("stopped", {2: "4"})
     assert Registry(paths).load("nosuch") == policy("nosuch", weight=512)
@@ -175,9 +191,10 @@ def test_conflict_with_the_xml_vcpu_count(paths, fake):
     reg = Registry(paths)
     with reg.lock():
         reg.save(policy("running2", {3: "0"}))
-    doc = manager(paths, fake).report("running2")
-    assert doc["conflict"] == "vCPU 3 of 'running2' has a pin, but the domain has 2 vCPUs (0-1)"
-    assert doc["effective"] is None
+    r = manager(paths, fake).report("running2")
+    assert r.conflict == "vCPU 3 of 'running2' has a pin, but the domain has 2 vCPUs (0-1)"
+    assert r.effective is None
+    assert r.to_doc()["effective"] is None
 
 
 # ---- live apply ------------------------------------------------------------------------
@@ -186,7 +203,7 @@ def test_conflict_with_the_xml_vcpu_count(paths, fake):
 def test_real_test_driver_refuses_live_flags(paths, conn):
     # Without the wrapper: the real pinVcpuFlags(..., AFFECT_LIVE) fails on the test driver, and
     # the error says so, with the policy saved and the failure in the runtime state.
-    e = refused(lambda: manager(paths, conn).set_vcpupin("running2", 0, "0"))
+    e = refused(lambda: manager(paths, conn).set_pin("running2", "vcpu", 0, "0"))
     assert e.code == errors.LIBVIRT
     assert str(e) == ("running2: vcpupin 0 0 failed: unsupported flags (0x1) in function "
                       "testDomainPinVcpuFlags (the policy is saved; run 'policyctl apply running2' to retry)")
@@ -195,29 +212,29 @@ def test_real_test_driver_refuses_live_flags(paths, conn):
 
 
 def test_vcpupin_applied_live(paths, fake, conn):
-    out = manager(paths, fake).set_vcpupin("running2", 1, "2,4")
-    assert out.live == APPLIED
-    assert out.message() == "running2: vCPU 1 pinned to 2,4: saved; applied live"
-    assert out.steps == ["vcpupin 1 2,4"]
+    out = manager(paths, fake).set_pin("running2", "vcpu", 1, "2,4")
+    assert out.status is Status.APPLIED
+    assert said(out) == ["running2: vCPU 1 pinned to 2,4: saved; applied live", "  vcpupin 1 2,4"]
+    assert virsh_steps(out.applied) == ["vcpupin 1 2,4"]
     assert fake.calls == [("running2", "pinVcpuFlags", 1, bools("2,4"), LIVE)]
     assert conn.lookupByName("running2").vcpuPinInfo(0)[1] == bools("2,4")
     doc = state.read(paths, "running2")
-    assert (doc["result"], doc["source"], doc["steps"]) == ("applied", "policyctl", ["vcpupin 1 2,4"])
+    assert (doc["result"], doc["source"], doc["applied"]["vcpupin"]) == ("applied", "policyctl", {"1": "2,4"})
 
 
 def test_emulatorpin_applied_live(paths, fake, conn):
-    out = manager(paths, fake).set_emulatorpin("running2", "0")
-    assert out.steps == ["emulatorpin 0"]
+    out = manager(paths, fake).set_pin("running2", "emulator", None, "0")
+    assert virsh_steps(out.applied) == ["emulatorpin 0"]
     assert fake.calls == [("running2", "pinEmulator", bools("0"), LIVE)]
     assert conn.lookupByName("running2").emulatorPinInfo(0) == bools("0")
 
 
 def test_weight_and_cap_applied_live_and_reset(paths, fake):
     pm = manager(paths, fake)
-    pm.set_weight("running2", 512)
-    pm.set_cap("running2", 50)
-    pm.unset_weight("running2")
-    pm.unset_cap("running2")
+    pm.set_sched("running2", "weight", 512)
+    pm.set_sched("running2", "cap", 50)
+    pm.unset_sched("running2", "weight")
+    pm.unset_sched("running2", "cap")
     assert [c[1:] for c in fake.calls] == [
         ("setSchedulerParametersFlags", {"cpu_shares": 2048}, LIVE),
         ("setSchedulerParametersFlags", {"cpu_shares": 2048, "global_period": 100000, "global_quota": 50000},
@@ -233,11 +250,11 @@ def test_weight_and_cap_applied_live_and_reset(paths, fake):
 
 def test_unset_pin_restores_the_xml_pin_or_every_host_cpu(paths, fake):
     pm = manager(paths, fake)
-    pm.set_vcpupin("pinned1", 0, "0")
-    pm.set_vcpupin("running2", 0, "0")
+    pm.set_pin("pinned1", "vcpu", 0, "0")
+    pm.set_pin("running2", "vcpu", 0, "0")
     del fake.calls[:]
-    pm.unset_vcpupin("pinned1", 0)
-    pm.unset_vcpupin("running2", None)
+    pm.unset_pin("pinned1", "vcpu", 0)
+    pm.unset_pin("running2", "vcpu", None)
     assert fake.calls == [
         ("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE),     # back to its <cputune> pin
         ("running2", "pinVcpuFlags", 0, bools("0,2,4"), LIVE),  # back to every host CPU
@@ -245,32 +262,34 @@ def test_unset_pin_restores_the_xml_pin_or_every_host_cpu(paths, fake):
 
 
 def test_dry_run_touches_nothing(paths, fake):
-    out = manager(paths, fake).set_vcpupin("running2", 0, "2", dry_run=True)
-    assert out.message() == "running2: vCPU 0 pinned to 2: would be saved (dry run)"
-    assert out.plan.vcpupin == {0: CpuSet.parse("2")}
+    out = manager(paths, fake).set_pin("running2", "vcpu", 0, "2", dry_run=True)
+    assert said(out) == ["running2: vCPU 0 pinned to 2: would be saved (dry run)", "plan: vCPU 0 -> 2"]
+    assert out.plan.pins == {("vcpu", 0): CpuSet.parse("2")}
     assert fake.calls == []
     assert not os.path.exists(paths.domains)
 
 
 def test_report_shows_live_values_and_drift(paths, fake, conn):
     pm = manager(paths, fake)
-    pm.set_vcpupin("running2", 0, "2")
-    pm.set_weight("running2", 512)
-    doc = pm.report("running2")
-    assert (doc["running"], doc["defined"], doc["stored"]) == (True, True, True)
+    pm.set_pin("running2", "vcpu", 0, "2")
+    pm.set_sched("running2", "weight", 512)
+    r = pm.report("running2")
+    assert (r.running, r.defined, r.stored) == (True, True, True)
+    doc = r.to_doc()
     assert doc["live"]["vcpupin"] == {"0": "2", "1": "0-3"}
     assert (doc["live"]["weight"], doc["live"]["cap"]) == (512, None)
-    assert doc["drift"] == []
+    assert r.drift == []
     # Someone pins by hand behind our back: cpupolicy shows the drift, apply puts it back.
     conn.lookupByName("running2").pinVcpu(0, bools("4"))
-    assert pm.report("running2")["drift"] == ["vCPU 0: policy 2, live 4"]
+    assert [drift_line(d) for d in pm.report("running2").drift] == ["vCPU 0: policy 2, live 4"]
     del fake.calls[:]
-    assert pm.apply(["running2", "stopped", "nosuch"]) == [
-        ("running2", ["vcpupin 0 2", "schedinfo cpu_shares=2048"], None),
-        ("stopped", None, "not running"),
-        ("nosuch", None, "not running"),
+    results = pm.apply(["running2", "stopped", "nosuch"])
+    assert [(r.domain, r.status, r.applied and virsh_steps(r.applied), r.error) for r in results] == [
+        ("running2", Status.APPLIED, ["vcpupin 0 2", "schedinfo cpu_shares=2048"], None),
+        ("stopped", Status.NOT_RUNNING, None, None),
+        ("nosuch", Status.NOT_RUNNING, None, None),
     ]
-    assert pm.report("running2")["drift"] == []
+    assert pm.report("running2").drift == []
 
 
 def test_apply_all_running(paths, fake):
@@ -280,7 +299,8 @@ def test_apply_all_running(paths, fake):
         reg.save(policy("pinned1", emulator="2"))
         reg.save(policy("stopped", weight=3))
     results = pm.apply()
-    assert results == [("pinned1", ["emulatorpin 2"], None), ("running2", [], None)]
+    assert [(r.domain, r.status, r.applied and virsh_steps(r.applied)) for r in results] == [
+        ("pinned1", Status.APPLIED, ["emulatorpin 2"]), ("running2", Status.APPLIED, None)]
     assert fake.calls == [("pinned1", "pinEmulator", bools("2"), LIVE)]
 
 
@@ -289,8 +309,8 @@ def test_apply_all_running(paths, fake):
 
 def test_cpuoccupy_repins_running_domains(paths, fake, conn):
     pm = manager(paths, fake)
-    out = occupancy.change(pm, "2", "running2")
-    assert out.lines() == [
+    out = pm.occupy("2", "running2")
+    assert said(out) == [
         "CPU 2 occupied by running2: saved; applied live to 1 running domain",
         "  pinned1: re-pinned live: vCPU 0 -> 4, emulator -> 4",
     ]
@@ -299,8 +319,8 @@ def test_cpuoccupy_repins_running_domains(paths, fake, conn):
     assert Registry(paths).load_host() == HostPolicy({2: ["running2"]})
     # Clearing the CPU puts pinned1 back on its own <cputune> pins.
     del fake.calls[:]
-    out = occupancy.change(pm, "2", None)
-    assert out.lines()[0] == "CPU 2 no longer occupied: saved; applied live to 1 running domain"
+    out = pm.occupy("2", None)
+    assert said(out)[0] == "CPU 2 no longer occupied: saved; applied live to 1 running domain"
     assert fake.calls == [("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE),
                           ("pinned1", "pinEmulator", bools("4"), LIVE)]
     assert Registry(paths).load_host() == HostPolicy()
@@ -309,7 +329,7 @@ def test_cpuoccupy_repins_running_domains(paths, fake, conn):
 def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):
     # The RFC's rule: a running domain outside DOMAINS pinned (by hand) only to that pCPU.
     conn.lookupByName("running2").pinVcpu(1, bools("2"))
-    e = refused(lambda: occupancy.change(manager(paths, fake), "2", "pinned1"))
+    e = refused(lambda: manager(paths, fake).occupy("2", "pinned1"))
     assert e.code == errors.CONFLICT
     assert str(e) == ("running domain 'running2' has vCPU 1 pinned only to 2 (live); it cannot be occupied "
                       "by pinned1 (unpin it first: virsh vcpupin running2 1 --live CPULIST)")
@@ -318,10 +338,10 @@ def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):
 
 
 def test_cpuoccupy_refuses_an_xml_pin_left_empty(paths, fake):
-    e = refused(lambda: occupancy.change(manager(paths, fake), "4", "running2"))
+    e = refused(lambda: manager(paths, fake).occupy("4", "running2"))
     assert e.code == errors.CONFLICT
-    assert str(e) == "the emulator of 'pinned1' is pinned to 4, which is occupied by running2 (cpuoccupy); " \
-                     "it would have no CPU left"
+    assert str(e) == "the emulator of 'pinned1' is pinned to 4 (domain XML), which is occupied by running2 " \
+                     "(cpuoccupy); it would have no CPU left"
     assert fake.calls == []
 
 
@@ -329,8 +349,10 @@ def test_unreachable_libvirt_saves_and_warns(paths):
     def broken(uri):
         raise PolicyError("cannot connect to %s: no daemon" % uri, errors.LIBVIRT)
     pm = PolicyManager(paths, uri=URI, connect=broken, cgroup_version=1)
-    out = pm.set_weight("running2", 5)
-    assert out.live == "not applied live (libvirt unreachable)"
-    assert out.warning == "cannot connect to %s: no daemon; the change is saved but not applied live" % URI
+    out = pm.set_sched("running2", "weight", 5)
+    assert out.status is Status.OFFLINE
+    assert said(out) == ["running2: weight 5: saved; not applied live (libvirt unreachable)"]
+    assert show.libvirt_warning(out.libvirt_error) == \
+        "cannot connect to %s: no daemon; the change is saved but not applied live" % URI
     e = refused(lambda: pm.apply(["running2"]))
     assert (e.code, str(e)) == (errors.LIBVIRT, "cannot connect to %s: no daemon" % URI)

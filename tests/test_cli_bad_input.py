@@ -102,9 +102,9 @@ BAD = [
     # commands and arguments
     ([], errors.INVALID, "the following arguments are required: COMMAND (see 'policyctl --help')"),
     (["bogus"], errors.INVALID,
-     "argument COMMAND: invalid choice: 'bogus' (choose from 'vcpupin', 'emulatorpin', 'schedweight', "
-     "'schedcap', 'cpuoccupy', 'unset', 'remove', 'cpupolicy', 'list', 'occupancy', 'check', 'apply') "
-     "(see 'policyctl --help')"),
+     "argument COMMAND: invalid choice: 'bogus' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
+     "'schedweight', 'schedcap', 'cpuoccupy', 'unset', 'remove', 'cpupolicy', 'list', 'occupancy', "
+     "'check', 'apply') (see 'policyctl --help')"),
     (["vcpupin"], errors.INVALID,
      "the following arguments are required: DOMAIN, VCPU, CPULIST (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0"], errors.INVALID,
@@ -114,8 +114,15 @@ BAD = [
     (["schedweight", "vm1", "5", "--bogus"], errors.INVALID,
      "unrecognized arguments: --bogus (see 'policyctl --help')"),
     (["unset", "vm1", "colour"], errors.INVALID,
-     "argument SETTING: invalid choice: 'colour' (choose from 'vcpupin', 'emulatorpin', 'weight', 'cap') "
-     "(see 'policyctl unset --help')"),
+     "argument SETTING: invalid choice: 'colour' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
+     "'weight', 'cap') (see 'policyctl unset --help')"),
+    (["iothreadpin", "vm1", "0", "0"], errors.INVALID, "invalid IOThread ID 0: must be 1..4294967295"),
+    (["iothreadpin", "vm1", "x", "0"], errors.INVALID, "invalid IOThread ID 'x': not a whole number"),
+    (["iothreadpin", "vm1", "4294967296", "0"], errors.INVALID,
+     "invalid IOThread ID 4294967296: must be 1..4294967295"),
+    (["iothreadpin", "vm1", "1"], errors.INVALID,
+     "the following arguments are required: CPULIST (see 'policyctl iothreadpin --help')"),
+    (["unset", "vm1", "iothreadpin", "3"], errors.INVALID, "domain 'vm1' has no pin for IOThread 3"),
     (["cpuoccupy", "0"], errors.INVALID,
      "give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy --help')"),
     (["cpuoccupy", "0", "vm1", "--clear"], errors.INVALID,
@@ -130,7 +137,8 @@ BAD = [
     (["apply", "--all"], errors.INVALID,
      "apply puts the policy in force through libvirt; it cannot work --offline"),
     # changes that make no sense for the stored policy
-    (["unset", "vm1", "weight", "3"], errors.INVALID, "a VCPU goes only with 'unset DOMAIN vcpupin VCPU'"),
+    (["unset", "vm1", "weight", "3"], errors.INVALID,
+     "INDEX goes only with 'unset DOMAIN vcpupin VCPU' or 'unset DOMAIN iothreadpin IOTHREAD'"),
     (["unset", "vm1", "vcpupin", "3"], errors.INVALID, "domain 'vm1' has no pin for vCPU 3"),
     (["remove", "vm3"], errors.INVALID, "domain 'vm3' has no policy"),
     # conflicts with the occupancy: vm1 occupies the last CPU and pins vCPU 0 to CPU 0
@@ -138,7 +146,7 @@ BAD = [
      "vCPU 0 of 'vm2' is pinned to %d (policy), which is occupied by vm1 (cpuoccupy); "
      "it would have no CPU left" % LAST),
     (["emulatorpin", "vm2", str(LAST)], errors.CONFLICT,
-     "the emulator of 'vm2' is pinned to %d, which is occupied by vm1 (cpuoccupy); "
+     "the emulator of 'vm2' is pinned to %d (policy), which is occupied by vm1 (cpuoccupy); "
      "it would have no CPU left" % LAST),
     (["cpuoccupy", "0", "vm2"], errors.CONFLICT,
      "vCPU 0 of 'vm1' is pinned to 0 (policy), which is occupied by vm2 (cpuoccupy); "
@@ -203,9 +211,10 @@ def test_list_json(root):
     code, out, err = run(root, "list", "--json")
     assert (code, err) == (0, "")
     assert json.loads(out) == [
-        {"domain": "vm1", "vcpupin": {"0": "0"}, "emulatorpin": None, "weight": 300, "cap": None,
-         "occupies": [LAST]},
-        {"domain": "vm2", "vcpupin": {}, "emulatorpin": None, "weight": None, "cap": 50, "occupies": []},
+        {"domain": "vm1", "vcpupin": {"0": "0"}, "emulatorpin": None, "iothreadpin": {}, "weight": 300,
+         "cap": None, "occupies": [LAST]},
+        {"domain": "vm2", "vcpupin": {}, "emulatorpin": None, "iothreadpin": {}, "weight": None, "cap": 50,
+         "occupies": []},
     ]
 
 
@@ -213,9 +222,9 @@ def test_list_text(root):
     code, out, err = run(root, "list")
     assert (code, err) == (0, "")
     assert out.splitlines() == [
-        "DOMAIN  VCPUPIN  EMULATOR  WEIGHT  CAP  OCCUPIES",
-        "vm1     0:0      -         300     -    %d" % LAST,
-        "vm2     -        -         -       50   -",
+        "DOMAIN  VCPUPIN  EMULATOR  IOTHREADPIN  WEIGHT  CAP  OCCUPIES",
+        "vm1     0:0      -         -            300     -    %d" % LAST,
+        "vm2     -        -         -            -       50   -",
     ]
 
 
@@ -290,8 +299,8 @@ def test_json_outcome(root):
     code, out, err = run(root, "schedweight", "--json", "vm2", "512")
     assert (code, err) == (0, "")
     doc = json.loads(out)
-    assert (doc["domain"], doc["change"], doc["saved"], doc["live"]) == (
-        "vm2", "weight 512", True, "not applied live (--offline)")
+    assert (doc["domain"], doc["change"], doc["saved"], doc["status"]) == (
+        "vm2", {"op": "set", "setting": "weight", "index": None, "value": 512}, True, "offline")
     assert doc["plan"]["sched"]["global_quota"] == 50000
 
 

@@ -53,7 +53,7 @@ def complete(completion, *words, cwd="/"):
     return sorted(line for line in r.stdout.split("\n") if line)
 
 
-COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "list", "occupancy",
+COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
             "remove", "schedcap", "schedweight", "unset", "vcpupin"]
 DOMAINS = ["db", "web1", "web2"]
 
@@ -76,7 +76,8 @@ CASES = [
     (("--root", "ROOT", "cpuoccupy", "1", "web1,"), ["web1,db", "web1,web2"]),
     (("--root", "ROOT", "cpuoccupy", "1", "web1,db,w"), ["web1,db,web2"]),
     (("--root", "ROOT", "cpuoccupy", "--"), ["--clear", "--dry-run", "--help", "--json"]),
-    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "vcpupin", "weight"]),
+    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "weight"]),
+    (("--root", "ROOT", "iothreadpin", "w"), ["web1", "web2"]),
     (("--root", "ROOT", "unset", "db", "w"), ["weight"]),
     (("--root", "ROOT", "unset", "db", "vcpupin", ""), []),
     (("--root", "ROOT", "apply", "web1", ""), DOMAINS),

@@ -51,8 +51,9 @@ def test_concurrent_changes_lose_no_update(tmp_path):
         assert out.endswith(": saved; not applied live (--offline)\n"), out
     reg = Registry(Paths(root))
     stored = reg.load("dom")
-    assert {v: str(c) for v, c in stored.vcpupin.items()} == pins
-    assert (stored.weight, stored.cap, str(stored.emulatorpin)) == (512, 50, str(cpus[-1]))
+    assert {v: str(c) for v, c in stored.pins_of("vcpu").items()} == pins
+    assert stored.sched == {"weight": 512, "cap": 50}
+    assert str(stored.pins[("emulator", 0)]) == str(cpus[-1])
     assert problems(stored.to_doc(), DOMAIN_SCHEMA) == []
     assert reg.check() == []
     assert reg.load("other") == policy("other", weight=7)
@@ -73,7 +74,7 @@ def test_concurrent_changes_to_many_domains_and_the_host(tmp_path):
     # 'unset vm0 cap' either found vm0 or not: both leave the weight in place.
     assert codes[6] == 0, results[6]
     reg = Registry(Paths(root))
-    assert [reg.load("vm%d" % i).weight for i in range(6)] == [100 + i for i in range(6)]
+    assert [reg.load("vm%d" % i).sched.get("weight") for i in range(6)] == [100 + i for i in range(6)]
     assert reg.load_host().occupancy == {last: ("vm1", "vm2")}
     assert reg.check() == []
 
@@ -138,7 +139,7 @@ def test_lock_free_again_after_the_holder_exits(tmp_path, holder):
     reg = Registry(paths, lock_timeout=1)
     with reg.lock():
         reg.save(policy("vm1", weight=5))
-    assert reg.load("vm1").weight == 5
+    assert reg.load("vm1").sched.get("weight") == 5
 
 
 def make_registry_without_lock(paths):

@@ -20,14 +20,19 @@ from policyhook.cli import show
 from policyhook.cli.main import main as policyctl
 from policyhook.cpuset import CpuSet
 from policyhook.cputune import left_out, with_cputune
+from policyhook.describe import note_lines, unsupported_lines, virsh_steps
 from policyhook.domxml import DomainFacts
 from policyhook.errors import CONFLICT, PolicyError
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
-from policyhook.planner import Plan, plan
+from policyhook.planner import Lost, Plan, plan
 from policyhook.registry import Registry
 
 HOST4 = CpuSet.parse("0-3")
+LXC_PINS = {"vcpupin": "libvirt's LXC driver cannot pin", "emulatorpin": "libvirt's LXC driver cannot pin",
+            "iothreadpin": "libvirt's LXC driver cannot pin"}
+XEN_PINS = {"emulatorpin": "libvirt's libxl driver cannot pin the emulator",
+            "iothreadpin": "libvirt's libxl driver cannot pin IOThreads"}
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 LXC_CANNOT = "libvirt's LXC driver cannot pin"
 CREDIT2 = ("libvirt's libxl driver sets weight and cap only under Xen's credit scheduler; "
@@ -35,7 +40,13 @@ CREDIT2 = ("libvirt's libxl driver sets weight and cap only under Xen's credit s
 
 
 def facts(driver, vcpus=2, scheduler=None, name="vm"):
-    return DomainFacts(name, driver, vcpus, scheduler=scheduler)
+    return DomainFacts(name, driver, vcpus, scheduler=scheduler, iothreads=())
+
+
+def said(outcome):
+    out = io.StringIO()
+    show.outcome(outcome, out)
+    return out.getvalue().splitlines()
 
 
 # ---- what each driver can do (mapping) ------------------------------------------------------
@@ -43,21 +54,22 @@ def facts(driver, vcpus=2, scheduler=None, name="vm"):
 
 @pytest.mark.parametrize("driver,scheduler,expected", [
     ("qemu", None, {}),
-    ("lxc", None, {"vcpupin": LXC_CANNOT, "emulatorpin": LXC_CANNOT}),
-    ("libxl", None, {"emulatorpin": "libvirt's libxl driver cannot pin the emulator"}),
-    ("libxl", "credit", {"emulatorpin": "libvirt's libxl driver cannot pin the emulator"}),
-    ("libxl", "credit2", {"emulatorpin": "libvirt's libxl driver cannot pin the emulator",
-                          "weight": CREDIT2, "cap": CREDIT2}),
-    ("lxc", "credit2", {"vcpupin": LXC_CANNOT, "emulatorpin": LXC_CANNOT}),
+    ("lxc", None, LXC_PINS),
+    ("libxl", None, XEN_PINS),
+    ("libxl", "credit", XEN_PINS),
+    ("libxl", "credit2", dict(XEN_PINS, weight=CREDIT2, cap=CREDIT2)),
+    ("lxc", "credit2", LXC_PINS),
 ])
 def test_unsupported_per_driver(driver, scheduler, expected):
     assert mapping.unsupported(driver, scheduler) == expected
 
 
 def test_unsupported_is_grouped_by_reason():
-    assert mapping.group_unsupported([("vCPU pins", "a"), ("weight", "b"), ("emulator pin", "a"),
-                                      ("vCPU pins", "a")]) == ["vCPU pins, emulator pin (a)", "weight (b)"]
-    assert mapping.group_unsupported([]) == []
+    lost = [Lost("vcpupin", "a"), Lost("weight", "b"), Lost("emulatorpin", "a"), Lost("vcpupin", "a"),
+            Lost("vcpupin", "a", CpuSet.parse("1-2")), Lost("iothreadpin", "a", CpuSet.parse("1-2"))]
+    assert unsupported_lines(lost) == [
+        "vCPU pins, emulator pin, vCPUs and IOThreads kept off CPUs 1-2 (cpuoccupy) (a)", "weight (b)"]
+    assert unsupported_lines([]) == []
 
 
 def test_libvirt_parameter_names_per_driver():
@@ -69,9 +81,9 @@ def test_libvirt_parameter_names_per_driver():
     for driver, params in (("qemu", {"cpu_shares": 1, "global_quota": 1}),
                            ("lxc", {"cpu_shares": 1, "vcpu_quota": 1}),
                            ("libxl", {"weight": 1, "cap": 1})):
-        assert mapping.sets_weight(driver, params) and mapping.sets_cap(driver, params)
-        assert not mapping.sets_weight(driver, {}) and not mapping.sets_cap(driver, {})
-    assert not mapping.sets_cap("lxc", {"global_quota": 1})
+        assert mapping.sets(driver, "weight", params) and mapping.sets(driver, "cap", params)
+        assert not mapping.sets(driver, "weight", {}) and not mapping.sets(driver, "cap", {})
+    assert not mapping.sets("lxc", "cap", {"global_quota": 1})
     assert mapping.LIVE_SCHED_FLAG == {"qemu": True, "lxc": True, "libxl": False}
 
 
@@ -80,22 +92,23 @@ def test_libvirt_parameter_names_per_driver():
 
 def test_lxc_plan_has_weight_and_cap_and_reports_pins():
     p = plan(policy("ct", {0: "1"}, emulator="0", weight=512, cap=50), HostPolicy(), facts("lxc"), HOST4)
-    assert (p.vcpupin, p.emulatorpin) == ({}, None)
+    assert p.pins == {}
     assert p.sched == {"cpu_shares": 2048, "vcpu_period": 100000, "vcpu_quota": 50000}
-    assert p.unsupported == ["vCPU pins, emulator pin (%s)" % LXC_CANNOT]
+    assert unsupported_lines(p.unsupported) == ["vCPU pins, emulator pin (%s)" % LXC_CANNOT]
     assert not p.is_empty()
 
 
 def test_lxc_plan_of_pins_alone_is_empty_but_says_why():
     p = plan(policy("ct", {5: "9"}), HostPolicy(), facts("lxc"), HOST4)
     assert p.is_empty()
-    assert p.unsupported == ["vCPU pins (%s)" % LXC_CANNOT]
+    assert unsupported_lines(p.unsupported) == ["vCPU pins (%s)" % LXC_CANNOT]
 
 
 def test_lxc_outside_an_occupancy_set_cannot_be_kept_off():
     p = plan(None, HostPolicy({1: ["a"], 2: ["a"]}), facts("lxc"), HOST4)
-    assert (p.vcpupin, p.emulatorpin, p.notes) == ({}, None, [])
-    assert p.unsupported == ["vCPUs and emulator kept off CPUs 1-2 (cpuoccupy) (%s)" % LXC_CANNOT]
+    assert (p.pins, p.notes) == ({}, [])
+    assert unsupported_lines(p.unsupported) == [
+        "vCPUs and emulator kept off CPUs 1-2 (cpuoccupy) (%s)" % LXC_CANNOT]
     # An occupant is not kept off anything: nothing to report.
     assert plan(None, HostPolicy({1: ["vm"]}), facts("lxc"), HOST4).unsupported == []
 
@@ -104,10 +117,10 @@ def test_libxl_plan_pins_vcpus_but_not_the_emulator():
     p = plan(policy("xen", {1: "2"}, emulator="3", weight=7, cap=0), HostPolicy({0: ["a"]}),
              facts("libxl"), HOST4)
     assert p.to_doc()["vcpupin"] == {"0": "1-3", "1": "2"}
-    assert p.emulatorpin is None
+    assert ("emulator", 0) not in p.pins
     assert p.sched == {"weight": 7, "cap": 0}
-    assert p.notes == ["CPU 0 is occupied by other domains (cpuoccupy); kept off it"]
-    assert p.unsupported == [
+    assert note_lines(p) == ["CPU 0 is occupied by other domains (cpuoccupy); kept off it"]
+    assert unsupported_lines(p.unsupported) == [
         "emulator pin, emulator kept off CPU 0 (cpuoccupy) (libvirt's libxl driver cannot pin the emulator)"]
 
 
@@ -116,7 +129,7 @@ def test_libxl_under_credit2_keeps_pins_and_reports_weight_and_cap():
              HOST4)
     assert p.to_doc()["vcpupin"] == {"0": "1"}
     assert p.sched == {}
-    assert p.unsupported == ["weight, cap (%s)" % CREDIT2]
+    assert unsupported_lines(p.unsupported) == ["weight, cap (%s)" % CREDIT2]
     # Unknown scheduler (the hook at prepare): planned for credit; the applier knows better.
     assert plan(policy("xen", weight=512), HostPolicy(), facts("libxl"), HOST4).sched == {"weight": 512}
 
@@ -127,6 +140,8 @@ def test_plan_doc_round_trip_keeps_unsupported_and_reads_old_docs():
     doc = p.to_doc()
     del doc["unsupported"]          # a state file written before drivers were told apart
     assert Plan.from_doc(doc).unsupported == []
+    assert [u.to_doc() for u in p.unsupported] == [
+        {"setting": "vcpupin", "reason": LXC_CANNOT, "kept_off": None}]
 
 
 def test_cputune_per_driver():
@@ -230,6 +245,9 @@ class FakeConn:
     def getType(self):
         return self.kind
 
+    def getURI(self):
+        return {"LXC": "lxc:///system", "Xen": "xen:///system"}.get(self.kind, "qemu:///system")
+
     def getCPUMap(self):
         return (4, [True] * 4, 4)
 
@@ -245,17 +263,16 @@ class FakeConn:
 def test_libxl_scheduler_parameters_go_with_flags_0_and_pins_live():
     dom = FakeDomain("xen", "libxl")
     p = plan(policy("xen", {0: "1"}, weight=512, cap=50), HostPolicy(), facts("libxl"), HOST4)
-    steps = virt.apply_plan(dom, p, 4)
-    assert steps == ["vcpupin 0 1", "schedinfo cap=50 weight=512"]
+    virt.apply_plan(dom, p, 4)
+    assert virsh_steps(p) == ["vcpupin 0 1", "schedinfo cap=50 weight=512"]
     assert dom.calls == [("pinVcpuFlags", 0, (False, True, False, False), LIVE),
                          ("setSchedulerParametersFlags", {"cap": 50, "weight": 512}, 0)]
 
 
 def test_lxc_live_values_ask_for_no_pins():
     dom = FakeDomain("ct", "lxc")
-    assert virt.live_values(dom, "lxc") == {
-        "vcpupin": {}, "emulatorpin": None,
-        "sched": {"cpu_shares": 1024, "vcpu_period": 100000, "vcpu_quota": -1}}
+    live = virt.live_values(dom, "lxc")
+    assert (live.pins, live.sched) == ({}, {"cpu_shares": 1024, "vcpu_period": 100000, "vcpu_quota": -1})
     with pytest.raises(PolicyError) as info:
         virt.live_values(dom, "qemu")
     assert str(info.value) == ("cannot read the pins of 'ct': this function is not supported by the "
@@ -264,9 +281,8 @@ def test_lxc_live_values_ask_for_no_pins():
 
 def test_libxl_live_values_fall_back_to_the_unflagged_call():
     live = virt.live_values(FakeDomain("xen", "libxl"), "libxl")
-    assert live["sched"] == {"weight": 256, "cap": 0}
-    assert live["emulatorpin"] is None
-    assert live["vcpupin"] == {0: HOST4, 1: HOST4}
+    assert live.sched == {"weight": 256, "cap": 0}
+    assert live.pins == {("vcpu", 0): HOST4, ("vcpu", 1): HOST4}
 
 
 def test_facts_know_the_xen_scheduler_of_a_running_domain():
@@ -290,10 +306,11 @@ def manager(paths, conn):
 
 
 @pytest.mark.parametrize("call,what", [
-    (lambda pm: pm.set_vcpupin("ct", 0, "1"), "vCPU pins"),
-    (lambda pm: pm.set_emulatorpin("ct", "1"), "emulator pin"),
-    (lambda pm: pm.set_vcpupin("ct", 0, "1", dry_run=True), "vCPU pins"),
-    (lambda pm: pm.set_vcpupin("newct", 0, "1"), "vCPU pins"),      # not defined: the connection's driver
+    (lambda pm: pm.set_pin("ct", "vcpu", 0, "1"), "vCPU pins"),
+    (lambda pm: pm.set_pin("ct", "emulator", None, "1"), "emulator pin"),
+    (lambda pm: pm.set_pin("ct", "iothread", 1, "1"), "IOThread pins"),
+    (lambda pm: pm.set_pin("ct", "vcpu", 0, "1", dry_run=True), "vCPU pins"),
+    (lambda pm: pm.set_pin("newct", "vcpu", 0, "1"), "vCPU pins"),  # not defined: the connection's driver
 ])
 def test_pins_on_lxc_are_refused_and_nothing_is_saved(paths, call, what):
     pm = manager(paths, FakeConn("LXC", FakeDomain("ct", "lxc")))
@@ -308,27 +325,27 @@ def test_pins_on_lxc_are_refused_and_nothing_is_saved(paths, call, what):
 def test_weight_and_cap_on_lxc_are_applied_live(paths):
     ct = FakeDomain("ct", "lxc")
     pm = manager(paths, FakeConn("LXC", ct))
-    out = pm.set_cap("ct", 50)
-    assert out.message() == "ct: cap 50% of one CPU: saved; applied live"
-    assert out.steps == ["schedinfo vcpu_period=100000 vcpu_quota=50000"]
-    pm.set_weight("ct", 512)
+    out = pm.set_sched("ct", "cap", 50)
+    assert said(out) == ["ct: cap 50% of one CPU: saved; applied live",
+                         "  schedinfo vcpu_period=100000 vcpu_quota=50000"]
+    pm.set_sched("ct", "weight", 512)
     assert ct.calls[-1] == ("setSchedulerParametersFlags",
                             {"cpu_shares": 2048, "vcpu_period": 100000, "vcpu_quota": 50000}, LIVE)
-    pm.unset_cap("ct")
+    pm.unset_sched("ct", "cap")
     assert ct.calls[-1] == ("setSchedulerParametersFlags",
                             {"cpu_shares": 2048, "vcpu_period": 100000, "vcpu_quota": -1}, LIVE)
-    doc = pm.report("ct")
-    assert (doc["driver"], doc["drift"], doc["live"]["weight"], doc["live"]["cap"]) == ("lxc", [], 512, 0)
+    r = pm.report("ct")
+    assert (r.driver, r.drift, r.live_weight, r.live_cap) == ("lxc", [], 512, 0)
 
 
 def test_weight_on_xen_under_credit2_is_refused(paths):
     pm = manager(paths, FakeConn("Xen", FakeDomain("xen", "libxl", scheduler="credit2")))
     with pytest.raises(PolicyError) as info:
-        pm.set_weight("xen", 512)
+        pm.set_sched("xen", "weight", 512)
     assert str(info.value) == ("weight cannot be put in force on 'xen' (libxl (Xen)): %s; nothing saved"
                                % CREDIT2)
     # Pins still work there.
-    assert pm.set_vcpupin("xen", 1, "2").steps == ["vcpupin 1 2"]
+    assert virsh_steps(pm.set_pin("xen", "vcpu", 1, "2").applied) == ["vcpupin 1 2"]
 
 
 def test_cpupolicy_shows_what_the_driver_cannot_do_once(paths):
@@ -366,12 +383,11 @@ def test_policyctl_says_it_on_the_command_line(paths):
 
 
 def test_cpuoccupy_lists_a_running_container_it_cannot_keep_off(paths):
-    from policyhook import occupancy
-
     ct = FakeDomain("ct", "lxc")
     pm = manager(paths, FakeConn("LXC", ct))
-    out = occupancy.change(pm, "1", "other")
-    assert out.lines() == [
+    out = io.StringIO()
+    show.occupancy_outcome(pm.occupy("1", "other"), out)
+    assert out.getvalue().splitlines() == [
         "CPU 1 occupied by other: saved; applied live to 0 running domains",
         "  ct: unsupported: vCPUs and emulator kept off CPU 1 (cpuoccupy) (%s)" % LXC_CANNOT]
     assert ct.calls == []

@@ -114,12 +114,12 @@ class Storm:
             assert data == jsondoc.dumps(doc), dom
             stored = domain_from_doc(doc)
             assert stored.domain == dom
-            assert stored.weight in self.weights[dom], (dom, stored)
-            assert stored.cap in self.caps[dom], (dom, stored)
-            assert str(stored.vcpupin[0]) == "0", (dom, stored)
-            pin = stored.vcpupin.get(1)
+            assert stored.sched.get("weight") in self.weights[dom], (dom, stored)
+            assert stored.sched.get("cap") in self.caps[dom], (dom, stored)
+            assert str(stored.pins_of("vcpu")[0]) == "0", (dom, stored)
+            pin = stored.pins_of("vcpu").get(1)
             assert (None if pin is None else str(pin)) in self.pins[dom], (dom, stored)
-            assert set(stored.vcpupin) <= {0, 1}
+            assert set(stored.pins_of("vcpu")) <= {0, 1}
         if os.path.exists(paths.host_file):
             with open(paths.host_file, "rb") as f:
                 data = f.read()
@@ -250,7 +250,7 @@ def test_a_temp_file_left_by_a_killed_writer_is_hidden_and_harmless(tmp_path):
     reg = Registry(paths)
     with reg.lock():
         reg.save(policy("vm1", weight=400))   # this very pid: its temp name is taken
-    assert reg.load("vm1").weight == 400
+    assert reg.load("vm1").sched.get("weight") == 400
 
 
 def test_a_reader_that_goes_away_is_no_error(tmp_path):

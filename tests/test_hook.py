@@ -6,10 +6,11 @@ import time
 
 import pytest
 from hookrun import domain_xml, log_text, run_hook, save, state
+from unit_helpers import pinned
 
 from policyhook.cpuset import CpuSet
 from policyhook.hostinfo import online_cpus
-from policyhook.model import DomainPolicy, HostPolicy
+from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 
 HOST = online_cpus()
@@ -36,7 +37,7 @@ EVENTS_IGNORED = [("prepare", "end"), ("started", "end"), ("stopped", "begin"),
 
 @pytest.mark.parametrize("op,sub", EVENTS_IGNORED)
 def test_other_events_exit_zero_silently(root, op, sub):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     r = run_hook(root, "vm1", op, sub)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     assert state(root, "vm1") is None
@@ -62,7 +63,7 @@ def test_too_few_arguments(root):
 
 
 def test_prepare_admits_and_records_the_plan(root):
-    save(root, DomainPolicy("vm1", {0: CpuSet([LAST])}, weight=512, cap=50))
+    save(root, pinned("vm1", {0: CpuSet([LAST])}, weight=512, cap=50))
     r = run_hook(root, "vm1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     st = state(root, "vm1")
@@ -73,13 +74,13 @@ def test_prepare_admits_and_records_the_plan(root):
 
 
 CONFLICTS = [
-    (DomainPolicy("vm1", {3: CpuSet([0])}), None,
+    (pinned("vm1", {3: CpuSet([0])}), None,
      "policyhook: refusing to start 'vm1': vCPU 3 of 'vm1' has a pin, but the domain has "
      "2 vCPUs (0-1)\n"),
-    (DomainPolicy("vm1", {0: CpuSet([LAST + 1])}), None,
+    (pinned("vm1", {0: CpuSet([LAST + 1])}), None,
      "policyhook: refusing to start 'vm1': vCPU 0 of 'vm1' is pinned to %d, but the host's "
      "CPUs are %s\n" % (LAST + 1, HOST)),
-    (DomainPolicy("vm1", {0: CpuSet([0])}), HostPolicy({0: ["other"]}),
+    (pinned("vm1", {0: CpuSet([0])}), HostPolicy({0: ["other"]}),
      "policyhook: refusing to start 'vm1': vCPU 0 of 'vm1' is pinned to 0 (policy), which is "
      "occupied by other (cpuoccupy); it would have no CPU left\n"),
 ]
@@ -96,7 +97,7 @@ def test_prepare_refuses_a_conflict(root, policy, host, message):
 
 def test_prepare_conflict_starts_when_configured(root):
     write_conf(Paths(str(root)), "[hook]\non_conflict = start\n")
-    save(root, DomainPolicy("vm1", {3: CpuSet([0])}))
+    save(root, pinned("vm1", {3: CpuSet([0])}))
     r = run_hook(root, "vm1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     assert "conflict, going on anyway" in log_text(root)
@@ -131,7 +132,7 @@ def test_corrupt_policy_refuses_when_configured(root):
 
 def test_bad_settings_are_our_failure(root):
     write_conf(Paths(str(root)), "[hook]\non_conflict = maybe\n")
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     r = run_hook(root, "vm1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     assert "[hook] on_conflict: 'maybe' is not one of refuse, start" in log_text(root)
@@ -148,7 +149,7 @@ def test_symlinked_policy_is_refused(root, tmp_path_factory):
 
 
 def test_world_writable_policy_is_refused(root):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     path = Paths(str(root)).domain_file("vm1")
     os.chmod(path, 0o666)
     r = run_hook(root, "vm1", "prepare", "begin")
@@ -158,7 +159,7 @@ def test_world_writable_policy_is_refused(root):
 
 
 def test_lock_held_forever_the_hook_still_returns(root):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     paths = Paths(str(root))
     with open(paths.lock, "a") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
@@ -184,7 +185,7 @@ def test_the_applier_is_detached(root, op):
     long before that (run_hook reads them to EOF)."""
     write_conf(Paths(str(root)), "[libvirt]\nuri = qemu+unix:///system?socket=/nonexistent\n"
                                  "[applier]\ntimeout = 10\n")
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     t0 = time.monotonic()
     r = run_hook(root, "vm1", op, "begin", timeout=8)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
@@ -197,7 +198,7 @@ def test_the_applier_is_detached(root, op):
 
 
 def test_applier_reports_a_domain_that_is_gone(root):
-    save(root, DomainPolicy("policyhook-no-such-domain", {0: CpuSet([0])}))
+    save(root, pinned("policyhook-no-such-domain", {0: CpuSet([0])}))
     r = run_hook(root, "policyhook-no-such-domain", "start", "begin")
     assert r.returncode == 0
     for _ in range(200):
@@ -208,7 +209,7 @@ def test_applier_reports_a_domain_that_is_gone(root):
 
 
 def test_started_records_the_time_for_the_applier(root):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     run_hook(root, "vm1", "prepare", "begin")
     r = run_hook(root, "vm1", "started", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
@@ -217,7 +218,7 @@ def test_started_records_the_time_for_the_applier(root):
 
 @pytest.mark.parametrize("op", ["stopped", "release"])
 def test_stopped_and_release_drop_state_idempotently(root, op):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     run_hook(root, "vm1", "prepare", "begin")
     assert state(root, "vm1") is not None
     for _ in range(2):
@@ -228,7 +229,7 @@ def test_stopped_and_release_drop_state_idempotently(root, op):
 
 @pytest.mark.parametrize("op", ["migrate", "restore"])
 def test_migrate_and_restore_write_cputune(root, op):
-    save(root, DomainPolicy("vm1", {1: CpuSet([0])}, emulatorpin=CpuSet([0]), weight=512, cap=150))
+    save(root, pinned("vm1", {1: CpuSet([0])}, emulatorpin=CpuSet([0]), weight=512, cap=150))
     r = run_hook(root, "vm1", op, "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     out = r.stdout.decode()
@@ -239,7 +240,7 @@ def test_migrate_and_restore_write_cputune(root, op):
 
 
 def test_migrate_refuses_a_conflict(root):
-    save(root, DomainPolicy("vm1", {5: CpuSet([0])}))
+    save(root, pinned("vm1", {5: CpuSet([0])}))
     r = run_hook(root, "vm1", "migrate", "begin")
     assert r.returncode == 1
     assert r.stdout == b""
@@ -247,7 +248,7 @@ def test_migrate_refuses_a_conflict(root):
 
 
 def test_bad_xml_on_stdin_is_our_failure(root):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}))
+    save(root, pinned("vm1", {0: CpuSet([0])}))
     r = run_hook(root, "vm1", "prepare", "begin", xml="<domain><vcpu>two</vcpu></domain>")
     assert (r.returncode, r.stderr) == (0, b"")
     assert state(root, "vm1")["error"] == "domain XML: <vcpu> 'two' is not a number"

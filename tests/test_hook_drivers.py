@@ -11,12 +11,13 @@ import os
 import time
 
 import pytest
-from hookrun import HOOKS, domain_xml, log_text, run_hook, save, state
+from hookrun import HOOKS, domain_xml, log_text, notes, run_hook, save, state, unsupported
+from unit_helpers import pinned
 
 from policyhook.cpuset import CpuSet
 from policyhook.hook import HANDLERS, OPERATIONS
 from policyhook.hostinfo import online_cpus
-from policyhook.model import DomainPolicy, HostPolicy
+from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 
 HOST = online_cpus()
@@ -67,7 +68,7 @@ def test_each_driver_handles_its_own_operations():
 @pytest.mark.parametrize("driver,op", [("lxc", "migrate"), ("lxc", "restore"), ("libxl", "restore"),
                                        ("lxc", "attach"), ("libxl", "prepare-end")])
 def test_events_a_driver_does_not_have_exit_zero_silently(root, driver, op):
-    save(root, DomainPolicy("vm1", {0: CpuSet([0])}, weight=512))
+    save(root, pinned("vm1", {0: CpuSet([0])}, weight=512))
     r = hook(driver, root, "vm1", op, "begin")
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
     assert state(root, "vm1") is None
@@ -98,7 +99,7 @@ def test_the_applier_is_detached(root, driver):
     with open(Paths(str(root)).conf, "w") as f:
         f.write("[libvirt]\n%s_uri = qemu+unix:///system?socket=/nonexistent\n[applier]\ntimeout = 10\n"
                 % driver)
-    save(root, DomainPolicy("vm1", weight=512))
+    save(root, pinned("vm1", weight=512))
     t0 = time.monotonic()
     r = hook(driver, root, "vm1", "start", "begin", timeout=8)
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
@@ -110,7 +111,7 @@ def test_the_applier_is_detached(root, driver):
 
 
 def test_lxc_prepare_plans_shares_and_quota_and_reports_pins(root):
-    save(root, DomainPolicy("ct1", {0: CpuSet([LAST])}, emulatorpin=CpuSet([0]), weight=512, cap=50))
+    save(root, pinned("ct1", {0: CpuSet([LAST])}, emulatorpin=CpuSet([0]), weight=512, cap=50))
     r = hook("lxc", root, "ct1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     st = state(root, "ct1")
@@ -119,17 +120,17 @@ def test_lxc_prepare_plans_shares_and_quota_and_reports_pins(root):
     plan = st["plan"]
     assert (plan["vcpupin"], plan["emulatorpin"]) == ({}, None)
     assert plan["sched"] == {"cpu_shares": 2048, "vcpu_period": 100000, "vcpu_quota": 50000}
-    assert plan["unsupported"] == [LXC_PINS]
+    assert unsupported(plan) == [LXC_PINS]
     assert ("lxc ct1 prepare/begin: admitted; plan cpu_shares=2048, vcpu_period=100000, "
             "vcpu_quota=50000; unsupported: %s" % LXC_PINS) in log_text(root)
 
 
 def test_lxc_pin_beyond_the_containers_vcpus_does_not_refuse_the_start(root):
     # Pins never take effect on a container, so they are not checked against it either.
-    save(root, DomainPolicy("ct1", {7: CpuSet([LAST + 1])}))
+    save(root, pinned("ct1", {7: CpuSet([LAST + 1])}))
     r = hook("lxc", root, "ct1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
-    assert state(root, "ct1")["plan"]["unsupported"] == ["vCPU pins (libvirt's LXC driver cannot pin)"]
+    assert unsupported(state(root, "ct1")["plan"]) == ["vCPU pins (libvirt's LXC driver cannot pin)"]
 
 
 def test_lxc_container_outside_an_occupancy_set_is_reported(root):
@@ -138,13 +139,13 @@ def test_lxc_container_outside_an_occupancy_set_is_reported(root):
     assert r.returncode == 0
     plan = state(root, "ct9")["plan"]
     assert plan["vcpupin"] == {}
-    assert plan["notes"] == []
-    assert plan["unsupported"] == [
+    assert notes(plan) == []
+    assert unsupported(plan) == [
         "vCPUs and emulator kept off CPU 0 (cpuoccupy) (libvirt's LXC driver cannot pin)"]
 
 
 def test_lxc_applier_uses_lxc_uri(root):
-    save(root, DomainPolicy("ct-gone", weight=512))
+    save(root, pinned("ct-gone", weight=512))
     r = hook("lxc", root, "ct-gone", "start", "begin")
     assert r.returncode == 0
     wait_log(root, "lxc ct-gone applier (start/begin): domain is gone; nothing to apply")
@@ -154,20 +155,20 @@ def test_lxc_applier_uses_lxc_uri(root):
 
 
 def test_libxl_prepare_plans_weight_and_cap_as_they_are(root):
-    save(root, DomainPolicy("xen1", {1: CpuSet([LAST])}, emulatorpin=CpuSet([0]), weight=512, cap=50))
+    save(root, pinned("xen1", {1: CpuSet([LAST])}, emulatorpin=CpuSet([0]), weight=512, cap=50))
     r = hook("libxl", root, "xen1", "prepare", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     plan = state(root, "xen1")["plan"]
     assert plan["driver"] == "libxl"
     assert (plan["vcpupin"], plan["emulatorpin"]) == ({"1": str(LAST)}, None)
     assert plan["sched"] == {"cap": 50, "weight": 512}
-    assert plan["unsupported"] == [XEN_EMULATOR]
+    assert unsupported(plan) == [XEN_EMULATOR]
     assert ("libxl xen1 prepare/begin: admitted; plan vCPU 1 -> %d, cap=50, weight=512; unsupported: %s"
             % (LAST, XEN_EMULATOR)) in log_text(root)
 
 
 def test_libxl_prepare_refuses_a_conflict_as_qemu_does(root):
-    save(root, DomainPolicy("xen1", {5: CpuSet([0])}))
+    save(root, pinned("xen1", {5: CpuSet([0])}))
     r = hook("libxl", root, "xen1", "prepare", "begin")
     assert r.returncode == 1
     assert r.stderr.decode() == ("policyhook: refusing to start 'xen1': vCPU 5 of 'xen1' has a pin, "
@@ -175,7 +176,7 @@ def test_libxl_prepare_refuses_a_conflict_as_qemu_does(root):
 
 
 def test_libxl_migrate_writes_weight_as_shares_and_leaves_the_cap_to_the_applier(root):
-    save(root, DomainPolicy("xen1", {1: CpuSet([0])}, weight=512, cap=150))
+    save(root, pinned("xen1", {1: CpuSet([0])}, weight=512, cap=150))
     r = hook("libxl", root, "xen1", "migrate", "begin")
     assert (r.returncode, r.stderr) == (0, b"")
     out = r.stdout.decode()
@@ -186,7 +187,7 @@ def test_libxl_migrate_writes_weight_as_shares_and_leaves_the_cap_to_the_applier
 
 
 def test_libxl_migrate_with_only_a_cap_leaves_the_xml_alone(root):
-    save(root, DomainPolicy("xen1", cap=150))
+    save(root, pinned("xen1", cap=150))
     r = hook("libxl", root, "xen1", "migrate", "begin")
     assert (r.returncode, r.stdout, r.stderr) == (0, b"", b"")
 
@@ -195,7 +196,7 @@ def test_xen_reboot_runs_the_whole_cycle_and_the_policy_is_applied_again(root):
     """On Xen a guest reboot re-creates the domain: libvirt runs the full hook cycle
     (libvirt-lab.md: QEMU runs none). Each cycle plans the policy again at prepare and
     starts a new applier at start."""
-    save(root, DomainPolicy("xen1", {0: CpuSet([LAST])}, weight=512, cap=50))
+    save(root, pinned("xen1", {0: CpuSet([LAST])}, weight=512, cap=50))
     pids = []
     for cycle in (1, 2):
         r = hook("libxl", root, "xen1", "prepare", "begin")

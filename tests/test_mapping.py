@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from policyhook import mapping
 from policyhook.limits import CAP_MAX, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
-from policyhook.mapping import driver_of, from_live, reset_params, sched_params, shares
+from policyhook.mapping import driver_of, from_live, sched_params, sets, shares
 
 # cgroup v1: cpu.shares = 4 * weight. cgroup v2: cpu.weight = clamp(round(weight * 100 / 256), 1, 10000).
 WEIGHTS = [
@@ -71,7 +71,6 @@ def test_nothing_set_means_no_parameters():
     for driver in mapping.DRIVERS:
         for cgroup in (1, 2):
             assert sched_params(driver, cgroup) == {}
-            assert reset_params(driver, cgroup) == {}
 
 
 @pytest.mark.parametrize("cgroup", [1, 2])
@@ -99,8 +98,16 @@ def test_unknown_driver_is_an_error():
     ("lxc", 2, True, True, {"cpu_shares": 100, "vcpu_period": 100000, "vcpu_quota": -1}),
     ("libxl", 1, True, True, {"weight": 256, "cap": 0}),
 ])
-def test_reset_params_put_back_the_defaults(driver, cgroup, weight, cap, expected):
-    assert reset_params(driver, cgroup, weight=weight, cap=cap) == expected
+def test_restores_put_back_the_defaults(driver, cgroup, weight, cap, expected):
+    from policyhook.cpuset import CpuSet
+    from policyhook.domxml import DomainFacts
+    from policyhook.planner import Plan, restores
+
+    old = Plan("vm", driver, sched=sched_params(driver, cgroup, weight=7 if weight else None,
+                                                cap=30 if cap else None))
+    assert sets(driver, "weight", old.sched) == weight and sets(driver, "cap", old.sched) == cap
+    back = restores(Plan("vm", driver), old, DomainFacts("vm", driver), CpuSet.parse("0-3"), cgroup)
+    assert back.sched == expected
     assert WEIGHT_DEFAULT == 256
 
 
@@ -196,11 +203,11 @@ def test_local_cgroup_version(tmp_path):
     (50000, ["global_quota: policy -1, live 50000"]),
 ])
 def test_drift_knows_every_spelling_of_no_cap(live_quota, expected):
-    from policyhook.api import drift
-    from policyhook.planner import Plan
+    from policyhook.describe import drift_line
+    from policyhook.planner import Live, Plan, drift
 
     effective = Plan("vm", "qemu", sched={"global_period": 100000, "global_quota": -1})
     sched = {"global_period": 100000}
     if live_quota is not None:
         sched["global_quota"] = live_quota
-    assert drift(effective, {"vcpupin": {}, "emulatorpin": None, "sched": sched}) == expected
+    assert [drift_line(d) for d in drift(effective, Live(sched=sched))] == expected

@@ -3,10 +3,11 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit_helpers import policy
+from unit_helpers import pinned, policy
 
 from policyhook import errors
 from policyhook.cpuset import CpuSet
+from policyhook.describe import note_lines
 from policyhook.domxml import DomainFacts, parse_domain_xml
 from policyhook.errors import PolicyError
 from policyhook.model import DomainPolicy, HostPolicy
@@ -15,9 +16,12 @@ from policyhook.planner import Plan, plan
 HOST4 = CpuSet.parse("0-3")
 
 
-def facts(name="vm", vcpus=2, pins=None, emulator=None, driver="qemu"):
-    return DomainFacts(name, driver, vcpus, None, {v: CpuSet.parse(c) for v, c in (pins or {}).items()},
-                       None if emulator is None else CpuSet.parse(emulator))
+def facts(name="vm", vcpus=2, pins=None, emulator=None, driver="qemu", iothreads=(), iopins=None):
+    found = {("vcpu", v): CpuSet.parse(c) for v, c in (pins or {}).items()}
+    found.update((("iothread", i), CpuSet.parse(c)) for i, c in (iopins or {}).items())
+    if emulator is not None:
+        found[("emulator", 0)] = CpuSet.parse(emulator)
+    return DomainFacts(name, driver, vcpus, None, found, iothreads=iothreads if vcpus is not None else None)
 
 
 def shown(p):
@@ -101,7 +105,7 @@ CONFLICTS = [
      "it would have no CPU left"),
     ("the emulator pin left empty by occupancy",
      policy("vm", emulator="0"), {0: ["other"]}, facts(),
-     "the emulator of 'vm' is pinned to 0, which is occupied by other (cpuoccupy); "
+     "the emulator of 'vm' is pinned to 0 (policy), which is occupied by other (cpuoccupy); "
      "it would have no CPU left"),
     ("every CPU occupied by others",
      None, {0: ["a"], 1: ["a"], 2: ["b"], 3: ["b"]}, facts(),
@@ -126,13 +130,13 @@ def test_conflict(stored, occupancy, domain, message):
 def test_notes_say_why_a_pin_differs():
     p = plan(policy("vm", {0: "0-1"}), HostPolicy({1: ["other"], 2: ["x"]}),
              facts(pins={1: "1-3"}, emulator="2-3"), HOST4)
-    assert p.notes == [
+    assert note_lines(p) == [
         "CPUs 1-2 are occupied by other domains (cpuoccupy); kept off them",
         "vCPU 0: 0-1 minus 1 occupied by other",
         "vCPU 1: 1-3 minus 1-2 occupied by other, x",
         "emulator: 2-3 minus 2 occupied by x",
     ]
-    assert plan(policy("vm", {0: "0"}), HostPolicy(), facts(), HOST4).notes == []
+    assert note_lines(plan(policy("vm", {0: "0"}), HostPolicy(), facts(), HOST4)) == []
 
 
 @pytest.mark.parametrize("driver,cgroup,sched", [
@@ -175,19 +179,23 @@ def scenarios(draw):
         pins = draw(st.dictionaries(st.integers(0, top - 1), some_cpus, max_size=3))
         stored = None
         if draw(st.booleans()):
-            stored = DomainPolicy(name, pins, draw(st.none() | some_cpus),
-                                  draw(st.none() | st.integers(1, 65535)),
-                                  draw(st.none() | st.integers(0, 400)))
+            stored = pinned(name, pins, draw(st.none() | some_cpus),
+                            draw(st.none() | st.integers(1, 65535)),
+                            draw(st.none() | st.integers(0, 400)))
         xml_pins = draw(st.dictionaries(st.integers(0, (vcpus or 1) - 1), host_cpus, max_size=2))
         xml_emulator = draw(st.none() | host_cpus)
-        domains.append((stored, DomainFacts(name, "qemu", vcpus, None, xml_pins, xml_emulator)))
+        found = {("vcpu", v): c for v, c in xml_pins.items()}
+        if xml_emulator is not None:
+            found[("emulator", 0)] = xml_emulator
+        domains.append((stored, DomainFacts(name, "qemu", vcpus, None, found,
+                                            iothreads=() if vcpus is not None else None)))
     return host, HostPolicy(occupancy), domains
 
 
 def expected_refusal(stored, host, domain, host_cpus):
     """Whether the policy cannot be satisfied, by the rules of DESIGN.md, computed independently."""
-    pins = stored.vcpupin if stored else {}
-    emulator = stored.emulatorpin if stored else None
+    pins = stored.pins_of("vcpu") if stored else {}
+    emulator = stored.pins_of("emulator").get(0) if stored else None
     if domain.vcpus is not None and any(v >= domain.vcpus for v in pins):
         return True
     if any(not set(c) <= set(host_cpus) for c in pins.values()):
@@ -199,10 +207,10 @@ def expected_refusal(stored, host, domain, host_cpus):
         return False
     vcpus = range(domain.vcpus) if domain.vcpus is not None else sorted(pins)
     for v in vcpus:
-        base = pins.get(v) or domain.vcpupin.get(v) or host_cpus
+        base = pins.get(v) or domain.pins.get(("vcpu", v)) or host_cpus
         if set(base) <= taken:
             return True
-    base = emulator or domain.emulatorpin or host_cpus
+    base = emulator or domain.pins.get(("emulator", 0)) or host_cpus
     return set(base) <= taken
 
 
@@ -220,29 +228,31 @@ def test_plans_keep_everyone_off_cpus_occupied_by_others(scenario):
             continue
         assert not expected_refusal(stored, host, domain, host_cpus)
         others = set(host.occupied_by_others(name)) & set(host_cpus)
-        effective = list(p.vcpupin.values()) + ([p.emulatorpin] if p.emulatorpin is not None else [])
+        vcpupin, emulatorpin = p.pins_of("vcpu"), p.pins.get(("emulator", 0))
+        effective = list(p.pins.values())
         for cpus in effective:
             # (a) never on a CPU occupied by a set it is not part of; (b) never empty
             assert not set(cpus) & others
             assert cpus
         if others and domain.vcpus is not None:
             # every vCPU and the emulator are pinned, so none can wander onto those CPUs
-            assert sorted(p.vcpupin) == list(range(domain.vcpus))
-            assert p.emulatorpin is not None
-        pins = stored.vcpupin if stored else {}
+            assert sorted(vcpupin) == list(range(domain.vcpus))
+            assert emulatorpin is not None
+        pins = stored.pins_of("vcpu") if stored else {}
+        stored_emulator = stored.pins_of("emulator").get(0) if stored else None
         for vcpu, cpus in pins.items():
             # (c) a policy pin loses only CPUs occupied by others; an occupant keeps its own
-            assert p.vcpupin[vcpu] == cpus - CpuSet(others)
+            assert vcpupin[vcpu] == cpus - CpuSet(others)
             for cpu in host.occupies(name):
                 if cpu in cpus:
-                    assert cpu in p.vcpupin[vcpu]
-        if stored is not None and stored.emulatorpin is not None:
-            assert p.emulatorpin == stored.emulatorpin - CpuSet(others)
+                    assert cpu in vcpupin[vcpu]
+        if stored_emulator is not None:
+            assert emulatorpin == stored_emulator - CpuSet(others)
         if not others:
             # nothing to keep off: exactly the stored policy, libvirt's own placement for the rest
-            assert p.vcpupin == pins
-            assert p.emulatorpin == (stored.emulatorpin if stored else None)
-        for cpus in p.vcpupin.values():
+            assert vcpupin == pins
+            assert emulatorpin == stored_emulator
+        for cpus in p.pins.values():
             assert cpus.issubset(host_cpus)
 
 

@@ -7,7 +7,7 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_helpers import policy, write_raw
+from unit_helpers import pinned, policy, write_raw
 
 from policyhook import errors, jsondoc, safeio
 from policyhook.cpuset import CpuSet
@@ -73,7 +73,7 @@ def test_save_load_round_trip_random(tmp_path, pins, weight, cap):
     paths = Paths(str(tmp_path))
     reg = Registry(paths)
     safeio.ensure_dir(paths.domains)
-    stored = DomainPolicy("vm", {v: CpuSet(c) for v, c in pins.items()}, None, weight, cap)
+    stored = pinned("vm", {v: CpuSet(c) for v, c in pins.items()}, None, weight, cap)
     save(reg, stored)
     if stored.is_empty():
         assert reg.load("vm") is None
@@ -140,7 +140,7 @@ def test_atomic_write_leaves_no_temp_files_and_mode_0644(reg, paths):
     for path in (paths.domain_file("vm1"), paths.host_file):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert stat.S_IMODE(os.stat(paths.domains).st_mode) & 0o022 == 0
-    assert reg.load("vm1").weight == 5
+    assert reg.load("vm1").sched.get("weight") == 5
 
 
 def test_failed_write_removes_its_temp_file(reg, paths):
@@ -160,11 +160,11 @@ def test_write_replaces_a_symlink_rather_than_following_it(reg, paths, tmp_path)
     save(reg, policy("vm1", weight=5))
     assert target.read_text() == "keep"
     assert not os.path.islink(paths.domain_file("vm1"))
-    assert reg.load("vm1").weight == 5
+    assert reg.load("vm1").sched.get("weight") == 5
 
 
 def test_save_validates_with_the_schema(reg, paths):
-    bad = DomainPolicy("vm1", weight=0)
+    bad = DomainPolicy("vm1", sched={"weight": 0})
     e = refused(lambda: save(reg, bad))
     assert e.code == errors.REGISTRY
     assert str(e) == "%s: $.weight: 0 is less than the minimum of 1" % paths.domain_file("vm1")
@@ -353,7 +353,7 @@ def test_check_reports_every_problem_one_line_each(reg, paths):
     ]
     assert reg.check() == found
     # The good file and the others are left as they were.
-    assert reg.load("good").weight == 5
+    assert reg.load("good").sched.get("weight") == 5
 
 
 @pytest.mark.parametrize("name,problem", [

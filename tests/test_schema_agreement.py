@@ -6,12 +6,13 @@ import json
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from unit_helpers import pinned
 
 from policyhook import errors
 from policyhook.cpuset import MAX_CPU, CpuSet
 from policyhook.errors import PolicyError
-from policyhook.limits import CAP_MAX, MAX_VCPU, WEIGHT_MAX, WEIGHT_MIN
-from policyhook.model import DomainPolicy, HostPolicy, domain_from_doc, host_from_doc
+from policyhook.limits import CAP_MAX, MAX_IOTHREAD, MAX_VCPU, WEIGHT_MAX, WEIGHT_MIN
+from policyhook.model import HostPolicy, domain_from_doc, host_from_doc
 from policyhook.names import MAX_NAME
 from policyhook.schema import DOMAIN_SCHEMA, HOST_SCHEMA, problems
 
@@ -29,9 +30,11 @@ GOOD_CPULISTS = ["0", "1", "0-1", "0-1,3-7,9", "8191", "0-%d" % MAX_CPU, "2,4,6"
 BAD_CPULISTS = ["", " ", "0-7,^2,9", "1,0", "0,1", "1-1", " 1", "1 ", "01", "8192", "^1", "1,",
                 "-1", "a", "0-3,^2", "1" * 5000, "0-" + "9" * 5000, "1\n"]
 GOOD_VCPU_KEYS = ["0", "1", "15", str(MAX_VCPU)]
+GOOD_IOTHREAD_KEYS = ["1", "2", "100000", str(MAX_IOTHREAD)]
 GOOD_CPU_KEYS = ["0", "1", "63", str(MAX_CPU)]
 BAD_INDEX_KEYS = ["", "01", "00", "-1", "+1", "1\n", " 1", "1 ", "1.0", "1e3", "\uff11", "\u0661",
-                  "\u00b2", "x", str(MAX_VCPU + 1), str(MAX_CPU + 1), "9" * 5000]
+                  "\u00b2", "x", str(MAX_VCPU + 1), str(MAX_CPU + 1), "9" * 5000,
+                  str(MAX_IOTHREAD + 1), "0"]
 UUIDS = ["6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e5f", "6F1A5D7E-2A3B-4C5D-8E9F-0A1B2C3D4E5F"]
 BAD_UUIDS = ["", "6f1a5d7e2a3b4c5d8e9f0a1b2c3d4e5f", "6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e5g",
              "6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e5f ", "{6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e5}",
@@ -62,20 +65,24 @@ json_values = st.recursive(
 )
 vcpu_keys = st.integers(0, MAX_VCPU).map(str) | st.sampled_from(GOOD_VCPU_KEYS)
 any_vcpu_key = vcpu_keys | st.sampled_from(BAD_INDEX_KEYS) | st.text(max_size=4)
+iothread_keys = st.integers(1, MAX_IOTHREAD).map(str) | st.sampled_from(GOOD_IOTHREAD_KEYS)
+any_iothread_key = iothread_keys | st.sampled_from(BAD_INDEX_KEYS) | st.text(max_size=4)
 cpu_keys = st.integers(0, MAX_CPU).map(str) | st.sampled_from(GOOD_CPU_KEYS)
 any_cpu_key = cpu_keys | st.sampled_from(BAD_INDEX_KEYS) | st.text(max_size=4)
 
 
 @st.composite
 def domain_policies(draw):
-    pins = draw(st.dictionaries(st.integers(0, MAX_VCPU), cpu_sets.map(CpuSet), max_size=5))
-    return DomainPolicy(
+    vcpus = draw(st.dictionaries(st.integers(0, MAX_VCPU), cpu_sets.map(CpuSet), max_size=5))
+    iothreads = draw(st.dictionaries(st.integers(1, MAX_IOTHREAD), cpu_sets.map(CpuSet), max_size=3))
+    return pinned(
         draw(names.filter(lambda n: domain_name_ok(n))),
-        pins,
+        vcpus,
         draw(st.none() | cpu_sets.map(CpuSet)),
         draw(st.none() | st.integers(WEIGHT_MIN, WEIGHT_MAX)),
         draw(st.none() | st.integers(0, CAP_MAX)),
         draw(st.none() | st.sampled_from(UUIDS)),
+        iothreads,
     )
 
 
@@ -102,6 +109,7 @@ def _value_for(key, kind):
             "uuid": st.sampled_from(UUIDS + BAD_UUIDS) | scalars,
             "vcpupin": st.dictionaries(any_vcpu_key, any_cpulist | scalars, max_size=4) | json_values,
             "emulatorpin": any_cpulist | scalars,
+            "iothreadpin": st.dictionaries(any_iothread_key, any_cpulist | scalars, max_size=4) | json_values,
             "weight": st.integers(WEIGHT_MIN - 2, WEIGHT_MAX + 2) | scalars,
             "cap": st.integers(-2, CAP_MAX + 2) | scalars,
         }
@@ -121,7 +129,7 @@ def _value_for(key, kind):
 def mutated(draw, kind):
     """A valid document with one to three things changed: a value, a missing key, an extra key."""
     base = draw(domain_policies() if kind == "domain" else host_policies()).to_doc()
-    keys = ["version", "domain", "uuid", "vcpupin", "emulatorpin", "weight", "cap"] \
+    keys = ["version", "domain", "uuid", "vcpupin", "emulatorpin", "iothreadpin", "weight", "cap"] \
         if kind == "domain" else ["version", "cpuoccupy"]
     doc = dict(base)
     for _ in range(draw(st.integers(1, 2))):
@@ -135,10 +143,10 @@ def mutated(draw, kind):
             doc[draw(st.sampled_from(["extra", "Domain", "vcpu_pin", "", "01", "comment"])
                      | st.text(max_size=6))] = draw(json_values)
         elif action == "inner":
-            inner_key = "vcpupin" if kind == "domain" else "cpuoccupy"
+            inner_key = draw(st.sampled_from(["vcpupin", "iothreadpin"])) if kind == "domain" else "cpuoccupy"
             inner = dict(doc.get(inner_key) or {}) if isinstance(doc.get(inner_key), dict) else {}
             if kind == "domain":
-                inner[draw(any_vcpu_key)] = draw(any_cpulist | scalars)
+                inner[draw(any_vcpu_key | any_iothread_key)] = draw(any_cpulist | scalars)
             else:
                 inner[draw(any_cpu_key)] = draw(st.lists(any_name, max_size=3) | json_values)
             doc[inner_key] = inner
@@ -149,15 +157,16 @@ def documents(kind):
     valid = (domain_policies() if kind == "domain" else host_policies()).map(lambda p: p.to_doc())
     if kind == "domain":
         required = {"version": st.just(1), "domain": names}
-        optional = {k: _value_for(k, kind) for k in ("uuid", "vcpupin", "emulatorpin", "weight", "cap")}
+        optional = {k: _value_for(k, kind)
+                    for k in ("uuid", "vcpupin", "emulatorpin", "iothreadpin", "weight", "cap")}
     else:
         required = {"version": st.just(1)}
         optional = {"cpuoccupy": _value_for("cpuoccupy", kind)}
     # Every key present with a random value of the right or the wrong kind.
     random_fields = st.fixed_dictionaries(required, optional=optional)
     random_objects = st.dictionaries(
-        st.sampled_from(["version", "domain", "uuid", "vcpupin", "emulatorpin", "weight", "cap",
-                         "cpuoccupy", "extra"]), json_values, max_size=6)
+        st.sampled_from(["version", "domain", "uuid", "vcpupin", "emulatorpin", "iothreadpin", "weight",
+                         "cap", "cpuoccupy", "extra"]), json_values, max_size=6)
     return st.one_of(valid, mutated(kind), mutated(kind), mutated(kind), random_fields, random_fields,
                      random_objects, json_values)
 

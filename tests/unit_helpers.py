@@ -12,10 +12,15 @@ REPO = os.path.dirname(TESTS)
 DATA = os.path.join(TESTS, "data")
 
 
-def policy(name, pins=None, emulator=None, weight=None, cap=None, uuid=None):
-    """A DomainPolicy from plain values: pins as {vcpu: "cpulist"}, emulator as "cpulist"."""
-    return DomainPolicy(name, {v: CpuSet.parse(c) for v, c in (pins or {}).items()},
-                        None if emulator is None else CpuSet.parse(emulator), weight, cap, uuid)
+def policy(name, pins=None, emulator=None, weight=None, cap=None, uuid=None, iothreads=None):
+    """A DomainPolicy from plain values: pins as {vcpu: "cpulist"}, emulator as "cpulist",
+    IOThread pins as {id: "cpulist"}."""
+    found = {("vcpu", v): CpuSet.parse(c) for v, c in (pins or {}).items()}
+    found.update((("iothread", i), CpuSet.parse(c)) for i, c in (iothreads or {}).items())
+    if emulator is not None:
+        found[("emulator", 0)] = CpuSet.parse(emulator)
+    sched = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
+    return DomainPolicy(name, found, sched, uuid)
 
 
 def make_registry(root, policies=(), occupancy=None):
@@ -64,3 +69,13 @@ def snapshot_policy_files(root):
     """Like snapshot(), but without the lock file, which taking the lock may create."""
     lock = os.path.relpath(Paths(str(root)).lock, str(root))
     return {k: v for k, v in snapshot(root).items() if k != lock}
+
+
+def pinned(name, vcpupin=None, emulatorpin=None, weight=None, cap=None, uuid=None, iothreadpin=None):
+    """A DomainPolicy from CpuSets: vcpupin and iothreadpin as {index: CpuSet}."""
+    found = {("vcpu", v): c for v, c in (vcpupin or {}).items()}
+    found.update((("iothread", i), c) for i, c in (iothreadpin or {}).items())
+    if emulatorpin is not None:
+        found[("emulator", 0)] = emulatorpin
+    sched = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
+    return DomainPolicy(name, found, sched, uuid)

@@ -5,7 +5,10 @@ import sys
 from ..api import PolicyManager
 from ..errors import INTERNAL, INVALID, LIBVIRT, REGISTRY, PolicyError, printable
 from ..paths import Paths
+from ..report import policy_row
+from ..results import Status
 from ..settings import load_settings
+from ..tunables import PINS, SCHED_BY_KEY, SETTINGS
 from . import show
 from .parser import build
 
@@ -22,10 +25,6 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
         if debug:
             import traceback
             traceback.print_exc(file=err)
-        outcome = getattr(e, "outcome", None)
-        if outcome is not None:
-            for line in outcome.lines():
-                out.write(line + "\n")
         err.write("Error: %s\n" % printable(str(e)))  # one line, whatever it quotes
         return e.code
     except KeyboardInterrupt:
@@ -55,21 +54,20 @@ def run(args, out, err, connect):
                        offline=args.offline)
     cmd = args.command
     dry = getattr(args, "dry_run", False)
-    if cmd == "vcpupin":
-        return report(pm.set_vcpupin(args.domain, args.vcpu, args.cpulist, dry), args, out, err)
-    if cmd == "emulatorpin":
-        return report(pm.set_emulatorpin(args.domain, args.cpulist, dry), args, out, err)
-    if cmd == "schedweight":
-        return report(pm.set_weight(args.domain, args.weight, dry), args, out, err)
-    if cmd == "schedcap":
-        return report(pm.set_cap(args.domain, args.cap, dry), args, out, err)
+    if getattr(args, "pin", None):
+        index = getattr(args, "index", None)
+        return report(pm.set_pin(args.domain, args.pin, index, args.cpulist, dry), args, out, err)
+    if getattr(args, "sched", None):
+        return report(pm.set_sched(args.domain, args.sched, args.value, dry), args, out, err)
     if cmd == "unset":
-        if args.vcpu is not None and args.setting != "vcpupin":
-            raise PolicyError("a VCPU goes only with 'unset DOMAIN vcpupin VCPU'", INVALID)
-        if args.setting == "vcpupin":
-            outcome = pm.unset_vcpupin(args.domain, args.vcpu, dry)
+        row = SETTINGS[args.setting]
+        if args.index is not None and not getattr(row, "indexed", False):
+            raise PolicyError("INDEX goes only with %s" % " or ".join(
+                "'unset DOMAIN %s %s'" % (r.key, r.index_name) for r in PINS if r.indexed), INVALID)
+        if args.setting in SCHED_BY_KEY:
+            outcome = pm.unset_sched(args.domain, args.setting, dry)
         else:
-            outcome = getattr(pm, "unset_" + args.setting)(args.domain, dry)
+            outcome = pm.unset_pin(args.domain, row.kind, args.index, dry)
         return report(outcome, args, out, err)
     if cmd == "remove":
         return report(pm.remove(args.domain, dry), args, out, err)
@@ -77,12 +75,15 @@ def run(args, out, err, connect):
         return cpuoccupy(pm, args, out, err)
     if cmd == "cpupolicy":
         doc = pm.report(args.domain)
-        show.dump_json(doc, out) if args.json else show.policy_report(doc, out)
-        warn(pm.warning, err)
+        show.dump_json(doc.to_doc(), out) if args.json else show.policy_report(doc, out)
+        warn(show.libvirt_warning(pm.libvirt_error, saved=False), err)
         return 0
     if cmd == "list":
         rows = pm.list()
-        show.dump_json(rows, out) if args.json else show.policy_list(rows, out)
+        if args.json:
+            show.dump_json([policy_row(p, occ) for p, occ in rows], out)
+        else:
+            show.policy_list(rows, out)
         return 0
     if cmd == "occupancy":
         host = pm.host()
@@ -102,30 +103,26 @@ def report(outcome, args, out, err):
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:
-        out.write(outcome.message() + "\n")
-        if args.dry_run and outcome.plan is not None:
-            out.write("plan: %s\n" % outcome.plan.describe())
-        for step in outcome.steps:
-            out.write("  %s\n" % step)
-        for text in outcome.plan.unsupported if outcome.plan is not None else ():
-            out.write("  unsupported: %s\n" % text)
-    warn(outcome.warning, err)
+        show.outcome(outcome, out)
+    warn(show.libvirt_warning(outcome.libvirt_error), err)
     return 0
 
 
 def cpuoccupy(pm, args, out, err):
-    from ..occupancy import change
-
     if args.clear == bool(args.domains):
         raise PolicyError("give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy "
                           "--help')", INVALID)
-    outcome = change(pm, args.pcpus, None if args.clear else args.domains, args.dry_run)
+    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run)
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:
-        for line in outcome.lines():
-            out.write(line + "\n")
-    warn(outcome.warning, err)
+        show.occupancy_outcome(outcome, out)
+    warn(show.libvirt_warning(outcome.libvirt_error), err)
+    if outcome.failures:
+        err.write("Error: cpuoccupy saved, but %d running domain%s could not be re-pinned; "
+                  "run 'policyctl apply --all' to finish\n"
+                  % (len(outcome.failures), "" if len(outcome.failures) == 1 else "s"))
+        return LIBVIRT
     return 0
 
 
@@ -133,26 +130,11 @@ def apply(pm, args, out, err):
     if args.all == bool(args.domains):
         raise PolicyError("give DOMAIN names or --all (see 'policyctl apply --help')", INVALID)
     results = pm.apply(None if args.all else args.domains)
-    failed = 0
-    docs = []
-    for name, steps, error in results:
-        docs.append({"domain": name, "steps": steps, "error": error,
-                     "unsupported": pm.unsupported.get(name, [])})
-        if steps is not None:
-            line = "%s: applied live%s" % (name, "" if steps else " (nothing to apply)")
-        elif error == "not running":
-            line = "%s: not running; applies at next start" % name
-        else:
-            failed += 1
-            line = "%s: FAILED: %s" % (name, error)
-        if not args.json:
-            out.write(line + "\n")
-            for step in steps or []:
-                out.write("  %s\n" % step)
-            for text in pm.unsupported.get(name, []):
-                out.write("  unsupported: %s\n" % text)
     if args.json:
-        show.dump_json(docs, out)
+        show.dump_json([r.to_doc() for r in results], out)
+    else:
+        show.apply_results(results, out)
+    failed = sum(1 for r in results if r.status is Status.FAILED)
     if failed:
         err.write("Error: %d domain%s could not be brought in line with the policy\n"
                   % (failed, "" if failed == 1 else "s"))

@@ -4,10 +4,11 @@ import argparse
 
 from .. import __version__
 from ..errors import EXIT_CODES, INVALID, PolicyError, printable
+from ..tunables import PINS, SCHED
 
 DESCRIPTION = """\
-Record runtime CPU policy for libvirt domains, running or not: vCPU pins, emulator
-pin, scheduler weight and cap, and physical CPUs owned exclusively by a set of
+Record runtime CPU policy for libvirt domains, running or not: vCPU, emulator and
+IOThread pins, scheduler weight and cap, and physical CPUs owned exclusively by a set of
 domains. A change is saved in /etc/policyhook; when the domain is running it is
 applied live at once, otherwise libvirt's hook puts it in force at the next start."""
 
@@ -17,12 +18,25 @@ exit status:
 
 examples:
   policyctl vcpupin vm1 0 0-3,^2      pin vCPU 0 of vm1 to CPUs 0,1,3
+  policyctl iothreadpin vm1 1 4       pin IOThread 1 of vm1 to CPU 4
   policyctl schedweight vm1 512       twice the default CPU weight (256)
   policyctl schedcap vm1 50           at most half of one physical CPU
   policyctl cpuoccupy 1 vm1,vm2       only vm1 and vm2 may run on CPU 1
   policyctl cpupolicy vm1             stored, effective and live policy
   policyctl check                     validate every policy file
 """ % "\n".join("  %d  %s" % kv for kv in sorted(EXIT_CODES.items()))
+
+
+_THREADS = {"vcpu": "a vCPU of a domain", "emulator": "a domain's emulator threads",
+            "iothread": "an IOThread of a domain"}
+_SCHED_HELP = {
+    "weight": ("set a domain's CPU weight (Xen credit: 1-65535, default 256)",
+               "relative weight, 1-65535; 512 gets twice the CPU time of 256 under contention"),
+    "cap": ("cap a domain's CPU time (percent of one physical CPU, 0 = none)",
+            "50 = half a CPU, 400 = four CPUs, 0 = no cap"),
+}
+_INDEX_HELP = {"vcpu": "vCPU number, from 0",
+               "iothread": "IOThread ID, from 1 (virsh iothreadinfo lists them)"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,26 +73,21 @@ def build():
         return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
                               parents=list(parents), **kw)
 
-    p = command("vcpupin", "pin a vCPU of a domain to physical CPUs", (common, change))
-    p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    p.add_argument("vcpu", metavar="VCPU", help="vCPU number, from 0")
-    p.add_argument("cpulist", metavar="CPULIST",
-                   help="physical CPUs in virsh syntax, e.g. 0-3,^2,8")
+    for row in PINS:
+        p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change))
+        p.set_defaults(pin=row.kind)
+        p.add_argument("domain", metavar="DOMAIN", help="domain name")
+        if row.indexed:
+            p.add_argument("index", metavar=row.index_name, help=_INDEX_HELP[row.kind])
+        p.add_argument("cpulist", metavar="CPULIST",
+                       help="physical CPUs in virsh syntax, e.g. 0-3,^2,8")
 
-    p = command("emulatorpin", "pin a domain's emulator threads to physical CPUs", (common, change))
-    p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    p.add_argument("cpulist", metavar="CPULIST", help="physical CPUs, e.g. 0-1")
-
-    p = command("schedweight", "set a domain's CPU weight (Xen credit: 1-65535, default 256)",
-                (common, change))
-    p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    p.add_argument("weight", metavar="WEIGHT", help="relative weight, 1-65535; 512 gets "
-                   "twice the CPU time of 256 under contention")
-
-    p = command("schedcap", "cap a domain's CPU time (percent of one physical CPU, 0 = none)",
-                (common, change))
-    p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    p.add_argument("cap", metavar="CAP", help="50 = half a CPU, 400 = four CPUs, 0 = no cap")
+    for row in SCHED:
+        text, arg_help = _SCHED_HELP[row.key]
+        p = command(row.command, text, (common, change))
+        p.set_defaults(sched=row.key)
+        p.add_argument("domain", metavar="DOMAIN", help="domain name")
+        p.add_argument("value", metavar=row.metavar, help=arg_help)
 
     p = command("cpuoccupy", "let only the given domains run on physical CPUs",
                 (common, change))
@@ -89,10 +98,13 @@ def build():
 
     p = command("unset", "remove one setting from a domain's policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    p.add_argument("setting", metavar="SETTING", choices=["vcpupin", "emulatorpin", "weight", "cap"],
-                   help="vcpupin, emulatorpin, weight or cap")
-    p.add_argument("vcpu", metavar="VCPU", nargs="?",
-                   help="with vcpupin: the vCPU whose pin goes (default: all)")
+    keys = [row.key for row in PINS + SCHED]
+    p.add_argument("setting", metavar="SETTING", choices=keys,
+                   help="%s or %s" % (", ".join(keys[:-1]), keys[-1]))
+    indexed = [row for row in PINS if row.indexed]
+    p.add_argument("index", metavar="INDEX", nargs="?",
+                   help="with %s: the %s whose pin goes (default: all)"
+                   % (" or ".join(r.key for r in indexed), " or ".join(r.index_word for r in indexed)))
 
     p = command("remove", "remove a domain's whole policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")

@@ -1,12 +1,12 @@
-"""How policyctl prints reports. Text for people; --json for scripts."""
+"""How policyctl puts the API's records into words. Text for people; --json for scripts."""
 
 import json
 import time
 
-from ..mapping import LABEL, is_quota, quota_is_unlimited
-
-WEIGHT_KEYS = ("cpu_shares", "weight")
-CAP_KEYS = ("global_quota", "vcpu_quota", "cap")
+from ..describe import drift_line, note_lines, plan_line, unsupported_lines, virsh_steps
+from ..mapping import CAP_KEYS, LABEL, WEIGHT_KEY, is_quota, quota_is_unlimited
+from ..results import Status
+from ..tunables import PINS, SCHED, SCHED_BY_KEY, WEIGHT
 
 
 def dump_json(doc, out):
@@ -17,61 +17,105 @@ def _dash(value):
     return "-" if value is None or value == "" else str(value)
 
 
-def policy_report(doc, out):
-    state = "running" if doc["running"] else "defined, not running" if doc["defined"] \
-        else "not defined in libvirt"
-    driver = doc.get("driver")
-    if driver and driver != "qemu" and (doc["defined"] or doc["running"]):
-        state += ", " + LABEL.get(driver, driver)
-    out.write("Domain:      %s (%s)\n" % (doc["domain"], state))
-    if not doc["stored"]:
-        out.write("Policy:      none stored\n")
-    out.write("Host CPUs:   %s\n" % doc["host_cpus"])
-    if doc["occupies"]:
-        out.write("Occupies:    %s (cpuoccupy)\n" % ",".join(map(str, doc["occupies"])))
-    eff = doc["effective"] or {"vcpupin": {}, "emulatorpin": None, "sched": {}, "notes": []}
-    live = doc["live"]
-    rows = [("", "stored", "effective", "live")]
-    vcpus = sorted(set(map(int, doc["vcpupin"])) | set(map(int, eff["vcpupin"]))
-                   | set(map(int, (live or {}).get("vcpupin", {}))))
-    for v in vcpus:
-        key = str(v)
-        rows.append(("vCPU %d" % v, _dash(doc["vcpupin"].get(key)),
-                     _dash(eff["vcpupin"].get(key)),
-                     _dash(live["vcpupin"].get(key)) if live else ""))
-    rows.append(("emulator", _dash(doc["emulatorpin"]), _dash(eff["emulatorpin"]),
-                 _dash(live["emulatorpin"]) if live else ""))
-    rows.append(("weight", _dash(doc["weight"]), _sched(eff["sched"], WEIGHT_KEYS),
-                 _sched(live["sched"], WEIGHT_KEYS) if live else ""))
-    rows.append(("cap", _dash(doc["cap"]), _sched(eff["sched"], CAP_KEYS),
-                 _sched(live["sched"], CAP_KEYS) if live else ""))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    out.write("\n")
-    for r in rows:
-        out.write(("  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip() + "\n")
-    if doc["conflict"]:
-        out.write("\nConflict:    %s\n" % doc["conflict"])
-    for note in eff.get("notes") or []:
-        out.write("Note:        %s\n" % note)
-    for text in eff.get("unsupported") or []:
-        out.write("Unsupported: %s\n" % text)
-    if doc["running"]:
-        if doc["drift"]:
-            for line in doc["drift"]:
-                out.write("Drift:       %s\n" % line)
-            out.write("             (run 'policyctl apply %s' to put the policy back in force)\n"
-                      % doc["domain"])
+def libvirt_warning(error, saved=True):
+    if not error:
+        return None
+    return "%s; the change is saved but not applied live" % error if saved else error
+
+
+# ---- a change ------------------------------------------------------------------------
+
+
+def change_words(change):
+    """'vCPU 0 pinned to 2-3', 'weight unset (default 256)': what an edit does."""
+    if change.op == "remove":
+        return "policy removed"
+    if change.op == "remove-broken":
+        return "unreadable policy file removed"
+    if change.setting in SCHED_BY_KEY:
+        row = SCHED_BY_KEY[change.setting]
+        if change.op == "unset":
+            return ("weight unset (default %d)" % row.default if row is WEIGHT
+                    else "%s unset (no %s)" % (row.label, row.label))
+        if row is WEIGHT:
+            return "weight %d" % change.value
+        return "cap %d%% of one CPU" % change.value if change.value else "cap 0 (no cap)"
+    row = next(r for r in PINS if r.key == change.setting)
+    if change.op == "set":
+        return "%s pinned to %s" % (row.name(change.index or 0), change.value)
+    if row.indexed and change.index is None:
+        return "%s removed" % row.what
+    return "%s pin removed" % row.name(change.index or 0)
+
+
+STATUS = {
+    Status.APPLIED: "applied live",
+    Status.NOT_RUNNING: "applies at next start (domain is not running)",
+    Status.NOT_DEFINED: "applies at next start (libvirt does not know the domain yet)",
+}
+
+
+def _where(status, libvirt_error):
+    if status in STATUS:
+        return STATUS[status]
+    return "not applied live (%s)" % ("libvirt unreachable" if libvirt_error else "--offline")
+
+
+def outcome(o, out):
+    what = change_words(o.change)
+    if o.status is Status.DRY_RUN:
+        out.write("%s: %s: would be saved (dry run)\n" % (o.domain, what))
+        if o.plan is not None:
+            out.write("plan: %s\n" % plan_line(o.plan))
+    elif o.change.op == "remove-broken":
+        out.write("%s: %s: saved; nothing to undo live (run 'policyctl apply %s' to put libvirt's "
+                  "defaults back on a running domain)\n" % (o.domain, what, o.domain))
+    else:
+        out.write("%s: %s: saved; %s\n" % (o.domain, what, _where(o.status, o.libvirt_error)))
+    for step in virsh_steps(o.applied) if o.applied is not None else ():
+        out.write("  %s\n" % step)
+    for text in unsupported_lines(o.plan.unsupported) if o.plan is not None else ():
+        out.write("  unsupported: %s\n" % text)
+
+
+def occupancy_outcome(o, out):
+    plural = "s" if len(o.cpus) > 1 else ""
+    if o.domains is None:
+        what = "CPU%s %s no longer occupied" % (plural, o.cpus)
+    else:
+        what = "CPU%s %s occupied by %s" % (plural, o.cpus, ", ".join(o.domains))
+    if o.status is Status.DRY_RUN:
+        out.write("%s: would be saved (dry run)\n" % what)
+    elif o.status is Status.OFFLINE:
+        out.write("%s: saved; %s\n" % (what, _where(o.status, o.libvirt_error)))
+    else:
+        n = len(o.repinned)
+        out.write("%s: saved; applied live to %d running domain%s\n" % (what, n, "" if n == 1 else "s"))
+    verb = "would be re-pinned" if o.status is Status.DRY_RUN else "re-pinned live"
+    for name, p in o.repinned:
+        out.write("  %s: %s: %s\n" % (name, verb, plan_line(p, "no change")))
+    for name, error in o.failures:
+        out.write("  %s: FAILED: %s\n" % (name, error))
+    for name, lost in o.cannot:
+        for text in unsupported_lines(lost):
+            out.write("  %s: unsupported: %s\n" % (name, text))
+
+
+def apply_results(results, out):
+    for r in results:
+        if r.status is Status.APPLIED:
+            out.write("%s: applied live%s\n" % (r.domain, "" if r.applied else " (nothing to apply)"))
+            for step in virsh_steps(r.applied) if r.applied else ():
+                out.write("  %s\n" % step)
+        elif r.status is Status.NOT_RUNNING:
+            out.write("%s: not running; applies at next start\n" % r.domain)
         else:
-            out.write("Drift:       none; the live values match the policy\n")
-    rt = doc.get("runtime")
-    if rt:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rt.get("updated", 0)))
-        line = "Last apply:  %s by %s at %s" % (rt.get("result", "?"), rt.get("source", "?"), when)
-        if rt.get("after_start_ms") is not None:
-            line += ", %d ms after the started hook" % rt["after_start_ms"]
-        out.write(line + "\n")
-        if rt.get("error"):
-            out.write("             %s\n" % rt["error"])
+            out.write("%s: FAILED: %s\n" % (r.domain, r.error))
+        for text in unsupported_lines(r.plan.unsupported) if r.plan else ():
+            out.write("  unsupported: %s\n" % text)
+
+
+# ---- cpupolicy -----------------------------------------------------------------------
 
 
 def _sched(params, keys):
@@ -84,18 +128,92 @@ def _sched(params, keys):
     return "-"
 
 
+_SCHED_KEYS = {"weight": tuple(sorted(set(WEIGHT_KEY.values()))),
+               "cap": tuple(sorted({quota for _period, quota in CAP_KEYS.values()}))}
+
+
+def _table(rows, out):
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write(("  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip() + "\n")
+
+
+def policy_report(r, out):
+    state = "running" if r.running else "defined, not running" if r.defined \
+        else "not defined in libvirt"
+    if r.driver and r.driver != "qemu" and (r.defined or r.running):
+        state += ", " + LABEL.get(r.driver, r.driver)
+    out.write("Domain:      %s (%s)\n" % (r.domain, state))
+    if not r.stored:
+        out.write("Policy:      none stored\n")
+    out.write("Host CPUs:   %s\n" % r.host_cpus)
+    if r.occupies:
+        out.write("Occupies:    %s (cpuoccupy)\n" % ",".join(map(str, r.occupies)))
+    eff = r.effective
+    live = r.live
+    rows = [("", "stored", "effective", "live")]
+    for row in PINS:
+        keys = set(k for k in r.policy.pins if k[0] == row.kind)
+        keys |= set(k for k in (eff.pins if eff else {}) if k[0] == row.kind)
+        keys |= set(k for k in (live.pins if live else {}) if k[0] == row.kind)
+        if not row.indexed:
+            keys.add((row.kind, 0))
+        for key in sorted(keys):
+            have = live.pins.get(key) if live else None
+            rows.append((row.name(key[1]), _dash(r.policy.pins.get(key)),
+                         _dash(eff.pins.get(key) if eff else None),
+                         ("offline" if key in live.offline else _dash(have)) if live else ""))
+    for key, keys in _SCHED_KEYS.items():
+        rows.append((key, _dash(r.policy.sched.get(key)), _sched(eff.sched, keys) if eff else "-",
+                     _sched(live.sched, keys) if live else ""))
+    out.write("\n")
+    _table(rows, out)
+    if r.conflict:
+        out.write("\nConflict:    %s\n" % r.conflict)
+    for note in note_lines(eff) if eff else ():
+        out.write("Note:        %s\n" % note)
+    for text in unsupported_lines(eff.unsupported) if eff else ():
+        out.write("Unsupported: %s\n" % text)
+    if r.running:
+        if r.drift:
+            for item in r.drift:
+                out.write("Drift:       %s\n" % drift_line(item))
+            out.write("             (run 'policyctl apply %s' to put the policy back in force)\n"
+                      % r.domain)
+        else:
+            out.write("Drift:       none; the live values match the policy\n")
+    rt = r.runtime
+    if rt:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rt.get("updated", 0)))
+        line = "Last apply:  %s by %s at %s" % (rt.get("result", "?"), rt.get("source", "?"), when)
+        if rt.get("after_start_ms") is not None:
+            line += ", %d ms after the started hook" % rt["after_start_ms"]
+        out.write(line + "\n")
+        if rt.get("error"):
+            out.write("             %s\n" % rt["error"])
+
+
+# ---- list, occupancy -------------------------------------------------------------------
+
+
 def policy_list(rows, out):
     if not rows:
         out.write("No domain has a policy.\n")
         return
-    table = [("DOMAIN", "VCPUPIN", "EMULATOR", "WEIGHT", "CAP", "OCCUPIES")]
-    for r in rows:
-        pins = " ".join("%s:%s" % kv for kv in sorted(r["vcpupin"].items(), key=lambda kv: int(kv[0])))
-        table.append((r["domain"], pins or "-", _dash(r["emulatorpin"]), _dash(r["weight"]),
-                      _dash(r["cap"]), ",".join(map(str, r["occupies"])) or "-"))
-    widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
-    for t in table:
-        out.write(("  ".join(c.ljust(w) for c, w in zip(t, widths))).rstrip() + "\n")
+    table = [("DOMAIN",) + tuple(row.key.upper() if row.indexed else row.label.upper() for row in PINS)
+             + tuple(row.key.upper() for row in SCHED) + ("OCCUPIES",)]
+    for policy, occupies in rows:
+        cells = [policy.domain]
+        for row in PINS:
+            pins = policy.pins_of(row.kind)
+            if row.indexed:
+                cells.append(" ".join("%d:%s" % kv for kv in sorted(pins.items())) or "-")
+            else:
+                cells.append(_dash(pins.get(0)))
+        cells += [_dash(policy.sched.get(row.key)) for row in SCHED]
+        cells.append(",".join(map(str, occupies)) or "-")
+        table.append(tuple(cells))
+    _table(table, out)
 
 
 def occupancy(host, out):
@@ -105,3 +223,4 @@ def occupancy(host, out):
     out.write("PCPU  DOMAINS\n")
     for cpu in sorted(host.occupancy):
         out.write("%-4d  %s\n" % (cpu, ",".join(host.occupancy[cpu])))
+

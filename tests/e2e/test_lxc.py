@@ -131,7 +131,8 @@ def test_pins_stored_offline_are_reported_not_dropped(containers):
     _lxc_sched(ct, cpu_shares=2048)
     st = _applied(ct)
     unsupported = "vCPU pins (libvirt's LXC driver cannot pin)"
-    assert st["plan"]["unsupported"] == [unsupported]
+    assert st["plan"]["unsupported"] == [
+        {"setting": "vcpupin", "reason": "libvirt's LXC driver cannot pin", "kept_off": None}]
     log = _log()
     assert "lxc %s prepare/begin: admitted; plan cpu_shares=2048; unsupported: %s" % (ct, unsupported) in log
     assert "lxc %s applier (start/begin): applied schedinfo cpu_shares=2048" % ct in log

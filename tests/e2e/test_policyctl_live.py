@@ -42,7 +42,7 @@ def test_drift_is_shown_and_apply_fixes_it(domains):
     assert lab.policyctl("vcpupin", name, "1", "0").returncode == 0
     lab.virsh("vcpupin", name, "1", "1", "--live")
     report = json.loads(lab.policyctl("cpupolicy", name, "--json").stdout)
-    assert report["drift"] == ["vCPU 1: policy 0, live 1"]
+    assert report["drift"] == [{"setting": "vcpupin", "index": 1, "policy": "0", "live": "1"}]
     text = lab.policyctl("cpupolicy", name).stdout
     assert "Drift:       vCPU 1: policy 0, live 1" in text
     r = lab.policyctl("apply", name)

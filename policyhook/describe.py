@@ -1,0 +1,96 @@
+"""Words for the planner's records: one place for the log (hook, applier) and policyctl.
+
+Nothing parses these words back; the records they come from are the data.
+"""
+
+from .tunables import PIN, SETTINGS
+
+
+def cpus_phrase(cpus):
+    """'CPU 1', 'CPUs 1-2'."""
+    return ("CPUs %s" if len(cpus) > 1 else "CPU %s") % cpus
+
+
+def plan_steps(plan):
+    """['vCPU 0 -> 1', 'emulator -> 0', 'cpu_shares=2048']: a plan, one item per setting."""
+    parts = ["%s -> %s" % (PIN[kind].name(index), cpus) for (kind, index), cpus in plan.sorted_pins()]
+    return parts + ["%s=%s" % kv for kv in sorted(plan.sched.items())]
+
+
+def plan_line(plan, empty="nothing to apply"):
+    """One line for logs and policyctl: 'vCPU 0 -> 1, emulator -> 0, cpu_shares=2048'."""
+    return ", ".join(plan_steps(plan)) or empty
+
+
+def virsh_steps(plan):
+    """What applying `plan` does, as the virsh commands that would do it:
+    ['vcpupin 0 1', 'emulatorpin 0', 'iothreadpin 1 2', 'schedinfo cpu_shares=2048']."""
+    steps = []
+    for (kind, index), cpus in plan.sorted_pins():
+        row = PIN[kind]
+        steps.append("%s %d %s" % (row.key, index, cpus) if row.indexed else "%s %s" % (row.key, cpus))
+    if plan.sched:
+        steps.append("schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items())))
+    return steps
+
+
+def note_lines(plan):
+    """Why effective pins differ from the stored ones (cpuoccupy)."""
+    lines = []
+    if plan.kept_off:
+        lines.append("%s %s occupied by other domains (cpuoccupy); kept off %s"
+                     % (cpus_phrase(plan.kept_off), "are" if len(plan.kept_off) > 1 else "is",
+                        "them" if len(plan.kept_off) > 1 else "it"))
+    for note in plan.notes:
+        kind, index = note.pin
+        lines.append("%s: %s minus %s occupied by %s" % (PIN[kind].name(index), note.base,
+                                                         note.removed, ", ".join(note.owners)))
+    return lines
+
+
+def _and(words):
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def unsupported_lines(lost):
+    """[Lost] as lines, one per reason: 'vCPU pins, emulator pin (reason)'; threads that
+    cannot be kept off occupied CPUs as 'vCPUs and emulator kept off CPU 1 (cpuoccupy)'."""
+    reasons = []
+    found = {}
+    for item in lost:
+        if item.reason not in found:
+            reasons.append(item.reason)
+            found[item.reason] = ([], [])
+        plain, kept = found[item.reason]
+        if item.kept_off is None:
+            what = SETTINGS[item.setting].what
+            if what not in plain:
+                plain.append(what)
+        else:
+            kept.append(item)
+    lines = []
+    for reason in reasons:
+        plain, kept = found[reason]
+        words = list(plain)
+        if kept:
+            words.append("%s kept off %s (cpuoccupy)"
+                         % (_and([SETTINGS[k.setting].plural for k in kept]), cpus_phrase(kept[0].kept_off)))
+        lines.append("%s (%s)" % (", ".join(words), reason))
+    return lines
+
+
+def drift_line(item):
+    """'vCPU 1: policy 0, live 0-1', 'cpu_shares: policy 2048, live 1024'."""
+    if item.pin is not None:
+        kind, index = item.pin
+        return "%s: policy %s, live %s" % (PIN[kind].name(index), item.want,
+                                           "-" if item.have is None else item.have)
+    return "%s: policy %s, live %s" % (item.param, item.want, item.have)
+
+
+def plan_summary(plan):
+    """A plan with what its driver leaves out, for the log."""
+    text = plan_line(plan)
+    if plan.unsupported:
+        text += "; unsupported: %s" % "; ".join(unsupported_lines(plan.unsupported))
+    return text

@@ -1,0 +1,107 @@
+"""The one way a stored policy is put in force on a running domain.
+
+policyctl (a change, `apply`, cpuoccupy's re-pinning), the detached applier and the
+watcher all come here. The lock discipline (DESIGN.md "Lock discipline"): the registry
+lock covers reading (and the caller's planning and saving) only; every libvirt call is
+made with no lock held, since one can wait up to libvirt's job timeout (about 30 s) on a
+busy domain while a starting domain's hook gives up on the lock after 0.5 s. After the
+libvirt calls the stored policy is read again, and planned and applied again when it
+changed meanwhile (bounded), as kubelet's reconcile does.
+"""
+
+import time
+
+from . import registry, state
+from .errors import PolicyError
+from .locking import FlockLock
+from .planner import Plan, pins_only, plan, restores
+
+
+class Target:
+    """A running domain as libvirt shows it: its handle, facts and host."""
+
+    __slots__ = ("name", "dom", "facts", "host", "cgroup_version")
+
+    def __init__(self, name, dom, facts, host, cgroup_version):
+        self.name = name
+        self.dom = dom
+        self.facts = facts
+        self.host = host                  # virt.HostFacts
+        self.cgroup_version = cgroup_version
+
+    def plan(self, policy, host_policy):
+        return plan(policy, host_policy, self.facts, self.host.cpus, self.cgroup_version)
+
+
+class Enforced:
+    """What enforce() did: the effective plan, what was sent to libvirt (None when
+    nothing needed to be), and whether the stored policy held still at the end."""
+
+    __slots__ = ("plan", "applied", "rounds", "settled")
+
+    def __init__(self, effective, applied, rounds, settled):
+        self.plan = effective
+        self.applied = applied
+        self.rounds = rounds
+        self.settled = settled
+
+
+def reader(paths, name, lock_timeout):
+    """read() for enforce(): (policy, host policy) read under the registry lock."""
+    def read():
+        with FlockLock(paths.lock, lock_timeout):
+            return registry.read_domain(paths, name), registry.read_host(paths)
+    return read
+
+
+def enforce(target, read, first=None, previous=None, scope="all", rounds=3, apply=None):
+    """Put the stored policy in force on `target`; returns Enforced.
+
+    read(): (policy, host policy) under the registry lock; `first`: that pair when the
+    caller has just saved it (no need to read it again); `previous`: the plan in force
+    before (its settings that the new plan drops go back to libvirt's defaults);
+    scope="pins": scheduler parameters are left alone and a domain whose pins do not
+    change is not called (cpuoccupy). `apply(dom, plan, cpumap_len)` is virt.apply_plan.
+    Raises PolicyError (LIBVIRT) naming the step libvirt refused."""
+    if apply is None:
+        from .virt import apply_plan as apply
+    stored = first if first is not None else read()
+    applied = None
+    for n in range(1, rounds + 1):
+        effective = target.plan(*stored)
+        live = effective if previous is None else restores(
+            effective, previous, target.facts, target.host.cpus, target.cgroup_version)
+        if scope == "pins":
+            live = pins_only(live)
+            if previous is not None and live.pins == previous.pins:
+                live = None
+        if live is not None and not live.is_empty():
+            apply(target.dom, live, target.host.cpumap_len)
+            applied = live
+        previous = effective
+        again = read()
+        if again == stored:
+            return Enforced(effective, applied, n, True)
+        stored = again
+    return Enforced(effective, applied, rounds, False)
+
+
+def record(paths, name, source, enforced=None, error=None, **fields):
+    """The runtime state of a domain after enforce(): what was applied, or the error."""
+    if error is not None:
+        return state.update(paths, name, result="failed", error=error, source=source, **fields)
+    applied = enforced.applied or Plan(name, enforced.plan.driver)
+    return state.update(paths, name, plan=enforced.plan.to_doc(), applied=applied.to_doc(),
+                        result="applied", applied_at=time.time(), source=source, error=None,
+                        **fields)
+
+
+def previous_plan(paths, name):
+    """The plan recorded as in force on a running domain, or None."""
+    doc = (state.read(paths, name) or {}).get("plan")
+    if not doc:
+        return None
+    try:
+        return Plan.from_doc(doc)
+    except (KeyError, TypeError, ValueError, PolicyError):
+        return None  # written by an older policyhook: nothing to restore from it

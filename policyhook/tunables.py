@@ -1,0 +1,121 @@
+"""The table of tunables: every setting a policy can hold, declared once.
+
+Pins are one map keyed by (kind, index). Each kind of pin is one row of PINS: its key
+in a policy file, its libvirt setter and getter, its <cputune> element, its label in
+messages, which drivers cannot put it in force. The scheduler settings, weight and cap,
+are rows of SCHED. The model, the schema, the planner, the libvirt adapter, the
+<cputune> writer and reader, drift, the CLI and `cpupolicy` iterate these rows: a new
+tunable is a row and its tests (DESIGN.md "One table of tunables").
+
+Pure data and standard library only: the hook imports it.
+"""
+
+from .limits import CAP_MAX, MAX_IOTHREAD, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
+
+
+class PinKind:
+    """One kind of thread libvirt can pin."""
+
+    __slots__ = ("kind", "key", "command", "label", "what", "plural", "indexed", "first",
+                 "max_index", "index_name", "index_word", "element", "attr", "setter", "getter",
+                 "cannot", "order")
+
+    def __init__(self, kind, key, label, what, plural, element, setter, getter, cannot,
+                 index_name=None, attr=None, first=0, max_index=0):
+        self.kind = kind              # "vcpu": the first half of a pin's key
+        self.key = key                # "vcpupin": policy files, CLI command, `unset` word
+        self.command = key
+        self.label = label            # "vCPU": "vCPU 0", "emulator", "IOThread 1"
+        self.what = what              # "vCPU pins": what a driver leaves out
+        self.plural = plural          # "vCPUs": what is kept off occupied CPUs
+        self.indexed = index_name is not None
+        self.index_name = index_name  # "VCPU": the CLI's metavar; None for one per domain
+        self.index_word = label if kind == "vcpu" else label + " ID"  # "invalid vCPU 5"
+        self.first = first            # the lowest index (IOThread IDs start at 1)
+        self.max_index = max_index
+        self.element = element        # <cputune><vcpupin vcpu='0' cpuset='1'/>
+        self.attr = attr
+        self.setter = setter          # virDomainPinVcpuFlags (index, cpumap, flags)
+        self.getter = getter          # and how it reads back: see virt.py
+        self.cannot = cannot          # {driver: why libvirt's driver cannot put it in force}
+        self.order = 0
+
+    def name(self, index):
+        """'vCPU 0', 'emulator', 'IOThread 1': one pin in messages."""
+        return "%s %d" % (self.label, index) if self.indexed else self.label
+
+    def subject(self, index, domain):
+        """"vCPU 0 of 'vm'", "the emulator of 'vm'": a pin as the subject of a sentence."""
+        return ("%s of '%s'" if self.indexed else "the %s of '%s'") % (self.name(index), domain)
+
+    def indexes(self, facts):
+        """The indexes this kind has on a domain, or None when its XML is not known."""
+        if not self.indexed:
+            return (0,)
+        return facts.indexes.get(self.kind)
+
+    def __repr__(self):
+        return "PinKind(%r)" % self.kind
+
+
+# What libvirt's drivers cannot pin (libvirt 9.0's LXC driver, measured: every pin call
+# fails with "this function is not supported by the connection driver"; a container has
+# no vCPU threads. libvirt's libxl driver implements neither virDomainPinEmulator nor
+# virDomainPinIOThread.)
+_LXC = "libvirt's LXC driver cannot pin"
+
+VCPU = PinKind("vcpu", "vcpupin", "vCPU", "vCPU pins", "vCPUs", "vcpupin", "pinVcpuFlags",
+               "vcpuPinInfo", {"lxc": _LXC}, index_name="VCPU", attr="vcpu", max_index=MAX_VCPU)
+EMULATOR = PinKind("emulator", "emulatorpin", "emulator", "emulator pin", "emulator",
+                   "emulatorpin", "pinEmulator", "emulatorPinInfo",
+                   {"lxc": _LXC, "libxl": "libvirt's libxl driver cannot pin the emulator"})
+IOTHREAD = PinKind("iothread", "iothreadpin", "IOThread", "IOThread pins", "IOThreads",
+                   "iothreadpin", "pinIOThread", "ioThreadInfo",
+                   {"lxc": _LXC, "libxl": "libvirt's libxl driver cannot pin IOThreads"},
+                   index_name="IOTHREAD", attr="iothread", first=1, max_index=MAX_IOTHREAD)
+
+PINS = (VCPU, EMULATOR, IOTHREAD)
+for _i, _row in enumerate(PINS):
+    _row.order = _i
+PIN = {row.kind: row for row in PINS}
+PIN_BY_KEY = {row.key: row for row in PINS}
+
+
+def pin_order(key):
+    """Sort key of a pin (kind, index): table order, then index."""
+    return PIN[key[0]].order, key[1]
+
+
+class SchedSetting:
+    """One scheduler setting, with Xen credit semantics (mapping.py turns it into each
+    driver's parameters)."""
+
+    __slots__ = ("key", "command", "label", "what", "lo", "hi", "default", "metavar", "per_host_cpu")
+
+    def __init__(self, key, command, label, lo, hi, default, metavar, per_host_cpu=False):
+        self.key = key              # "weight": policy files, `unset` word, sched_params()
+        self.command = command      # "schedweight"
+        self.label = label
+        self.what = label           # what a driver leaves out, as for pins
+        self.lo, self.hi = lo, hi
+        self.default = default      # the value that puts libvirt's default back
+        self.metavar = metavar
+        self.per_host_cpu = per_host_cpu  # at most 100 per host CPU (the cap)
+
+    def __repr__(self):
+        return "SchedSetting(%r)" % self.key
+
+
+WEIGHT = SchedSetting("weight", "schedweight", "weight", WEIGHT_MIN, WEIGHT_MAX, WEIGHT_DEFAULT,
+                      "WEIGHT")
+CAP = SchedSetting("cap", "schedcap", "cap", 0, CAP_MAX, 0, "CAP", per_host_cpu=True)
+SCHED = (WEIGHT, CAP)
+SCHED_BY_KEY = {row.key: row for row in SCHED}
+
+# Every setting by its key, in the order messages list them.
+SETTINGS = {row.key: row for row in PINS + SCHED}
+
+
+def cannot(driver):
+    """{setting key: why} for what libvirt's `driver` can never put in force."""
+    return {row.key: row.cannot[driver] for row in PINS if driver in row.cannot}
