@@ -356,3 +356,51 @@ def test_unreachable_libvirt_saves_and_warns(paths):
         "cannot connect to %s: no daemon; the change is saved but not applied live" % URI
     e = refused(lambda: pm.apply(["running2"]))
     assert (e.code, str(e)) == (errors.LIBVIRT, "cannot connect to %s: no daemon" % URI)
+
+
+# ---- IOThreads --------------------------------------------------------------------------
+
+IO_XML = """<domain type='test'><name>io2</name><memory unit='MiB'>64</memory><vcpu>2</vcpu>
+  <iothreads>2</iothreads><os><type arch='i686'>hvm</type></os></domain>"""
+
+
+@pytest.fixture
+def io2(conn):
+    dom = conn.defineXML(IO_XML)
+    dom.create()
+    return dom
+
+
+def test_iothread_pin_applied_live_and_read_back(paths, fake, io2):
+    pm = manager(paths, fake)
+    out = pm.set_pin("io2", "iothread", 2, "4")
+    assert said(out) == ["io2: IOThread 2 pinned to 4: saved; applied live", "  iothreadpin 2 4"]
+    assert fake.calls == [("io2", "pinIOThread", 2, bools("4"), LIVE)]
+    assert dict(io2.ioThreadInfo(0))[2] == list(bools("4"))
+    r = pm.report("io2")
+    assert r.drift == []
+    assert r.to_doc()["live"]["iothreadpin"]["2"] == "4"
+    assert Registry(paths).load("io2").pins == {("iothread", 2): CpuSet.parse("4")}
+    # Unset: back on every host CPU, live.
+    del fake.calls[:]
+    pm.unset_pin("io2", "iothread", 2)
+    assert fake.calls == [("io2", "pinIOThread", 2, bools("0,2,4"), LIVE)]
+
+
+@pytest.mark.parametrize("name,index,message", [
+    ("io2", 3, "invalid IOThread ID 3: domain 'io2' has 2 IOThreads (1-2)"),
+    ("running2", 1, "invalid IOThread ID 1: domain 'running2' has no IOThreads"),
+])
+def test_iothread_beyond_the_domain(paths, fake, io2, name, index, message):
+    e = refused(lambda: manager(paths, fake).set_pin(name, "iothread", index, "0"))
+    assert (e.code, str(e)) == (errors.INVALID, message)
+    assert fake.calls == []
+
+
+def test_cpuoccupy_keeps_iothreads_off_like_the_emulator(paths, fake, io2):
+    pm = manager(paths, fake)
+    out = pm.occupy("2", "running2")
+    assert "  io2: re-pinned live: vCPU 0 -> 0,4, vCPU 1 -> 0,4, emulator -> 0,4, IOThread 1 -> 0,4, " \
+           "IOThread 2 -> 0,4" in said(out)
+    assert ("io2", "pinIOThread", 1, bools("0,4"), LIVE) in fake.calls
+    assert ("io2", "pinIOThread", 2, bools("0,4"), LIVE) in fake.calls

@@ -271,3 +271,76 @@ def test_plan_is_pure_and_deterministic(scenario):
             continue
         assert plan(stored, host, domain, host_cpus) == first
         assert (None if stored is None else stored.to_doc()) == before
+
+
+# ---- IOThreads: a row of the table like the others ---------------------------------------
+
+
+def test_iothread_pins_as_stored():
+    p = plan(policy("vm", iothreads={1: "2", 2: "0-1"}), HostPolicy(), facts(iothreads=(1, 2)), HOST4)
+    assert p.to_doc()["iothreadpin"] == {"1": "2", "2": "0-1"}
+
+
+def test_iothreads_kept_off_occupied_cpus():
+    p = plan(policy("vm", iothreads={2: "1-2"}), HostPolicy({1: ["other"]}),
+             facts(iothreads=(1, 2)), HOST4)
+    assert p.to_doc()["iothreadpin"] == {"1": "0,2-3", "2": "2"}
+    assert note_lines(p)[1:] == ["IOThread 2: 1-2 minus 1 occupied by other"]
+
+
+@pytest.mark.parametrize("stored,occupancy,domain,message", [
+    (policy("vm", iothreads={3: "0"}), {}, facts(iothreads=(1, 2)),
+     "IOThread 3 of 'vm' has a pin, but the domain has 2 IOThreads (1-2)"),
+    (policy("vm", iothreads={1: "0"}), {}, facts(iothreads=()),
+     "IOThread 1 of 'vm' has a pin, but the domain has no IOThreads"),
+    (policy("vm", iothreads={1: "9"}), {}, facts(iothreads=(1,)),
+     "IOThread 1 of 'vm' is pinned to 9, but the host's CPUs are 0-3"),
+    (None, {1: ["other"]}, facts(iothreads=(5,), iopins={5: "1"}),
+     "IOThread 5 of 'vm' is pinned to 1 (domain XML), which is occupied by other (cpuoccupy); "
+     "it would have no CPU left"),
+])
+def test_iothread_conflicts(stored, occupancy, domain, message):
+    with pytest.raises(PolicyError) as info:
+        plan(stored, HostPolicy(occupancy), domain, HOST4)
+    assert (info.value.code, str(info.value)) == (errors.CONFLICT, message)
+
+
+def test_iothread_ids_from_the_xml():
+    xml = """<domain type='kvm'><name>vm</name><vcpu>1</vcpu><iothreads>3</iothreads>
+      <iothreadids><iothread id='7'/><iothread id='2'/></iothreadids>
+      <cputune><iothreadpin iothread='7' cpuset='3'/></cputune></domain>"""
+    f = parse_domain_xml(xml)
+    assert f.indexes["iothread"] == (1, 2, 7)
+    assert f.pins == {("iothread", 7): CpuSet.parse("3")}
+    assert parse_domain_xml("<domain><name>x</name><vcpu>1</vcpu></domain>").indexes["iothread"] == ()
+
+
+@pytest.mark.parametrize("xml,message", [
+    ("<domain><iothreads>x</iothreads></domain>", "domain XML: <iothreads> 'x' is not a number"),
+    ("<domain><iothreads>99999</iothreads></domain>", "domain XML: <iothreads> '99999' is not in 0..16384"),
+    ("<domain><iothreadids><iothread id='0'/></iothreadids></domain>",
+     "domain XML: <iothread id='0'> is not in 1..4294967295"),
+    ("<domain><iothreadids><iothread id='a'/></iothreadids></domain>",
+     "domain XML: <iothread id='a'> is not a number"),
+    ("<domain><cputune><iothreadpin iothread='x' cpuset='1'/></cputune></domain>",
+     "domain XML: bad <cputune>: invalid literal for int() with base 10: 'x'"),
+])
+def test_bad_iothreads_in_the_xml(xml, message):
+    with pytest.raises(PolicyError) as info:
+        parse_domain_xml(xml)
+    assert str(info.value) == message
+
+
+def test_cputune_holds_every_kind_of_pin_in_libvirt_order():
+    import xml.etree.ElementTree as ET
+
+    from policyhook.cputune import with_cputune
+
+    xml = """<domain type='kvm'><name>vm</name><vcpu>2</vcpu><iothreads>1</iothreads>
+      <cputune><iothreadpin iothread='1' cpuset='0'/><shares>5</shares></cputune></domain>"""
+    p = plan(policy("vm", {1: "2"}, emulator="3", weight=512, iothreads={1: "1-2"}), HostPolicy(),
+             parse_domain_xml(xml), HOST4)
+    tune = ET.fromstring(with_cputune(xml, p)).find("cputune")
+    assert [(e.tag, e.text, dict(e.attrib)) for e in tune] == [
+        ("shares", "2048", {}), ("vcpupin", None, {"vcpu": "1", "cpuset": "2"}),
+        ("emulatorpin", None, {"cpuset": "3"}), ("iothreadpin", None, {"iothread": "1", "cpuset": "1-2"})]

@@ -56,9 +56,9 @@ def domains(installed, request):
     """A factory of throwaway 2-vCPU domains, named after the test; all removed after."""
     made = []
 
-    def make(suffix="", vcpus=2):
+    def make(suffix="", vcpus=2, **kw):
         name = lab.PREFIX + request.node.name.replace("test_", "")[:30].replace("[", "-").rstrip("]") + suffix
-        lab.define(name, vcpus)
+        lab.define(name, vcpus, **kw)
         made.append(name)
         return name
 

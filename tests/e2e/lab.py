@@ -22,7 +22,7 @@ PREFIX = "phe2e-"
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>64</memory>
-  <vcpu placement='static'>{vcpus}</vcpu>
+  <vcpu placement='static'{current}>{vcpus}</vcpu>{iothreads}
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
@@ -115,10 +115,14 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.05)
 
 
-def define(name, vcpus=2, uri=URI):
+def define(name, vcpus=2, uri=URI, iothreads=0, current=None):
+    """Define a throwaway domain: `iothreads` IOThreads (IDs 1..N), `current` vCPUs online
+    at start when fewer than `vcpus`."""
     path = "/tmp/%s.xml" % name
     with open(path, "w") as f:
-        f.write((LXC_XML if uri == LXC_URI else DOMAIN_XML).format(name=name, vcpus=vcpus))
+        f.write((LXC_XML if uri == LXC_URI else DOMAIN_XML).format(
+            name=name, vcpus=vcpus, iothreads="\n  <iothreads>%d</iothreads>" % iothreads if iothreads else "",
+            current=" current='%d'" % current if current else ""))
     virsh("define", path, uri=uri)
 
 
@@ -193,3 +197,30 @@ def state(name):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def qemu_threads(name):
+    """{thread name: TID} of a running QEMU domain ('CPU 0/TCG', 'IO iothread1', ...)."""
+    with open("/run/libvirt/qemu/%s.pid" % name) as f:
+        pid = int(f.read().split()[0])
+    found = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                found[f.read().strip()] = int(tid)
+        except OSError:
+            continue
+    return found
+
+
+def affinity(name, thread):
+    """The CPUs the kernel lets one QEMU thread run on, as a cpulist string."""
+    cpus = sorted(os.sched_getaffinity(qemu_threads(name)[thread]))
+    return ",".join(map(str, cpus)) if len(cpus) < 2 or cpus[-1] - cpus[0] != len(cpus) - 1 \
+        else "%d-%d" % (cpus[0], cpus[-1])
+
+
+def iothreadinfo(name, uri=URI):
+    """{IOThread ID: 'cpulist'} from `virsh iothreadinfo` (live when running)."""
+    out = virsh("iothreadinfo", name, uri=uri).stdout
+    return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\s*(\d+)\s+(\S+)\s*$", out, re.M)}
