@@ -11,7 +11,7 @@ from .cpuset import CpuSet
 from .errors import PolicyError, invalid, quote
 from .limits import MAX_CPU, SCHEMA_VERSION, index_problem
 from .names import name_problem
-from .tunables import PINS, SCHED, pin_order
+from .tunables import PINS, SCHED, pin_order, pins_doc
 
 
 class DomainPolicy:
@@ -37,14 +37,7 @@ class DomainPolicy:
         doc = {"version": SCHEMA_VERSION, "domain": self.domain}
         if self.uuid:
             doc["uuid"] = self.uuid
-        for row in PINS:
-            pins = self.pins_of(row.kind)
-            if not pins:
-                continue
-            if row.indexed:
-                doc[row.key] = {str(i): str(pins[i]) for i in sorted(pins)}
-            else:
-                doc[row.key] = str(pins[0])
+        doc.update(pins_doc(self.pins, omit_empty=True))
         for row in SCHED:
             if row.key in self.sched:
                 doc[row.key] = self.sched[row.key]

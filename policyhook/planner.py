@@ -22,7 +22,7 @@ from .cpuset import CpuSet
 from .errors import conflict
 from .limits import count_phrase
 from .mapping import is_quota, quota_is_unlimited, sched_params, sets, unsupported
-from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, pin_order
+from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, pin_order, pins_doc
 
 
 class Note:
@@ -128,12 +128,7 @@ class Plan:
 
     def to_doc(self):
         doc = {"domain": self.domain, "driver": self.driver}
-        for row in PINS:
-            pins = self.pins_of(row.kind)
-            if row.indexed:
-                doc[row.key] = {str(i): str(c) for i, c in sorted(pins.items())}
-            else:
-                doc[row.key] = str(pins[0]) if pins else None
+        doc.update(pins_doc(self.pins))
         doc["sched"] = dict(sorted(self.sched.items()))
         doc["kept_off"] = None if self.kept_off is None else str(self.kept_off)
         doc["notes"] = [n.to_doc() for n in self.notes]

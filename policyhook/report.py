@@ -7,19 +7,14 @@ from .mapping import from_live
 from .model import DomainPolicy
 from .names import check_name
 from .planner import drift
-from .tunables import PINS, SCHED
+from .tunables import SCHED, pins_doc
 
 
 def policy_row(policy, occupies):
     """A stored policy as JSON, every setting of the table present (None / {} when unset),
     and the CPUs the domain occupies."""
     doc = {"domain": policy.domain}
-    for row in PINS:
-        pins = policy.pins_of(row.kind)
-        if row.indexed:
-            doc[row.key] = {str(i): str(c) for i, c in sorted(pins.items())}
-        else:
-            doc[row.key] = str(pins[0]) if pins else None
+    doc.update(pins_doc(policy.pins))
     for row in SCHED:
         doc[row.key] = policy.sched.get(row.key)
     doc["occupies"] = list(occupies)
@@ -27,13 +22,7 @@ def policy_row(policy, occupies):
 
 
 def live_row(live, weight, cap):
-    doc = {}
-    for row in PINS:
-        pins = {i: c for (k, i), c in live.pins.items() if k == row.kind}
-        if row.indexed:
-            doc[row.key] = {str(i): str(c) for i, c in sorted(pins.items())}
-        else:
-            doc[row.key] = str(pins[0]) if pins else None
+    doc = pins_doc(live.pins)
     doc.update(sched=live.sched, weight=weight, cap=cap,
                offline=sorted("%s %d" % k for k in live.offline))
     return doc

@@ -119,3 +119,19 @@ SETTINGS = {row.key: row for row in PINS + SCHED}
 def cannot(driver):
     """{setting key: why} for what libvirt's `driver` can never put in force."""
     return {row.key: row.cannot[driver] for row in PINS if driver in row.cannot}
+
+
+def pins_doc(pins, omit_empty=False):
+    """{(kind, index): CpuSet} as JSON, one key per kind of the table: indexed kinds as
+    {"index": "cpulist"}, the emulator as "cpulist" (or {} / None when unset, unless
+    `omit_empty` leaves those out, as policy files do)."""
+    doc = {}
+    for row in PINS:
+        mine = {i: c for (k, i), c in pins.items() if k == row.kind}
+        if omit_empty and not mine:
+            continue
+        if row.indexed:
+            doc[row.key] = {str(i): str(mine[i]) for i in sorted(mine)}
+        else:
+            doc[row.key] = str(mine[0]) if mine else None
+    return doc
