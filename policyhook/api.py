@@ -20,135 +20,47 @@ unreachable or --offline the driver is unknown and the setting is saved; the hoo
 `cpupolicy` then report it as unsupported for a domain that turns out to be LXC or Xen.
 """
 
-from . import enforce, occupancy
+from . import enforce, occupancy, state
 from .cpuset import CpuSet
-from .domxml import DomainFacts
+from .describe import elsewhere_line
 from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid
-from .hostinfo import online_cpus
 from .inputs import parse_domains, parse_int
 from .limits import count_phrase
-from .mapping import LABEL, local_cgroup_version, unsupported
+from .mapping import LABEL, unsupported
 from .model import DomainPolicy
 from .names import check_name
-from .planner import plan
-from .registry import Registry
 from .results import ApplyResult, Change, OccupancyOutcome, Outcome, Status
-from .settings import Settings
-from .tunables import PIN, SCHED_BY_KEY, SETTINGS, VCPU
+from .session import Context, Session
+from .tunables import PIN, SCHED_BY_KEY, SETTINGS
 
 
-class Context:
-    """What libvirt (or the local host) says about one domain, gathered before locking."""
-
-    __slots__ = ("name", "host", "facts", "dom", "running", "cgroup_version")
-
-    def __init__(self, name, host, facts=None, dom=None, running=False, cgroup_version=1):
-        self.name = name
-        self.host = host                  # virt.HostFacts, or LocalHost
-        self.facts = facts or DomainFacts(name)
-        self.dom = dom
-        self.running = running
-        self.cgroup_version = cgroup_version
-
-    def target(self):
-        return enforce.Target(self.name, self.dom, self.facts, self.host, self.cgroup_version)
-
-
-class LocalHost:
-    """This machine's CPUs, when libvirt is not asked (--offline, unreachable)."""
-
-    __slots__ = ("cpus", "cpumap_len", "cgroup_version", "local")
-
-    def __init__(self, cgroup_version):
-        self.cpus = online_cpus()
-        self.cpumap_len = (self.cpus.max() or 0) + 1
-        self.cgroup_version = cgroup_version
-        self.local = True
-
-
-class PolicyManager:
-    def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
-                 cgroup_version=None):
-        """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
-        `cgroup_version` overrides what the host is found to have."""
-        self.paths = paths
-        self.settings = settings or Settings()
-        self.uri = uri or self.settings.uri
-        self.registry = Registry(paths, self.settings.lock_timeout)
-        self.offline = offline
-        self._connect = connect
-        self._conn = None
-        self._host = None
-        self._cgroup_version = cgroup_version
-        self.libvirt_error = None  # why libvirt could not be used, once it could not
-
-    # ---- libvirt --------------------------------------------------------
-
-    def connection(self):
-        """The libvirt connection, or None (--offline, or libvirt_error says why)."""
-        if self._conn is None and not self.offline and self.libvirt_error is None:
-            try:
-                if self._connect is None:
-                    from . import virt
-                    self._connect = virt.connect
-                self._conn = self._connect(self.uri)
-            except PolicyError as e:
-                self.libvirt_error = str(e)
-        return self._conn
-
-    def host_facts(self):
-        if self._host is None:
-            conn = self.connection()
-            if conn is None:
-                self._host = LocalHost(self._cgroup_version or local_cgroup_version())
-            else:
-                from . import virt
-                self._host = virt.host_facts(conn)
-                if self._cgroup_version:
-                    self._host.cgroup_version = self._cgroup_version
-        return self._host
-
-    def context(self, name):
-        check_name(name)
-        host = self.host_facts()
-        conn = self.connection()
-        if conn is None:
-            return Context(name, host, cgroup_version=host.cgroup_version)
-        from . import virt
-        dom = virt.lookup(conn, name)
-        if dom is None:
-            # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
-            facts = DomainFacts(name, virt.driver(conn) or "qemu")
-            return Context(name, host, facts, cgroup_version=host.cgroup_version or 2)
-        facts = virt.facts(dom, name)
-        running = virt.is_running(dom)
-        version = host.cgroup_version
-        if version is None:
-            version = virt.cgroup_version(host, facts.driver,
-                                          virt.live_values(dom, facts.driver) if running else None)
-        return Context(name, host, facts, dom, running, version)
-
-    def _not_live(self, ctx):
-        """The status of a saved change that was not applied live."""
-        if self.connection() is None:
-            return Status.OFFLINE
-        return Status.NOT_DEFINED if ctx.dom is None else Status.NOT_RUNNING
+class PolicyManager(Session):
+    """Edits, reports and applies policies (the session: session.py)."""
 
     # ---- editing one domain --------------------------------------------
 
-    def _edit(self, name, change, mutate, dry_run=False):
-        ctx = self.context(name)
+    def _edit(self, text, change, mutate, dry_run=False, undefined=False):
+        ctx = self.context(text)
+        name = ctx.name
         with self.registry.lock():
             host = self.registry.load_host()
-            old = self.registry.load(name) or DomainPolicy(name)
+            stored = self.registry.load(name)
+            self.known(ctx, stored, undefined)
+            if stored is not None and stored.bound_elsewhere(ctx.facts.uuid) \
+                    and change.op not in ("remove", "rebind"):
+                raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid).replace(
+                    "it is not applied", "nothing saved"))
+            old = stored or DomainPolicy(name)
             new = old.copy()
             mutate(new, ctx)
+            if ctx.facts.uuid and not new.is_empty():
+                new.uuid = ctx.facts.uuid  # bound to this domain, not to whatever takes its name
             new_plan = self.plan_for(new, host, ctx)
             if dry_run:
                 return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error)
             self.registry.save(new)
         if not ctx.running:
-            return Outcome(name, change, self._not_live(ctx), new_plan, libvirt_error=self.libvirt_error)
+            return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error)
         try:
             previous = self.plan_for(old, host, ctx)
         except PolicyError as e:
@@ -156,31 +68,10 @@ class PolicyManager:
                 raise
             previous = None  # the old policy no longer fits the domain: nothing to restore
         stored = None if new.is_empty() else new
-        done = self._enforce(ctx, "policyctl", first=(stored, host), previous=previous)
+        done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous)
         return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds)
 
-    def plan_for(self, policy, host, ctx):
-        """The plan of `policy` for the domain of `ctx` under `host` (pure)."""
-        return plan(policy, host, ctx.facts, ctx.host.cpus, ctx.cgroup_version)
-
-    def _enforce(self, ctx, source, hint=True, **kw):
-        """enforce.enforce() on a running domain, its runtime state recorded; LIBVIRT
-        when libvirt refuses (with `hint`, saying how to retry)."""
-        read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
-        try:
-            done = enforce.enforce(ctx.target(), read, **kw)
-        except PolicyError as e:
-            if e.code != LIBVIRT:
-                raise
-            enforce.record(self.paths, ctx.name, source, error=str(e))
-            if not hint:
-                raise
-            raise PolicyError("%s (the policy is saved; run 'policyctl apply %s' to retry)"
-                              % (e, ctx.name), LIBVIRT) from None
-        enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
-        return done
-
-    def set_pin(self, name, kind, index, cpulist, dry_run=False):
+    def set_pin(self, name, kind, index, cpulist, dry_run=False, undefined=False):
         """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""
         row = PIN[kind]
         index = parse_int(index, row.index_word, row.first, row.max_index) if row.indexed else 0
@@ -191,11 +82,11 @@ class PolicyManager:
             indexes = row.indexes(ctx.facts)
             if indexes is not None and index not in indexes:
                 raise invalid("invalid %s %d: domain '%s' has %s"
-                              % (row.index_word, index, name, count_phrase(row.label, indexes)))
+                              % (row.index_word, index, ctx.name, count_phrase(row.label, indexes)))
             _check_host(cpus, ctx)
             policy.pins[(row.kind, index)] = cpus
         return self._edit(name, Change("set", row.key, index if row.indexed else None, cpus),
-                          mutate, dry_run)
+                          mutate, dry_run, undefined)
 
     def unset_pin(self, name, kind, index=None, dry_run=False):
         """Drop one pin, or every pin of `kind` when index is None."""
@@ -208,13 +99,13 @@ class PolicyManager:
                 for key in [k for k in policy.pins if k[0] == row.kind]:
                     del policy.pins[key]
             elif (row.kind, index) not in policy.pins:
-                raise invalid("domain '%s' has no pin for %s" % (name, row.name(index)))
+                raise invalid("domain '%s' has no pin for %s" % (policy.domain, row.name(index)))
             else:
                 del policy.pins[(row.kind, index)]
         return self._edit(name, Change("unset", row.key, index if row.indexed else None),
                           mutate, dry_run)
 
-    def set_sched(self, name, key, value, dry_run=False):
+    def set_sched(self, name, key, value, dry_run=False, undefined=False):
         """Set a scheduler setting: "weight" or "cap" (tunables.SCHED)."""
         row = SCHED_BY_KEY[key]
         value = parse_int(value, row.label, row.lo, row.hi)
@@ -227,7 +118,7 @@ class PolicyManager:
                     raise invalid("invalid %s %d: above %d (100 x %d host CPUs)"
                                   % (row.label, value, limit, len(ctx.host.cpus)))
             policy.sched[row.key] = value
-        return self._edit(name, Change("set", row.key, value=value), mutate, dry_run)
+        return self._edit(name, Change("set", row.key, value=value), mutate, dry_run, undefined)
 
     def unset_sched(self, name, key, dry_run=False):
         row = SCHED_BY_KEY[key]
@@ -241,8 +132,9 @@ class PolicyManager:
             policy.pins.clear()
             policy.sched.clear()
             policy.uuid = None
+        name = self.context(name).name
         try:
-            stored = self.registry.load(check_name(name))
+            stored = self.registry.load(name)
         except PolicyError as e:
             if e.code != REGISTRY:
                 raise
@@ -250,6 +142,54 @@ class PolicyManager:
         if stored is None:
             raise invalid("domain '%s' has no policy" % name)
         return self._edit(name, Change("remove"), mutate, dry_run)
+
+    def rebind(self, name, dry_run=False):
+        """Bind a stored policy to the domain now defined under its name (another UUID)."""
+        ctx = self.context(name)
+        if ctx.dom is None:
+            raise invalid("domain '%s' is not defined in libvirt (%s); rebind binds a policy to a "
+                          "defined domain" % (ctx.name, self.uri))
+        if self.registry.load(ctx.name) is None:
+            raise invalid("domain '%s' has no policy" % ctx.name)
+
+        def mutate(policy, ctx):
+            policy.uuid = ctx.facts.uuid
+        return self._edit(ctx.name, Change("rebind", value=ctx.facts.uuid), mutate, dry_run)
+
+    def rename(self, old, new, dry_run=False, undefined=False):
+        """Move the policy of `old`, and its occupancy memberships, to `new` (after
+        `virsh domrename`: a domain keeps its UUID when renamed)."""
+        check_name(old)
+        ctx = self.context(new)
+        change = Change("rename", value=ctx.name)
+        with self.registry.lock():
+            host = self.registry.load_host()
+            policy = self.registry.load(old)
+            if policy is None and not host.occupies(old):
+                raise invalid("domain '%s' has no policy" % old)
+            if ctx.name == old:
+                raise invalid("'%s' is the name the policy has already" % old)
+            if self.registry.load(ctx.name) is not None:
+                raise invalid("domain '%s' has a policy already; remove it first (policyctl remove %s)"
+                              % (ctx.name, ctx.name))
+            self.known(ctx, None, undefined)
+            if policy is not None and policy.bound_elsewhere(ctx.facts.uuid):
+                raise conflict("the policy of '%s' was recorded for the domain with UUID %s, but '%s' "
+                               "has UUID %s: not the same domain; nothing saved"
+                               % (old, policy.uuid, ctx.name, ctx.facts.uuid))
+            if dry_run:
+                return Outcome(old, change, Status.DRY_RUN, libvirt_error=self.libvirt_error)
+            if policy is not None:
+                moved = policy.copy()
+                moved.domain = ctx.name
+                moved.uuid = ctx.facts.uuid or policy.uuid
+                self.registry.save(moved)
+            if host.occupies(old):
+                self.registry.save_host(host.renamed(old, ctx.name))
+            self.registry.remove(old)
+        state.rename(self.paths, old, ctx.name)
+        return Outcome(old, change, self.not_live(ctx) if not ctx.running else Status.APPLIED,
+                       libvirt_error=self.libvirt_error)
 
     def _remove_broken(self, name, dry_run):
         """A corrupt or unsafe policy file can always be removed (nothing to undo live)."""
@@ -260,16 +200,22 @@ class PolicyManager:
             self.registry.remove(name)
         return Outcome(name, change, Status.OFFLINE)
 
-    def occupy(self, cpus, names, dry_run=False):
+    def occupy(self, cpus, names, dry_run=False, undefined=False):
         """cpuoccupy: `names` become the only occupants of `cpus`; None frees them.
         Checked (occupancy.py) and saved under the lock, then every running domain whose
         pins it moves is re-pinned, with no lock held. An OccupancyOutcome; its
         failures name the domains libvirt did not re-pin."""
         cpus = CpuSet.parse(cpus) if isinstance(cpus, str) else cpus
-        names = parse_domains(names) if names is not None else None
+        if names is not None:
+            resolved = []
+            for text in parse_domains(names):
+                ctx = self.context(text)
+                self.known(ctx, self.registry.load(ctx.name), undefined)
+                resolved.append(ctx.name)
+            names = parse_domains(resolved)
         host = self.host_facts()
         occupancy.check_cpus(cpus, host.cpus)
-        running = self._running()
+        running = self.running()
         with self.registry.lock():
             old_host = self.registry.load_host()
             new_host = occupancy.occupied(old_host, cpus, names)
@@ -288,7 +234,7 @@ class PolicyManager:
         repinned, failures = [], []
         for r, old, live in moves:
             try:
-                done = self._enforce(r.ctx, "policyctl cpuoccupy", hint=False, first=(r.policy, new_host),
+                done = self.enforce_on(r.ctx, "policyctl cpuoccupy", hint=False, first=(r.policy, new_host),
                                      previous=old, scope="pins")
                 repinned.append((r.ctx.name, done.applied or live))
             except PolicyError as e:
@@ -296,26 +242,21 @@ class PolicyManager:
         return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED,
                                 repinned, failures, cannot, self.libvirt_error)
 
-    def _running(self):
-        """[occupancy.Running] of every running domain, from libvirt (no lock held)."""
-        conn = self.connection()
-        if conn is None:
-            return []
-        from . import virt
-        found = []
-        for dom in virt.running_domains(conn):
-            ctx = self.context(dom.name())
-            if ctx.running:
-                live = virt.live_values(ctx.dom, ctx.facts.driver)
-                found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind)))
-        return found
-
     # ---- reading ----------------------------------------------------------
 
     def list(self):
-        """[(policy, CPUs it occupies)] of every stored policy."""
-        host = self.registry.load_host()
-        return [(policy, host.occupies(policy.domain)) for policy in self.registry.policies()]
+        """([(policy, CPUs it occupies)] of every readable policy, [problem] of each file
+        that cannot be read): one broken file hides nothing else."""
+        try:
+            host = self.registry.load_host()
+        except PolicyError as e:
+            if e.code != REGISTRY:
+                raise
+            host, problems = None, [str(e)]
+        else:
+            problems = []
+        policies, broken = self.registry.readable()
+        return [(p, host.occupies(p.domain) if host else []) for p in policies], problems + broken
 
     def check(self):
         return self.registry.check()
@@ -328,6 +269,11 @@ class PolicyManager:
         from .report import report
         return report(self, name)
 
+    def verify(self, names=None):
+        """Whether the policies are in force on the running domains: [report.Verified]."""
+        from .report import verify
+        return verify(self, names)
+
     # ---- putting the registry in force ------------------------------------
 
     def apply(self, names=None):
@@ -339,15 +285,20 @@ class PolicyManager:
             raise PolicyError(self.libvirt_error, LIBVIRT)
         from . import virt
         if names is None:
-            names = sorted(d.name() for d in virt.running_domains(conn))
+            contexts = sorted((self.context(d.name()) for d in virt.running_domains(conn)),
+                              key=lambda c: c.name)
+        else:
+            contexts = [self.context(text) for text in names]
+            for ctx in contexts:
+                self.known(ctx, self.registry.load(ctx.name))
         results = []
-        for name in names:
-            ctx = self.context(name)
+        for ctx in contexts:
+            name = ctx.name
             if not ctx.running:
                 results.append(ApplyResult(name, Status.NOT_RUNNING))
                 continue
             try:
-                done = self._enforce(ctx, "policyctl apply",
+                done = self.enforce_on(ctx, "policyctl apply",
                                      previous=enforce.previous_plan(self.paths, name))
                 results.append(ApplyResult(name, Status.APPLIED, done.plan, done.applied))
             except PolicyError as e:
@@ -370,4 +321,4 @@ def _check_host(cpus, ctx):
                       % (cpus, cpus - ctx.host.cpus, ctx.host.cpus))
 
 
-__all__ = ["PolicyManager", "Context"]
+__all__ = ["PolicyManager", "Context", "Session"]

@@ -21,13 +21,14 @@ class GaveUp(Exception):
 class Result:
     """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
 
-    __slots__ = ("kind", "detail", "enforced", "at")
+    __slots__ = ("kind", "detail", "enforced", "at", "uuid")
 
-    def __init__(self, kind, detail=None, enforced=None, at=None):
+    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None):
         self.kind = kind
         self.detail = detail        # why, for stopped, failed and gave-up
         self.enforced = enforced    # enforce.Enforced when applied
         self.at = at                # time.time() when applied
+        self.uuid = uuid            # the domain's UUID
 
 
 def uri_for(driver, settings):
@@ -37,7 +38,7 @@ def uri_for(driver, settings):
 
 def run(driver, name, paths, t_hook, event):
     from . import state
-    from .describe import unsupported_lines, virsh_steps
+    from .describe import elsewhere_line, unsupported_lines, virsh_steps
     from .enforce import record
     from .errors import PolicyError
     from .log import log
@@ -72,6 +73,8 @@ def run(driver, name, paths, t_hook, event):
     try:
         if result.kind == "applied":
             done = result.enforced
+            if done.plan.elsewhere:
+                say(elsewhere_line(name, done.plan.elsewhere, result.uuid), "error")
             started = (state.read(paths, name) or {}).get("started_at") or t_hook
             after = int(round((result.at - started) * 1000))
             record(paths, name, source, done, after_start_ms=after)
@@ -144,4 +147,4 @@ def _apply(driver, name, paths, settings, deadline):
         done = _retry(deadline, settings, attempt)
     except _Stopped:
         return Result("stopped", "domain stopped while the policy was applied")
-    return Result("applied", enforced=done, at=time.time())
+    return Result("applied", enforced=done, at=time.time(), uuid=facts.uuid)

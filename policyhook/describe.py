@@ -94,3 +94,10 @@ def plan_summary(plan):
     if plan.unsupported:
         text += "; unsupported: %s" % "; ".join(unsupported_lines(plan.unsupported))
     return text
+
+
+def elsewhere_line(name, recorded, actual):
+    """Why a stored policy is not applied to a domain that took its name."""
+    return ("the policy of '%s' was recorded for the domain with UUID %s, but this '%s' has UUID %s; "
+            "it is not applied (run 'policyctl rebind %s' to keep it for this domain, or "
+            "'policyctl remove %s')" % (name, recorded, name, actual or "?", name, name))

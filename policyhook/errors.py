@@ -4,18 +4,20 @@ OK = 0
 INTERNAL = 1    # a bug, or an unexpected failure of our own
 INVALID = 2     # bad input: arguments, values, names (argparse uses 2 as well)
 CONFLICT = 3    # the policy cannot be satisfied (host CPUs, vCPU count, occupancy)
-REGISTRY = 4    # a policy file is corrupt, unsafe or cannot be written
+REGISTRY = 4    # a policy or settings file is corrupt, unsafe or cannot be written
 LOCKED = 5      # the registry lock was not obtained in time
 LIBVIRT = 6     # libvirt refused or could not be reached where it was required
+NOT_IN_FORCE = 7  # verify: a policy is not in force on a running domain
 
 EXIT_CODES = {
     OK: "success",
     INTERNAL: "internal error",
     INVALID: "invalid argument or value",
     CONFLICT: "policy conflicts with the host, the domain or CPU occupancy",
-    REGISTRY: "a policy file is corrupt, unsafe or could not be written",
+    REGISTRY: "a policy file or policyhook.conf is corrupt, unsafe or could not be written",
     LOCKED: "the registry is locked by another process",
-    LIBVIRT: "libvirt refused the change or could not be reached",
+    LIBVIRT: "libvirt refused the change, or the connection URI is wrong",
+    NOT_IN_FORCE: "verify: a policy is not in force on a running domain (drift, conflict, other UUID)",
 }
 
 
@@ -56,3 +58,15 @@ def conflict(message):
 def registry_error(path, message):
     # Like firewalld: the file comes first, so the admin knows what to open.
     return PolicyError("%s: %s" % (path, message), REGISTRY)
+
+
+def write_error(path, what, error):
+    """REGISTRY for an OSError while changing `path` ("cannot be written"): as a user who is
+    not root and was denied, one line saying that root is needed, naming the file."""
+    import errno
+    import os
+
+    if error.errno in (errno.EACCES, errno.EPERM) and os.geteuid() != 0:
+        return PolicyError("changing the policy needs root (%s %s: %s)"
+                           % (path, what, error.strerror), REGISTRY)
+    return registry_error(path, "%s: %s" % (what, error.strerror))

@@ -108,7 +108,11 @@ def _admit(call):
     settings = None
     try:
         settings = _settings(call)
-        return _plan(call, settings), settings, None
+        plan = _plan(call, settings)
+        if plan.elsewhere:
+            from .describe import elsewhere_line
+            call.log(elsewhere_line(call.name, plan.elsewhere, _uuid(call)), "error")
+        return plan, settings, None
     except PolicyError as e:
         if e.code != CONFLICT:
             return None, settings, _failed(call, settings, e, "policy not checked")
@@ -149,6 +153,11 @@ def on_prepare(call):
     call.log("admitted; plan %s" % plan_summary(plan), "warning" if plan.unsupported else "info")
     _record(call, result="admitted", plan=plan.to_doc(), error=None, started_at=None)
     return 0
+
+
+def _uuid(call):
+    from .domxml import parse_domain_xml
+    return parse_domain_xml(call.xml).uuid
 
 
 def on_start(call):

@@ -9,7 +9,7 @@ import fcntl
 import os
 import time
 
-from .errors import LOCKED, PolicyError, printable, registry_error
+from .errors import LOCKED, PolicyError, printable, registry_error, write_error
 
 # Whoever can open the lock file can flock it (a read-only descriptor will do) and so
 # block every writer and every hook: only its owner may open it.
@@ -22,7 +22,7 @@ def open_lock_file(path):
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, LOCK_MODE)
     except OSError as e:
-        raise registry_error(path, "cannot be locked: %s" % e.strerror) from None
+        raise write_error(path, "cannot be locked", e) from None
     try:
         st = os.fstat(fd)
         if st.st_mode & 0o077 and st.st_uid == os.geteuid():

@@ -33,6 +33,11 @@ class DomainPolicy:
     def is_empty(self):
         return not self.pins and not self.sched
 
+    def bound_elsewhere(self, uuid):
+        """True when this policy was recorded for a domain with another UUID than `uuid`
+        (a different domain that took the name): it must not be applied to it."""
+        return bool(self.uuid and uuid and self.uuid.lower() != uuid.lower())
+
     def to_doc(self):
         doc = {"version": SCHEMA_VERSION, "domain": self.domain}
         if self.uuid:
@@ -77,6 +82,16 @@ class HostPolicy:
 
     def is_empty(self):
         return not self.occupancy
+
+    def replacing(self, name, stand_in):
+        """This occupancy with `stand_in` for `name` in every set: for a domain that only
+        shares the name of the one the sets were meant for (another UUID), which must be
+        kept off their CPUs as any other domain."""
+        return HostPolicy({c: [stand_in if d == name else d for d in doms]
+                           for c, doms in self.occupancy.items()})
+
+    def renamed(self, old, new):
+        return HostPolicy({c: [new if d == old else d for d in doms] for c, doms in self.occupancy.items()})
 
     def to_doc(self):
         return {"version": SCHEMA_VERSION,

@@ -17,6 +17,7 @@ class Paths:
         self.lock = join(self.run, "registry.lock")
         self.state = join(self.run, "state")
         self.log = join(self.root, "var", "log", "policyhook", "policyhook.log")
+        self.selinux = join(self.root, "sys", "fs", "selinux")
 
     @classmethod
     def from_env(cls, environ=None):

@@ -105,10 +105,10 @@ class Live:
 class Plan:
     """What to put in force on one domain."""
 
-    __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported")
+    __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported", "elsewhere")
 
     def __init__(self, domain, driver, pins=None, sched=None, kept_off=None, notes=None,
-                 unsupported=None):
+                 unsupported=None, elsewhere=None):
         self.domain = domain
         self.driver = driver
         self.pins = dict(pins or {})         # (kind, index) -> CpuSet
@@ -116,6 +116,9 @@ class Plan:
         self.kept_off = kept_off             # CpuSet occupied by others, kept off; or None
         self.notes = list(notes or [])       # [Note]
         self.unsupported = list(unsupported or [])  # [Lost]
+        # The UUID the stored policy was recorded for, when the domain is another one of
+        # the same name: the policy is not applied and the domain counts as a stranger.
+        self.elsewhere = elsewhere
 
     def is_empty(self):
         return not self.pins and not self.sched
@@ -133,6 +136,7 @@ class Plan:
         doc["kept_off"] = None if self.kept_off is None else str(self.kept_off)
         doc["notes"] = [n.to_doc() for n in self.notes]
         doc["unsupported"] = [u.to_doc() for u in self.unsupported]
+        doc["policy_uuid_differs"] = self.elsewhere
         return doc
 
     @classmethod
@@ -148,7 +152,8 @@ class Plan:
         return cls(doc["domain"], doc["driver"], pins, doc["sched"],
                    None if kept_off is None else CpuSet.parse(kept_off),
                    [Note.from_doc(n) for n in doc.get("notes") or ()],
-                   [Lost.from_doc(u) for u in doc.get("unsupported") or ()])
+                   [Lost.from_doc(u) for u in doc.get("unsupported") or ()],
+                   doc.get("policy_uuid_differs"))
 
     def __eq__(self, other):
         return isinstance(other, Plan) and self.to_doc() == other.to_doc()
@@ -199,6 +204,11 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
     its threads when known, pins from its XML); host_cpus: CpuSet online.
     """
     name = facts.name
+    elsewhere = None
+    if policy is not None and policy.bound_elsewhere(facts.uuid):
+        elsewhere = policy.uuid
+        policy = None
+        host = host.replacing(name, "%s (UUID %s)" % (name, elsewhere))
     stored_pins = policy.pins if policy else {}
     cannot = unsupported(facts.driver, facts.scheduler)
     taken = host.occupied_by_others(name) & host_cpus
@@ -240,7 +250,8 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
         else:
             values[row.key] = value
     sched = sched_params(facts.driver, cgroup_version, **values)
-    return Plan(name, facts.driver, pins, sched, kept_off, notes, lost + lost_kept_off + lost_sched)
+    return Plan(name, facts.driver, pins, sched, kept_off, notes, lost + lost_kept_off + lost_sched,
+                elsewhere)
 
 
 def restores(new, old, facts, host_cpus, cgroup_version):
@@ -255,12 +266,13 @@ def restores(new, old, facts, host_cpus, cgroup_version):
                 if sets(old.driver, row.key, old.sched) and not sets(new.driver, row.key, new.sched)}
     sched = sched_params(new.driver, cgroup_version, **defaults)
     sched.update(new.sched)
-    return Plan(new.domain, new.driver, pins, sched, new.kept_off, new.notes, new.unsupported)
+    return Plan(new.domain, new.driver, pins, sched, new.kept_off, new.notes, new.unsupported,
+                new.elsewhere)
 
 
 def pins_only(p):
     """`p` without its scheduler parameters (cpuoccupy changes pins only)."""
-    return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported)
+    return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported, p.elsewhere)
 
 
 def drift(effective, live):
@@ -289,7 +301,7 @@ def differences(p, live):
     params = {d.param for d in keep if d.param is not None}
     # A scheduler call sets parameters together: a cap's period goes with its quota.
     sched = dict(p.sched) if params else {}
-    return Plan(p.domain, p.driver, pins, sched, p.kept_off, p.notes, p.unsupported)
+    return Plan(p.domain, p.driver, pins, sched, p.kept_off, p.notes, p.unsupported, p.elsewhere)
 
 
 __all__ = ["Plan", "Note", "Lost", "Drift", "Live", "plan", "restores", "pins_only", "drift",

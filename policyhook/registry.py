@@ -9,7 +9,7 @@ Two ways in, over the same files:
 import os
 
 from . import jsondoc, safeio
-from .errors import REGISTRY, PolicyError, registry_error
+from .errors import REGISTRY, PolicyError, registry_error, write_error
 from .model import HostPolicy, domain_from_doc, host_from_doc
 from .names import name_problem
 
@@ -116,6 +116,21 @@ class Registry:
         found = (_read_domain_file(self.paths, name) for name in self.names())
         return [policy for policy in found if policy is not None]  # None: removed meanwhile
 
+    def readable(self):
+        """(every policy that can be read, sorted by name; one line per file that cannot):
+        a broken file hides no other."""
+        safeio.check_dir(self.paths.etc)
+        found, problems = [], []
+        for name in self.names():
+            try:
+                policy = _read_domain_file(self.paths, name)
+            except PolicyError as e:
+                problems.append(str(e))
+                continue
+            if policy is not None:
+                found.append(policy)
+        return found, problems
+
     def names(self):
         """Names of the domains with a policy file, sorted."""
         if not safeio.check_dir(self.paths.domains):
@@ -210,7 +225,7 @@ class _Locked:
         except filelock.Timeout:
             raise PolicyError(locked_message(self._path, self._timeout), 5) from None
         except OSError as e:
-            raise registry_error(self._path, "cannot be locked: %s" % e.strerror) from None
+            raise write_error(self._path, "cannot be locked", e) from None
         return self
 
     def __exit__(self, *exc):

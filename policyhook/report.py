@@ -5,7 +5,6 @@ from . import state
 from .errors import CONFLICT, PolicyError
 from .mapping import from_live
 from .model import DomainPolicy
-from .names import check_name
 from .planner import drift
 from .tunables import SCHED, pins_doc
 
@@ -31,12 +30,13 @@ def live_row(live, weight, cap):
 class Report:
     __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
                  "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
-                 "drift", "runtime", "libvirt_error", "asked")
+                 "drift", "runtime", "libvirt_error", "asked", "uuid")
 
     def to_doc(self):
         doc = policy_row(self.policy, self.occupies)
         doc.update(
-            stored=self.stored, defined=self.defined, running=self.running, driver=self.driver,
+            stored=self.stored, defined=self.defined, uuid=self.uuid, running=self.running,
+            driver=self.driver,
             host_cpus=str(self.host_cpus), libvirt_error=self.libvirt_error, asked_libvirt=self.asked,
             effective=self.effective.to_doc() if self.effective else None, conflict=self.conflict,
             live=live_row(self.live, self.live_weight, self.live_cap) if self.live else None,
@@ -44,19 +44,21 @@ class Report:
         return doc
 
 
-def report(pm, name):
-    """The Report of `name` through PolicyManager `pm`."""
-    check_name(name)
+def report(pm, text):
+    """The Report of the domain `text` names, through PolicyManager `pm`."""
     r = Report()
+    ctx = pm.context(text)
+    name = ctx.name
     stored = pm.registry.load(name)
+    pm.known(ctx, stored)
     host = pm.registry.load_host()
-    ctx = pm.context(name)
     r.domain = name
+    r.uuid = ctx.facts.uuid
     r.policy = stored or DomainPolicy(name)
     r.occupies = host.occupies(name)
     r.stored = stored is not None
     r.asked = pm.connection() is not None
-    r.defined = ctx.dom is not None
+    r.defined = ctx.dom is not None if r.asked else None
     r.running = ctx.running
     r.driver = ctx.facts.driver
     r.host_cpus = ctx.host.cpus
@@ -80,3 +82,78 @@ def report(pm, name):
         if r.effective is not None:
             r.drift = drift(r.effective, r.live)
     return r
+
+
+class Verified:
+    """`verify`, one domain: in force, or why not (a status and its details)."""
+
+    IN_FORCE, DRIFT, NOT_RUNNING, CONFLICT, ELSEWHERE, FAILED = (
+        "in-force", "drift", "not-running", "conflict", "uuid-differs", "failed")
+    OK = (IN_FORCE, NOT_RUNNING)
+
+    __slots__ = ("domain", "status", "drift", "error", "uuid")
+
+    def __init__(self, domain, status, drift=(), error=None, uuid=None):
+        self.domain = domain
+        self.status = status
+        self.drift = list(drift)    # [Drift]
+        self.error = error          # the conflict, or what libvirt said
+        self.uuid = uuid            # with ELSEWHERE: (recorded, the domain's)
+
+    @property
+    def ok(self):
+        return self.status in self.OK
+
+    def to_doc(self):
+        return {"domain": self.domain, "status": self.status, "in_force": self.status == self.IN_FORCE,
+                "drift": [d.to_doc() for d in self.drift], "error": self.error,
+                "uuid": None if self.uuid is None else {"policy": self.uuid[0], "domain": self.uuid[1]}}
+
+
+def verify(pm, names=None):
+    """[Verified] for the running domains with a policy, or an effective plan under the
+    occupancy (names=None), or the domains named."""
+    from . import virt
+
+    conn = pm.connection()
+    if conn is None:
+        from .errors import LIBVIRT, invalid
+        if pm.offline:
+            raise invalid("verify reads the live values from libvirt; it cannot work --offline")
+        raise PolicyError(pm.libvirt_error, LIBVIRT)
+    host = pm.registry.load_host()
+    stored = set(pm.registry.names())
+    if names is None:
+        contexts = [pm.context(d.name()) for d in virt.running_domains(conn)]
+    else:
+        contexts = []
+        for text in names:
+            ctx = pm.context(text)
+            pm.known(ctx, pm.registry.load(ctx.name))
+            contexts.append(ctx)
+    found = []
+    for ctx in sorted(contexts, key=lambda c: c.name):
+        policy = pm.registry.load(ctx.name) if ctx.name in stored else None
+        if not ctx.running:
+            found.append(Verified(ctx.name, Verified.NOT_RUNNING))
+            continue
+        try:
+            effective = pm.plan_for(policy, host, ctx)
+        except PolicyError as e:
+            if e.code != CONFLICT:
+                raise
+            found.append(Verified(ctx.name, Verified.CONFLICT, error=str(e)))
+            continue
+        if policy is None and effective.is_empty() and names is None:
+            continue  # nothing asked of this domain
+        try:
+            drifted = drift(effective, virt.live_values(ctx.dom, ctx.facts.driver))
+        except PolicyError as e:
+            found.append(Verified(ctx.name, Verified.FAILED, error=str(e)))
+            continue
+        if effective.elsewhere:
+            found.append(Verified(ctx.name, Verified.ELSEWHERE, drifted,
+                                  uuid=(effective.elsewhere, ctx.facts.uuid)))
+        else:
+            found.append(Verified(ctx.name, Verified.DRIFT if drifted else Verified.IN_FORCE, drifted))
+    return found

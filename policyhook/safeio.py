@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 
-from .errors import registry_error
+from .errors import registry_error, write_error
 
 
 def expected_owner():
@@ -87,7 +87,7 @@ def ensure_dir(path, mode=0o755):
     try:
         os.makedirs(path, mode=mode, exist_ok=True)
     except OSError as e:
-        raise registry_error(path, "cannot be created: %s" % e.strerror) from None
+        raise write_error(path, "cannot be created", e) from None
     check_dir(path)
 
 
@@ -125,7 +125,7 @@ def write_atomic(path, data, mode=0o644):
                 os.unlink(tmp)
             except OSError:
                 pass
-        raise registry_error(path, "cannot be written: %s" % e.strerror) from None
+        raise write_error(path, "cannot be written", e) from None
 
 
 def remove(path):
@@ -135,6 +135,6 @@ def remove(path):
     except FileNotFoundError:
         return False
     except OSError as e:
-        raise registry_error(path, "cannot be removed: %s" % e.strerror) from None
+        raise write_error(path, "cannot be removed", e) from None
     fsync_dir(os.path.dirname(path))
     return True

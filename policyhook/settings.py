@@ -1,6 +1,6 @@
 """policyhook.conf: INI settings with documented defaults; a bad value names its key."""
 
-from .errors import PolicyError
+from .errors import REGISTRY, PolicyError
 from .safeio import read_file
 
 REFUSE, START = "refuse", "start"
@@ -62,8 +62,17 @@ KEYS = {
 }
 
 
-def parse_settings(text, source="policyhook.conf"):
+def parse_settings(text, source="policyhook.conf", problems=None):
+    """Settings from policyhook.conf's text. A bad line, key or value is a REGISTRY error
+    naming it (a file of ours is wrong, as for a policy file); with a `problems` list,
+    every one is appended there instead and the good values are kept."""
     import configparser
+
+    def bad(message):
+        error = PolicyError("%s: %s" % (source, message), REGISTRY)
+        if problems is None:
+            raise error
+        problems.append(str(error))
 
     settings = Settings()
     settings.source = source
@@ -73,16 +82,18 @@ def parse_settings(text, source="policyhook.conf"):
     try:
         parser.read_string(text, source=source)
     except configparser.Error as e:
-        raise PolicyError("%s: %s" % (source, _ini_error(e)), 2) from None
+        bad(_ini_error(e))
+        return settings
     for section in parser.sections():
         for key, value in parser.items(section):
             if (section, key) not in KEYS:
-                raise PolicyError("%s: [%s] %s: unknown key" % (source, section, key), 2)
+                bad("[%s] %s: unknown key" % (section, key))
+                continue
             attr, parse = KEYS[(section, key)]
             try:
                 setattr(settings, attr, parse(value.strip().strip('"')))
             except ValueError as e:
-                raise PolicyError("%s: [%s] %s: %s" % (source, section, key, e), 2) from None
+                bad("[%s] %s: %s" % (section, key, e))
     return settings
 
 
@@ -104,15 +115,22 @@ def _ini_error(e):
     return str(e).splitlines()[0]
 
 
-def load_settings(paths):
-    """The settings in force: the file's values over the defaults."""
-    data = read_file(paths.conf, MAX_BYTES)
-    if data is None:
-        return Settings()
-    if len(data) > MAX_BYTES:
-        raise PolicyError("%s: larger than %d bytes" % (paths.conf, MAX_BYTES), 2)
+def load_settings(paths, problems=None):
+    """The settings in force: the file's values over the defaults. With a `problems`
+    list, every problem goes there (policyctl check) instead of raising the first."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PolicyError("%s: not valid UTF-8" % paths.conf, 2) from None
-    return parse_settings(text, paths.conf)
+        data = read_file(paths.conf, MAX_BYTES)
+        if data is not None and len(data) > MAX_BYTES:
+            raise PolicyError("%s: larger than %d bytes" % (paths.conf, MAX_BYTES), REGISTRY)
+        try:
+            text = data.decode("utf-8") if data is not None else None
+        except UnicodeDecodeError:
+            raise PolicyError("%s: not valid UTF-8" % paths.conf, REGISTRY) from None
+    except PolicyError as e:
+        if problems is None:
+            raise
+        problems.append(str(e))
+        return Settings()
+    if text is None:
+        return Settings()
+    return parse_settings(text, paths.conf, problems)

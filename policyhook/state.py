@@ -52,3 +52,12 @@ def names(paths):
     except OSError:
         return []
     return sorted(e[:-5] for e in entries if e.endswith(".json") and not e.startswith("."))
+
+
+def rename(paths, old, new):
+    """Move a domain's runtime state to its new name, if it has one."""
+    try:
+        os.replace(paths.state_file(old), paths.state_file(new))
+        return True
+    except FileNotFoundError:
+        return False

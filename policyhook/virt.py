@@ -35,11 +35,25 @@ def error_text(e):
     return (e.get_error_message() if isinstance(e, libvirt.libvirtError) else str(e)) or str(e)
 
 
+# What libvirt answers when the URI itself is wrong (no such driver, a path the driver
+# does not know), as against a daemon that does not answer (VIR_ERR_SYSTEM_ERROR from
+# the RPC layer: no socket, connection refused, ssh failed) or refuses us.
+_BAD_URI = (libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_ARG, libvirt.VIR_ERR_NO_SUPPORT,
+            libvirt.VIR_ERR_CONFIG_UNSUPPORTED)
+
+
 def connect(uri):
+    """A connection to `uri`. LIBVIRT when it fails; the error's `unreachable` is True
+    when the daemon did not answer (policyctl saves and warns) and False when the URI
+    or its driver is wrong (policyctl stops, nothing saved)."""
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as e:
-        raise PolicyError("cannot connect to %s: %s" % (uri, error_text(e)), LIBVIRT) from None
+        code, domain = e.get_error_code(), e.get_error_domain()
+        error = PolicyError("cannot connect to %s: %s" % (uri, error_text(e)), LIBVIRT)
+        error.unreachable = not (code in _BAD_URI or (code == libvirt.VIR_ERR_INTERNAL_ERROR
+                                                      and domain != libvirt.VIR_FROM_RPC))
+        raise error from None
 
 
 def driver(conn):
@@ -86,12 +100,35 @@ def cgroup_version(host, domain_driver, live):
 
 def lookup(conn, name):
     """The domain called `name`, or None when libvirt does not know it."""
+    return _lookup(conn.lookupByName, name)
+
+
+def _lookup(how, text):
     try:
-        return conn.lookupByName(name)
+        return how(text)
     except libvirt.libvirtError as e:
-        if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+        if e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG):
             return None
-        raise PolicyError("cannot look up domain '%s': %s" % (name, error_text(e)), LIBVIRT) from None
+        raise PolicyError("cannot look up domain '%s': %s" % (text, error_text(e)), LIBVIRT) from None
+
+
+def resolve(conn, text):
+    """The domain `text` names as virsh resolves it: an Id, then a UUID, then a name;
+    None when libvirt knows no such domain."""
+    dom = None
+    if text.isascii() and text.isdigit() and len(text) < 10:
+        dom = _lookup(conn.lookupByID, int(text))
+    if dom is None and len(text) in (32, 36) and all(c in "0123456789abcdefABCDEF-" for c in text):
+        dom = _lookup(conn.lookupByUUIDString, text)
+    return dom if dom is not None else _lookup(conn.lookupByName, text)
+
+
+def domain_names(conn):
+    """Every domain libvirt knows, running or not (for 'did you mean')."""
+    try:
+        return sorted(d.name() for d in conn.listAllDomains(0))
+    except libvirt.libvirtError:
+        return []
 
 
 def is_running(dom):
@@ -169,4 +206,17 @@ def live_values(dom, driver="qemu", flags=AFFECT_LIVE):
             sched = dom.schedulerParameters()
         except libvirt.libvirtError:
             sched = {}
-    return Live(pins, sched)
+    return Live(pins, sched, _offline(dom, driver, flags))
+
+
+def _offline(dom, driver, flags):
+    """The vCPUs of a running domain that are not online now (<vcpu current=...> below
+    the maximum, or unplugged): libvirt keeps their pins and applies them at hotplug."""
+    if flags != AFFECT_LIVE or "vcpupin" in unsupported(driver):
+        return ()
+    try:
+        online = {info[0] for info in dom.vcpus()[0]}
+        count = dom.vcpusFlags(AFFECT_LIVE | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+    except libvirt.libvirtError:
+        return ()
+    return [("vcpu", v) for v in range(count) if v not in online]

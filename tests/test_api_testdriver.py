@@ -29,6 +29,8 @@ from policyhook.results import Status
 
 URI = "test://" + os.path.join(DATA, "testhost.xml")
 HOST = CpuSet.parse("0,2,4")
+UUID = {"running2": "11111111-2222-3333-4444-555555555555", "pinned1": "11111111-2222-3333-4444-666666666666",
+        "stopped": "11111111-2222-3333-4444-777777777777"}
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 
 
@@ -174,7 +176,7 @@ def test_cpus_beyond_the_host(paths, fake, call, message):
 
 def test_not_defined_and_not_running(paths, fake):
     pm = manager(paths, fake)
-    out = pm.set_sched("nosuch", "weight", 512)
+    out = pm.set_sched("nosuch", "weight", 512, undefined=True)
     assert out.status is Status.NOT_DEFINED
     assert said(out) == ["nosuch: weight 512: saved; applies at next start (libvirt does not know the "
                          "domain yet)"]
@@ -182,7 +184,7 @@ def test_not_defined_and_not_running(paths, fake):
     assert out.status is Status.NOT_RUNNING
     assert said(out) == ["stopped: vCPU 2 pinned to 4: saved; applies at next start (domain is not running)"]
     assert fake.calls == []
-    assert Registry(paths).load("stopped") == policy("stopped", {2: "4"})
+    assert Registry(paths).load("stopped") == policy("stopped", {2: "4"}, uuid=UUID["stopped"])
     assert Registry(paths).load("nosuch") == policy("nosuch", weight=512)
 
 
@@ -207,7 +209,7 @@ def test_real_test_driver_refuses_live_flags(paths, conn):
     assert e.code == errors.LIBVIRT
     assert str(e) == ("running2: vcpupin 0 0 failed: unsupported flags (0x1) in function "
                       "testDomainPinVcpuFlags (the policy is saved; run 'policyctl apply running2' to retry)")
-    assert Registry(paths).load("running2") == policy("running2", {0: "0"})
+    assert Registry(paths).load("running2") == policy("running2", {0: "0"}, uuid=UUID["running2"])
     assert state.read(paths, "running2")["result"] == "failed"
 
 
@@ -283,11 +285,10 @@ def test_report_shows_live_values_and_drift(paths, fake, conn):
     conn.lookupByName("running2").pinVcpu(0, bools("4"))
     assert [drift_line(d) for d in pm.report("running2").drift] == ["vCPU 0: policy 2, live 4"]
     del fake.calls[:]
-    results = pm.apply(["running2", "stopped", "nosuch"])
+    results = pm.apply(["running2", "stopped"])
     assert [(r.domain, r.status, r.applied and virsh_steps(r.applied), r.error) for r in results] == [
         ("running2", Status.APPLIED, ["vcpupin 0 2", "schedinfo cpu_shares=2048"], None),
         ("stopped", Status.NOT_RUNNING, None, None),
-        ("nosuch", Status.NOT_RUNNING, None, None),
     ]
     assert pm.report("running2").drift == []
 

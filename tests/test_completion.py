@@ -54,7 +54,7 @@ def complete(completion, *words, cwd="/"):
 
 
 COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
-            "remove", "schedcap", "schedweight", "unset", "vcpupin"]
+            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "verify"]
 DOMAINS = ["db", "web1", "web2"]
 
 CASES = [
@@ -68,14 +68,14 @@ CASES = [
     (("--root", "ROOT", "vcpupin", "w"), ["web1", "web2"]),
     (("--root", "ROOT", "vcpupin", "web1", ""), []),
     (("--root", "ROOT", "vcpupin", "web1", "0", ""), []),
-    (("--root", "ROOT", "vcpupin", "--"), ["--dry-run", "--help", "--json"]),
+    (("--root", "ROOT", "vcpupin", "--"), ["--dry-run", "--help", "--json", "--undefined"]),
     (("--root", "ROOT", "vcpupin", "--dry-run", ""), DOMAINS),
     (("--root", "=", "ROOT", "schedcap", "d"), ["db"]),
     (("--root", "ROOT", "cpuoccupy", ""), []),
     (("--root", "ROOT", "cpuoccupy", "1", ""), DOMAINS),
     (("--root", "ROOT", "cpuoccupy", "1", "web1,"), ["web1,db", "web1,web2"]),
     (("--root", "ROOT", "cpuoccupy", "1", "web1,db,w"), ["web1,db,web2"]),
-    (("--root", "ROOT", "cpuoccupy", "--"), ["--clear", "--dry-run", "--help", "--json"]),
+    (("--root", "ROOT", "cpuoccupy", "--"), ["--clear", "--dry-run", "--help", "--json", "--undefined"]),
     (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "weight"]),
     (("--root", "ROOT", "iothreadpin", "w"), ["web1", "web2"]),
     (("--root", "ROOT", "unset", "db", "w"), ["weight"]),

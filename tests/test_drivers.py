@@ -221,6 +221,15 @@ class FakeDomain:
     def emulatorPinInfo(self, flags):
         raise Unsupported("virDomainGetEmulatorPinInfo")
 
+    def vcpus(self):
+        return [(0, 1, 0, 0), (1, 1, 0, 1)], [(True,) * 4] * 2
+
+    def vcpusFlags(self, flags):
+        return 2
+
+    def UUIDString(self):
+        return "6f1a5d7e-2a3b-4c5d-8e9f-0a1b2c3d4e99"
+
     def setSchedulerParametersFlags(self, params, flags):
         if self.driver == "libxl" and flags != 0:
             raise libvirt.libvirtError("unsupported flags (0x%x) in function "
@@ -310,7 +319,8 @@ def manager(paths, conn):
     (lambda pm: pm.set_pin("ct", "emulator", None, "1"), "emulator pin"),
     (lambda pm: pm.set_pin("ct", "iothread", 1, "1"), "IOThread pins"),
     (lambda pm: pm.set_pin("ct", "vcpu", 0, "1", dry_run=True), "vCPU pins"),
-    (lambda pm: pm.set_pin("newct", "vcpu", 0, "1"), "vCPU pins"),  # not defined: the connection's driver
+    # not defined: the connection's driver
+    (lambda pm: pm.set_pin("newct", "vcpu", 0, "1", undefined=True), "vCPU pins"),
 ])
 def test_pins_on_lxc_are_refused_and_nothing_is_saved(paths, call, what):
     pm = manager(paths, FakeConn("LXC", FakeDomain("ct", "lxc")))
@@ -386,7 +396,7 @@ def test_cpuoccupy_lists_a_running_container_it_cannot_keep_off(paths):
     ct = FakeDomain("ct", "lxc")
     pm = manager(paths, FakeConn("LXC", ct))
     out = io.StringIO()
-    show.occupancy_outcome(pm.occupy("1", "other"), out)
+    show.occupancy_outcome(pm.occupy("1", "other", undefined=True), out)
     assert out.getvalue().splitlines() == [
         "CPU 1 occupied by other: saved; applied live to 0 running domains",
         "  ct: unsupported: vCPUs and emulator kept off CPU 1 (cpuoccupy) (%s)" % LXC_CANNOT]

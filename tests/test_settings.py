@@ -108,7 +108,7 @@ BAD = [
 def test_bad_values_name_section_and_key(text, message):
     with pytest.raises(PolicyError) as info:
         parse_settings(text, SRC)
-    assert info.value.code == errors.INVALID
+    assert info.value.code == errors.REGISTRY
     assert str(info.value) == "%s: %s" % (SRC, message)
     assert "\n" not in str(info.value)
 
@@ -138,7 +138,7 @@ def test_load_bad_file(tmp_path, data, message):
     write_raw(paths.conf, data)
     with pytest.raises(PolicyError) as info:
         load_settings(paths)
-    assert info.value.code == errors.INVALID
+    assert info.value.code == errors.REGISTRY
     assert str(info.value) == "%s: %s" % (paths.conf, message)
 
 
@@ -156,3 +156,15 @@ def test_unsafe_file_is_refused(tmp_path):
     with pytest.raises(PolicyError) as info:
         load_settings(paths)
     assert str(info.value) == "%s: is a symlink; refusing to follow it" % paths.conf
+
+
+def test_every_problem_is_reported_when_asked():
+    problems = []
+    settings = parse_settings("[hook]\non_error = maybe\nlock_timeout = 9\nbogus = 1\non_conflict = start\n",
+                              SRC, problems)
+    assert problems == [
+        "%s: [hook] on_error: 'maybe' is not one of start, refuse" % SRC,
+        "%s: [hook] lock_timeout: 9 is not in 0..5" % SRC,
+        "%s: [hook] bogus: unknown key" % SRC,
+    ]
+    assert settings.on_conflict == "start"   # the good values are kept

@@ -1,26 +1,28 @@
 """policyctl's entry point: parse, call the API, print. No policy logic here."""
 
+import os
 import sys
 
 from ..api import PolicyManager
-from ..errors import INTERNAL, INVALID, LIBVIRT, REGISTRY, PolicyError, printable
+from ..errors import INTERNAL, INVALID, LIBVIRT, NOT_IN_FORCE, REGISTRY, PolicyError, printable
 from ..paths import Paths
 from ..report import policy_row
 from ..results import Status
 from ..settings import load_settings
 from ..tunables import PINS, SCHED_BY_KEY, SETTINGS
-from . import show
+from . import checks, show
 from .parser import build
 
 
-def main(argv=None, stdout=None, stderr=None, connect=None):
-    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open in tests."""
+def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
+    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open and
+    `environ` os.environ in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build().parse_args(argv)
-        return run(args, out, err, connect)
+        return run(args, out, err, connect, os.environ if environ is None else environ)
     except PolicyError as e:
         if debug:
             import traceback
@@ -34,7 +36,6 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
         # The reader went away (`policyctl list | head`): stop quietly, as ls does, with
         # stdout on /dev/null so that the interpreter's flush at exit cannot fail either.
         if out is sys.stdout:
-            import os
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell shows for ls in the same place
     except Exception as e:  # noqa: BLE001 - the last resort: one line, not a traceback
@@ -45,20 +46,22 @@ def main(argv=None, stdout=None, stderr=None, connect=None):
         return INTERNAL
 
 
-def run(args, out, err, connect):
+def run(args, out, err, connect, environ):
     paths = Paths(args.root)
     if args.command == "check":
-        return check(paths, args, out, err)
+        return checks.check(paths, args, out, err, connect, environ)
     settings = load_settings(paths)
-    pm = PolicyManager(paths, uri=args.connect, settings=settings, connect=connect,
-                       offline=args.offline)
+    # virsh's order: -c, then LIBVIRT_DEFAULT_URI; then ours.
+    uri = args.connect or environ.get("LIBVIRT_DEFAULT_URI") or settings.uri
+    pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline)
     cmd = args.command
     dry = getattr(args, "dry_run", False)
+    undefined = getattr(args, "undefined", False)
     if getattr(args, "pin", None):
         index = getattr(args, "index", None)
-        return report(pm.set_pin(args.domain, args.pin, index, args.cpulist, dry), args, out, err)
+        return report(pm.set_pin(args.domain, args.pin, index, args.cpulist, dry, undefined), args, out, err)
     if getattr(args, "sched", None):
-        return report(pm.set_sched(args.domain, args.sched, args.value, dry), args, out, err)
+        return report(pm.set_sched(args.domain, args.sched, args.value, dry, undefined), args, out, err)
     if cmd == "unset":
         row = SETTINGS[args.setting]
         if args.index is not None and not getattr(row, "indexed", False):
@@ -71,20 +74,21 @@ def run(args, out, err, connect):
         return report(outcome, args, out, err)
     if cmd == "remove":
         return report(pm.remove(args.domain, dry), args, out, err)
+    if cmd == "rename":
+        return report(pm.rename(args.old, args.new, dry, undefined), args, out, err)
+    if cmd == "rebind":
+        return report(pm.rebind(args.domain, dry), args, out, err)
     if cmd == "cpuoccupy":
         return cpuoccupy(pm, args, out, err)
     if cmd == "cpupolicy":
-        doc = pm.report(args.domain)
-        show.dump_json(doc.to_doc(), out) if args.json else show.policy_report(doc, out)
+        r = pm.report(args.domain)
+        show.dump_json(r.to_doc(), out) if args.json else show.policy_report(r, out)
         warn(show.libvirt_warning(pm.libvirt_error, saved=False), err)
         return 0
+    if cmd == "verify":
+        return verify(pm, args, out, err)
     if cmd == "list":
-        rows = pm.list()
-        if args.json:
-            show.dump_json([policy_row(p, occ) for p, occ in rows], out)
-        else:
-            show.policy_list(rows, out)
-        return 0
+        return list_policies(pm, args, out, err)
     if cmd == "occupancy":
         host = pm.host()
         show.dump_json(host.to_doc()["cpuoccupy"], out) if args.json else show.occupancy(host, out)
@@ -108,11 +112,22 @@ def report(outcome, args, out, err):
     return 0
 
 
+def list_policies(pm, args, out, err):
+    rows, problems = pm.list()
+    if args.json:
+        show.dump_json([policy_row(p, occ) for p, occ in rows], out)
+    else:
+        show.policy_list(rows, out)
+    for problem in problems:
+        err.write("Error: %s\n" % printable(problem))
+    return REGISTRY if problems else 0
+
+
 def cpuoccupy(pm, args, out, err):
     if args.clear == bool(args.domains):
         raise PolicyError("give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy "
                           "--help')", INVALID)
-    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run)
+    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run, args.undefined)
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:
@@ -142,20 +157,16 @@ def apply(pm, args, out, err):
     return 0
 
 
-def check(paths, args, out, err):
-    from ..registry import Registry
-
-    problems = []
-    try:
-        load_settings(paths)
-    except PolicyError as e:
-        problems.append(str(e))
-    problems += Registry(paths).check()
+def verify(pm, args, out, err):
+    results = pm.verify(args.domains or None)
     if args.json:
-        show.dump_json({"ok": not problems, "problems": problems}, out)
-    elif problems:
-        for p in problems:
-            out.write(p + "\n")
+        show.dump_json([r.to_doc() for r in results], out)
     else:
-        out.write("%s: the registry is valid\n" % paths.etc)
-    return REGISTRY if problems else 0
+        show.verified(results, out)
+    bad = [r for r in results if not r.ok]
+    if bad:
+        err.write("Error: %d of %d domain%s not in force: %s\n"
+                  % (len(bad), len(results), "" if len(results) == 1 else "s",
+                     ", ".join(r.domain for r in bad)))
+        return NOT_IN_FORCE
+    return 0

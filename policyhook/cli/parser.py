@@ -10,7 +10,21 @@ DESCRIPTION = """\
 Record runtime CPU policy for libvirt domains, running or not: vCPU, emulator and
 IOThread pins, scheduler weight and cap, and physical CPUs owned exclusively by a set of
 domains. A change is saved in /etc/policyhook; when the domain is running it is
-applied live at once, otherwise libvirt's hook puts it in force at the next start."""
+applied live at once, otherwise libvirt's hook puts it in force at the next start.
+
+A DOMAIN is resolved as virsh resolves it: an Id, then a UUID, then a name; the policy
+is stored under the domain's name and records its UUID. A domain libvirt does not know
+is refused (with the closest name libvirt knows) unless --undefined is given, to record
+a policy for a domain still to be defined; --offline accepts any name and asks libvirt
+nothing. A policy recorded for one UUID is never applied to another domain that later
+takes its name: the hook logs it, cpupolicy, verify and check show it, and 'policyctl
+rebind DOMAIN' or 'policyctl remove DOMAIN' settles it. After 'virsh domrename',
+'policyctl rename OLD NEW' moves the policy and its occupancy memberships.
+
+The connection is -c URI, else $LIBVIRT_DEFAULT_URI, else [libvirt] uri in
+policyhook.conf, else qemu:///system. A wrong URI, or a driver libvirt does not have, is
+an error and nothing is saved; a daemon that does not answer is a warning, and the
+change is saved to apply at the next start."""
 
 EPILOG = """\
 exit status:
@@ -23,6 +37,7 @@ examples:
   policyctl schedcap vm1 50           at most half of one physical CPU
   policyctl cpuoccupy 1 vm1,vm2       only vm1 and vm2 may run on CPU 1
   policyctl cpupolicy vm1             stored, effective and live policy
+  policyctl verify --json             is every policy in force? (exit 7 if not)
   policyctl check                     validate every policy file
 """ % "\n".join("  %d  %s" % kv for kv in sorted(EXIT_CODES.items()))
 
@@ -52,8 +67,8 @@ def build():
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="policyctl " + __version__)
     parser.add_argument("-c", "--connect", metavar="URI",
-                        help="libvirt connection URI (default: [libvirt] uri in "
-                             "policyhook.conf, else qemu:///system)")
+                        help="libvirt connection URI (default: $LIBVIRT_DEFAULT_URI, else "
+                             "[libvirt] uri in policyhook.conf, else qemu:///system)")
     parser.add_argument("--root", metavar="DIR", default="/",
                         help="act on DIR/etc/policyhook and DIR/run/policyhook (default: /)")
     parser.add_argument("--offline", action="store_true",
@@ -65,16 +80,19 @@ def build():
     change = Parser(add_help=False)
     change.add_argument("--dry-run", action="store_true",
                         help="validate and show the plan; save and apply nothing")
+    ahead = Parser(add_help=False)
+    ahead.add_argument("--undefined", action="store_true",
+                       help="record a policy for a domain libvirt does not know yet")
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
-    def command(name, help_text, parents=(common,), **kw):
-        return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
-                              parents=list(parents), **kw)
+    def command(name, help_text, parents=(common,), details=None, **kw):
+        text = help_text[0].upper() + help_text[1:] + "." + (" " + details if details else "")
+        return sub.add_parser(name, help=help_text, description=text, parents=list(parents), **kw)
 
     for row in PINS:
-        p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change))
+        p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change, ahead))
         p.set_defaults(pin=row.kind)
         p.add_argument("domain", metavar="DOMAIN", help="domain name")
         if row.indexed:
@@ -84,13 +102,13 @@ def build():
 
     for row in SCHED:
         text, arg_help = _SCHED_HELP[row.key]
-        p = command(row.command, text, (common, change))
+        p = command(row.command, text, (common, change, ahead))
         p.set_defaults(sched=row.key)
         p.add_argument("domain", metavar="DOMAIN", help="domain name")
         p.add_argument("value", metavar=row.metavar, help=arg_help)
 
     p = command("cpuoccupy", "let only the given domains run on physical CPUs",
-                (common, change))
+                (common, change, ahead))
     p.add_argument("pcpus", metavar="PCPUS", help="physical CPUs, e.g. 1 or 2-3")
     p.add_argument("domains", metavar="DOMAINS", nargs="?",
                    help="comma-separated domain names, e.g. vm1,vm2")
@@ -109,12 +127,38 @@ def build():
     p = command("remove", "remove a domain's whole policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")
 
+    p = command("rename", "move a policy to a domain's new name after virsh domrename",
+                (common, change, ahead),
+                details="Its occupancy memberships and runtime state move with it. NEW must be "
+                        "the same domain (the UUID the policy recorded) and have no policy yet.")
+    p.add_argument("old", metavar="OLD", help="the name the policy is stored under")
+    p.add_argument("new", metavar="NEW", help="the domain's new name")
+
+    p = command("rebind", "keep a policy for the domain now defined under its name",
+                (common, change),
+                details="A policy records the UUID of its domain and is not applied to another "
+                        "domain that takes the name; rebind records the UUID of the domain "
+                        "libvirt now has under the name, and applies the policy if it runs.")
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+
     p = command("cpupolicy", "show a domain's stored, effective and live policy")
     p.add_argument("domain", metavar="DOMAIN", help="domain name")
 
-    command("list", "list the domains that have a policy")
+    p = command("verify", "check that the policies are in force on the running domains",
+                details="Compares the live values of every running domain with a policy (or of "
+                        "the DOMAINs named) with its effective plan. Exit status 0 when all are "
+                        "in force, 7 when any is not (drift, a conflict, a policy recorded for "
+                        "another UUID); offline vCPUs are not drift. For monitoring: --json.")
+    p.add_argument("domains", metavar="DOMAIN", nargs="*", help="domains to verify (default: all)")
+
+    command("list", "list the domains that have a policy",
+            details="A policy file that cannot be read is named on stderr and the exit status "
+                    "is 4; every other policy is still listed.")
     command("occupancy", "show which domains occupy which physical CPUs")
-    command("check", "validate every policy file and the settings; report each problem")
+    command("check", "validate every policy file and the settings; report each problem",
+            details="One line per problem of every file and of policyhook.conf; a policy "
+                    "recorded for another UUID than the domain libvirt has under its name; a "
+                    "warning when SELinux confines the hook (virt_hooks_unconfined off).")
 
     p = command("apply", "put the stored policy in force on running domains now")
     p.add_argument("domains", metavar="DOMAIN", nargs="*", help="domain names")

@@ -3,7 +3,7 @@
 import json
 import time
 
-from ..describe import drift_line, note_lines, plan_line, unsupported_lines, virsh_steps
+from ..describe import drift_line, elsewhere_line, note_lines, plan_line, unsupported_lines, virsh_steps
 from ..mapping import CAP_KEYS, LABEL, WEIGHT_KEY, is_quota, quota_is_unlimited
 from ..results import Status
 from ..tunables import PINS, SCHED, SCHED_BY_KEY, WEIGHT
@@ -32,6 +32,10 @@ def change_words(change):
         return "policy removed"
     if change.op == "remove-broken":
         return "unreadable policy file removed"
+    if change.op == "rename":
+        return "policy moved to '%s'" % change.value
+    if change.op == "rebind":
+        return "policy bound to this domain (UUID %s)" % change.value
     if change.setting in SCHED_BY_KEY:
         row = SCHED_BY_KEY[change.setting]
         if change.op == "unset":
@@ -70,6 +74,8 @@ def outcome(o, out):
     elif o.change.op == "remove-broken":
         out.write("%s: %s: saved; nothing to undo live (run 'policyctl apply %s' to put libvirt's "
                   "defaults back on a running domain)\n" % (o.domain, what, o.domain))
+    elif o.change.op == "rename":
+        out.write("%s: %s: saved\n" % (o.domain, what))
     else:
         out.write("%s: %s: saved; %s\n" % (o.domain, what, _where(o.status, o.libvirt_error)))
     for step in virsh_steps(o.applied) if o.applied is not None else ():
@@ -140,7 +146,7 @@ def _table(rows, out):
 
 def policy_report(r, out):
     state = "running" if r.running else "defined, not running" if r.defined \
-        else "not defined in libvirt"
+        else "libvirt not asked: --offline" if r.defined is None else "not defined in libvirt"
     if r.driver and r.driver != "qemu" and (r.defined or r.running):
         state += ", " + LABEL.get(r.driver, r.driver)
     out.write("Domain:      %s (%s)\n" % (r.domain, state))
@@ -170,6 +176,8 @@ def policy_report(r, out):
     _table(rows, out)
     if r.conflict:
         out.write("\nConflict:    %s\n" % r.conflict)
+    if eff and eff.elsewhere:
+        out.write("Not applied: %s\n" % elsewhere_line(r.domain, eff.elsewhere, r.uuid))
     for note in note_lines(eff) if eff else ():
         out.write("Note:        %s\n" % note)
     for text in unsupported_lines(eff.unsupported) if eff else ():
@@ -191,6 +199,24 @@ def policy_report(r, out):
         out.write(line + "\n")
         if rt.get("error"):
             out.write("             %s\n" % rt["error"])
+
+
+def verified(results, out):
+    if not results:
+        out.write("No running domain has a policy.\n")
+        return
+    for v in results:
+        if v.status == v.IN_FORCE:
+            out.write("%s: in force\n" % v.domain)
+        elif v.status == v.NOT_RUNNING:
+            out.write("%s: not running; applies at next start\n" % v.domain)
+        elif v.status == v.DRIFT:
+            out.write("%s: DRIFT: %s (policyctl apply %s)\n"
+                      % (v.domain, "; ".join(drift_line(d) for d in v.drift), v.domain))
+        elif v.status == v.ELSEWHERE:
+            out.write("%s: NOT APPLIED: %s\n" % (v.domain, elsewhere_line(v.domain, *v.uuid)))
+        else:
+            out.write("%s: %s: %s\n" % (v.domain, v.status.upper(), v.error))
 
 
 # ---- list, occupancy -------------------------------------------------------------------

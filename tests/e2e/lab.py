@@ -121,8 +121,8 @@ def define(name, vcpus=2, uri=URI, iothreads=0, current=None):
     path = "/tmp/%s.xml" % name
     with open(path, "w") as f:
         f.write((LXC_XML if uri == LXC_URI else DOMAIN_XML).format(
-            name=name, vcpus=vcpus, iothreads="\n  <iothreads>%d</iothreads>" % iothreads if iothreads else "",
-            current=" current='%d'" % current if current else ""))
+            name=name, vcpus=vcpus, current=" current='%d'" % current if current else "",
+            iothreads="\n  <iothreads>%d</iothreads>" % iothreads if iothreads else ""))
     virsh("define", path, uri=uri)
 
 

@@ -92,7 +92,7 @@ def test_dry_run_changes_nothing(domains):
 
 
 def test_occupying_every_cpu_is_refused(installed):
-    r = lab.policyctl("cpuoccupy", "0-1", lab.PREFIX + "x")
+    r = lab.policyctl("cpuoccupy", "0-1", lab.PREFIX + "x", "--undefined")
     assert r.returncode == 3
     assert r.stderr == ("Error: cpuoccupy would occupy every host CPU (0-1); domains outside the "
                         "occupancy sets would have no CPU left\n")

@@ -51,13 +51,13 @@ def test_iothread_pins_from_start_to_restore(domains, tmp_path):
 
     # Occupancy keeps IOThreads off CPUs others own, as it does the emulator; a pin that
     # needs an occupied CPU is refused.
-    r = lab.policyctl("cpuoccupy", "1", other)
+    r = lab.policyctl("cpuoccupy", "1", other, "--undefined")
     assert r.returncode == 3
     assert r.stderr == ("Error: IOThread 1 of '%s' is pinned to 1 (policy), which is occupied by %s "
                         "(cpuoccupy); it would have no CPU left\n" % (name, other))
     assert lab.policyctl("unset", name, "iothreadpin", "1").returncode == 0
     assert lab.iothreadinfo(name) == {1: "0-1", 2: "0"}
-    r = lab.policyctl("cpuoccupy", "1", other)
+    r = lab.policyctl("cpuoccupy", "1", other, "--undefined")
     assert r.returncode == 0, r.stderr
     assert lab.iothreadinfo(name) == {1: "0", 2: "0"}
     assert lab.affinity(name, "IO iothread1") == "0"

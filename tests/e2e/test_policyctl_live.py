@@ -59,8 +59,10 @@ def test_inactive_domain_is_saved_not_applied(domains):
     assert lab.policyctl("schedweight", name, "300").returncode == 0
     # Nothing written into libvirt's own configuration.
     assert "<cputune>" not in lab.virsh("dumpxml", "--inactive", name).stdout
+    uuid = lab.virsh("domuuid", name).stdout.strip()
     with open("/etc/policyhook/domains/%s.json" % name) as f:
-        assert json.load(f) == {"version": 1, "domain": name, "vcpupin": {"1": "0"}, "weight": 300}
+        assert json.load(f) == {"version": 1, "domain": name, "uuid": uuid, "vcpupin": {"1": "0"},
+                                "weight": 300}
 
 
 def test_vcpu_beyond_the_domain_is_refused(domains):
@@ -73,7 +75,7 @@ def test_vcpu_beyond_the_domain_is_refused(domains):
 def test_undefined_domain_is_saved_for_later(installed):
     name = lab.PREFIX + "not-defined"
     try:
-        r = lab.policyctl("schedcap", name, "25")
+        r = lab.policyctl("schedcap", name, "25", "--undefined")
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == "%s: cap 25%% of one CPU: saved; applies at next start " \
             "(libvirt does not know the domain yet)" % name

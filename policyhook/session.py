@@ -1,0 +1,167 @@
+"""A PolicyManager's view of libvirt and the host: the connection, each domain's facts
+resolved as virsh resolves them, and the one way to put a plan in force on a running
+domain. No policy edits here (api.py); no words but errors."""
+
+from . import enforce, occupancy
+from .domxml import DomainFacts
+from .errors import LIBVIRT, PolicyError, invalid
+from .hostinfo import online_cpus
+from .mapping import local_cgroup_version
+from .names import check_name
+from .planner import plan
+from .registry import Registry
+from .results import Status
+from .settings import Settings
+from .tunables import VCPU
+
+
+class Context:
+    """What libvirt (or the local host) says about one domain, gathered before locking."""
+
+    __slots__ = ("name", "host", "facts", "dom", "running", "cgroup_version")
+
+    def __init__(self, name, host, facts=None, dom=None, running=False, cgroup_version=1):
+        self.name = name
+        self.host = host                  # virt.HostFacts, or LocalHost
+        self.facts = facts or DomainFacts(name)
+        self.dom = dom
+        self.running = running
+        self.cgroup_version = cgroup_version
+
+    def target(self):
+        return enforce.Target(self.name, self.dom, self.facts, self.host, self.cgroup_version)
+
+
+class LocalHost:
+    """This machine's CPUs, when libvirt is not asked (--offline, unreachable)."""
+
+    __slots__ = ("cpus", "cpumap_len", "cgroup_version", "local")
+
+    def __init__(self, cgroup_version):
+        self.cpus = online_cpus()
+        self.cpumap_len = (self.cpus.max() or 0) + 1
+        self.cgroup_version = cgroup_version
+        self.local = True
+
+
+class Session:
+    def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
+                 cgroup_version=None):
+        """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
+        `cgroup_version` overrides what the host is found to have."""
+        self.paths = paths
+        self.settings = settings or Settings()
+        self.uri = uri or self.settings.uri
+        self.registry = Registry(paths, self.settings.lock_timeout)
+        self.offline = offline
+        self._connect = connect
+        self._conn = None
+        self._host = None
+        self._cgroup_version = cgroup_version
+        self.libvirt_error = None  # why libvirt could not be used, once it could not
+
+    # ---- libvirt --------------------------------------------------------
+
+    def connection(self):
+        """The libvirt connection, or None (--offline, or libvirt_error says why)."""
+        if self._conn is None and not self.offline and self.libvirt_error is None:
+            try:
+                if self._connect is None:
+                    from . import virt
+                    self._connect = virt.connect
+                self._conn = self._connect(self.uri)
+            except PolicyError as e:
+                if not getattr(e, "unreachable", True):
+                    raise  # a wrong URI or a driver libvirt does not have: nothing is saved
+                self.libvirt_error = str(e)
+        return self._conn
+
+    def host_facts(self):
+        if self._host is None:
+            conn = self.connection()
+            if conn is None:
+                self._host = LocalHost(self._cgroup_version or local_cgroup_version())
+            else:
+                from . import virt
+                self._host = virt.host_facts(conn)
+                if self._cgroup_version:
+                    self._host.cgroup_version = self._cgroup_version
+        return self._host
+
+    def context(self, text):
+        """What libvirt says of the domain `text` names, resolved as virsh resolves it
+        (an Id, a UUID, a name); with no libvirt, `text` is the name."""
+        host = self.host_facts()
+        conn = self.connection()
+        if conn is None:
+            return Context(check_name(text), host, cgroup_version=host.cgroup_version)
+        from . import virt
+        dom = virt.resolve(conn, text)
+        if dom is None:
+            # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
+            facts = DomainFacts(check_name(text), virt.driver(conn) or "qemu")
+            return Context(text, host, facts, cgroup_version=host.cgroup_version or 2)
+        name = check_name(dom.name())
+        facts = virt.facts(dom, name)
+        running = virt.is_running(dom)
+        version = host.cgroup_version
+        if version is None:
+            version = virt.cgroup_version(host, facts.driver,
+                                          virt.live_values(dom, facts.driver) if running else None)
+        return Context(name, host, facts, dom, running, version)
+
+    def known(self, ctx, stored, undefined=False):
+        """INVALID for a domain libvirt does not know and the registry has no policy of,
+        unless `undefined` (a policy recorded ahead of the domain's definition)."""
+        conn = self.connection()
+        if ctx.dom is not None or conn is None or stored is not None or undefined:
+            return
+        from difflib import get_close_matches
+
+        from . import virt
+        close = get_close_matches(ctx.name, virt.domain_names(conn), 1, 0.75)
+        raise invalid("domain '%s' is not defined in libvirt (%s)%s; --undefined records a policy "
+                      "for a domain not defined yet" % (ctx.name, self.uri,
+                                                       "; did you mean '%s'?" % close[0] if close else ""))
+
+    def not_live(self, ctx):
+        """The status of a saved change that was not applied live."""
+        if self.connection() is None:
+            return Status.OFFLINE
+        return Status.NOT_DEFINED if ctx.dom is None else Status.NOT_RUNNING
+
+    def plan_for(self, policy, host, ctx):
+        """The plan of `policy` for the domain of `ctx` under `host` (pure)."""
+        return plan(policy, host, ctx.facts, ctx.host.cpus, ctx.cgroup_version)
+
+    def enforce_on(self, ctx, source, hint=True, **kw):
+        """enforce.enforce() on a running domain, its runtime state recorded; LIBVIRT
+        when libvirt refuses (with `hint`, saying how to retry)."""
+        read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
+        try:
+            done = enforce.enforce(ctx.target(), read, **kw)
+        except PolicyError as e:
+            if e.code != LIBVIRT:
+                raise
+            enforce.record(self.paths, ctx.name, source, error=str(e))
+            if not hint:
+                raise
+            raise PolicyError("%s (the policy is saved; run 'policyctl apply %s' to retry)"
+                              % (e, ctx.name), LIBVIRT) from None
+        enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
+        return done
+
+    def running(self):
+        """[occupancy.Running] of every running domain, from libvirt (no lock held)."""
+        conn = self.connection()
+        if conn is None:
+            return []
+        from . import virt
+        found = []
+        for dom in virt.running_domains(conn):
+            ctx = self.context(dom.name())
+            if ctx.running:
+                live = virt.live_values(ctx.dom, ctx.facts.driver)
+                found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind)))
+        return found
+
