@@ -14,7 +14,8 @@ import os
 
 import libvirt
 import pytest
-from unit_helpers import DATA, policy
+from testdriver import URI, RecordingConn
+from unit_helpers import policy
 
 from policyhook import errors, state
 from policyhook.api import PolicyManager
@@ -27,7 +28,6 @@ from policyhook.paths import Paths
 from policyhook.registry import Registry
 from policyhook.results import Status
 
-URI = "test://" + os.path.join(DATA, "testhost.xml")
 HOST = CpuSet.parse("0,2,4")
 UUID = {"running2": "11111111-2222-3333-4444-555555555555", "pinned1": "11111111-2222-3333-4444-666666666666",
         "stopped": "11111111-2222-3333-4444-777777777777"}
@@ -36,56 +36,6 @@ LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 
 def bools(text, length=8):
     return CpuSet.parse(text).to_bools(length)
-
-
-class RecordingDomain:
-    """A test-driver domain whose pin and scheduler calls are recorded."""
-
-    def __init__(self, dom, calls, sched):
-        self._dom = dom
-        self._calls = calls
-        self._sched = sched
-
-    def __getattr__(self, attr):
-        return getattr(self._dom, attr)
-
-    def pinVcpuFlags(self, vcpu, cpumap, flags):
-        self._calls.append((self._dom.name(), "pinVcpuFlags", vcpu, tuple(cpumap), flags))
-        return self._dom.pinVcpu(vcpu, cpumap)
-
-    def pinEmulator(self, cpumap, flags):
-        self._calls.append((self._dom.name(), "pinEmulator", tuple(cpumap), flags))
-        return self._dom.pinEmulator(cpumap, flags)
-
-    def pinIOThread(self, iothread, cpumap, flags):
-        self._calls.append((self._dom.name(), "pinIOThread", iothread, tuple(cpumap), flags))
-        return self._dom.pinIOThread(iothread, cpumap, flags)
-
-    def setSchedulerParametersFlags(self, params, flags):
-        self._calls.append((self._dom.name(), "setSchedulerParametersFlags", dict(params), flags))
-        self._sched.setdefault(self._dom.name(), {}).update(params)
-        return 0
-
-    def schedulerParametersFlags(self, flags):
-        return dict(self._sched.get(self._dom.name(), {}))
-
-
-class RecordingConn:
-    """The real test-driver connection; domains come back as RecordingDomain."""
-
-    def __init__(self, conn):
-        self._conn = conn
-        self.calls = []
-        self.sched = {}
-
-    def __getattr__(self, attr):
-        return getattr(self._conn, attr)
-
-    def lookupByName(self, name):
-        return RecordingDomain(self._conn.lookupByName(name), self.calls, self.sched)
-
-    def listAllDomains(self, flags=0):
-        return [RecordingDomain(d, self.calls, self.sched) for d in self._conn.listAllDomains(flags)]
 
 
 @pytest.fixture
