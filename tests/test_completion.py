@@ -28,6 +28,11 @@ def completion(tmp_path_factory):
     subprocess.run([sys.executable, os.path.join(REPO, "tools", "mkcompletion.py"),
                     os.path.join(REPO, "contrib", "bash-completion", "policyctl.in"), str(out)],
                    check=True)
+    (out.parent / "bin").mkdir()
+    virsh = out.parent / "bin" / "virsh"
+    virsh.write_text('#!/bin/sh\necho "$*" >> "$VIRSH_LOG"\n'
+                     'if [ -n "$VIRSH_NAMES" ]; then cat "$VIRSH_NAMES"; fi\n')
+    virsh.chmod(0o755)
     return str(out)
 
 
@@ -44,10 +49,15 @@ def root(tmp_path_factory):
     return str(root)
 
 
-def complete(completion, *words, cwd="/"):
+def complete(completion, *words, cwd="/", names=None, log="/dev/null"):
+    """COMPREPLY for `policyctl WORDS...`. The `virsh` on PATH is a fake next to the
+    completion (see the fixture): it logs its arguments to `log` and prints the lines of
+    the file `names`, as `virsh list --all --name` prints the domains libvirt knows."""
+    fake = os.path.join(os.path.dirname(completion), "bin")
+    env = {"PATH": fake + ":" + os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent",
+           "VIRSH_LOG": log, "VIRSH_NAMES": names or ""}
     r = subprocess.run([BASH, "--norc", "--noprofile", "-c", RUN, "bash", completion, "policyctl"]
-                       + list(words), capture_output=True, text=True, cwd=cwd,
-                       env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"})
+                       + list(words), capture_output=True, text=True, cwd=cwd, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     return sorted(line for line in r.stdout.split("\n") if line)
@@ -129,3 +139,22 @@ def test_a_glob_in_the_working_directory_does_not_leak_in(completion, root, tmp_
     # 'domain*' in the generated table must not expand against files where bash runs.
     (tmp_path / "domainX").write_text("")
     assert complete(completion, "--root", root, "apply", "web1", "", cwd=str(tmp_path)) == DOMAINS
+
+
+def test_domains_libvirt_knows_are_offered_with_one_virsh_list(completion, root, tmp_path):
+    names = tmp_path / "names"
+    names.write_text("web1\nweb3\nmy vm\n")
+    log = tmp_path / "log"
+    assert complete(completion, "--root", root, "vcpupin", "w", names=str(names), log=str(log)) == \
+        ["web1", "web2", "web3"]
+    assert log.read_text() == "-q list --all --name\n"
+    assert complete(completion, "-c", "qemu:///session", "--root", root, "cpuoccupy", "1", "web1,",
+                    names=str(names), log=str(log)) == ["web1,db", "web1,my\\ vm", "web1,web2", "web1,web3"]
+    assert log.read_text().splitlines()[1] == "-q -c qemu:///session list --all --name"
+    # --offline asks libvirt nothing; nor does a word that is not a domain.
+    log.write_text("")
+    assert complete(completion, "--offline", "--root", root, "vcpupin", "w", names=str(names),
+                    log=str(log)) == ["web1", "web2"]
+    assert complete(completion, "--root", root, "vcpupin", "web1", "0", "", names=str(names),
+                    log=str(log)) == []
+    assert log.read_text() == ""
