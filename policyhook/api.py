@@ -59,17 +59,22 @@ class PolicyManager(Session):
             if dry_run:
                 return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error)
             self.registry.save(new)
+        define = self.definer(ctx)
+        stored = None if new.is_empty() else new
         if not ctx.running:
-            return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error)
+            if define is not None:
+                self.enforce_on(ctx, "policyctl", first=(stored, host), define=define)
+            return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error,
+                           definition=define is not None)
         try:
             previous = self.plan_for(old, host, ctx)
         except PolicyError as e:
             if e.code != CONFLICT:
                 raise
             previous = None  # the old policy no longer fits the domain: nothing to restore
-        stored = None if new.is_empty() else new
-        done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous)
-        return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds)
+        done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous, define=define)
+        return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds,
+                       definition=define is not None)
 
     def set_pin(self, name, kind, index, cpulist, dry_run=False, undefined=False):
         """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""
@@ -215,7 +220,7 @@ class PolicyManager(Session):
             names = parse_domains(resolved)
         host = self.host_facts()
         occupancy.check_cpus(cpus, host.cpus)
-        running = self.running()
+        running = self.running(defined=self.settings.persistent)
         with self.registry.lock():
             old_host = self.registry.load_host()
             new_host = occupancy.occupied(old_host, cpus, names)
@@ -225,22 +230,26 @@ class PolicyManager(Session):
             occupancy.check(old_host, new_host, host.cpus, policies, running)
             moves, cannot = occupancy.repins(old_host, new_host, running)
             if dry_run:
-                return OccupancyOutcome(cpus, names, Status.DRY_RUN,
-                                        [(r.ctx.name, live) for r, _old, live in moves], (),
-                                        cannot, self.libvirt_error)
+                live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
+                definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]
+                return OccupancyOutcome(cpus, names, Status.DRY_RUN, live_moves, (), cannot,
+                                        self.libvirt_error, definitions)
             self.registry.save_host(new_host)
         if self.connection() is None:
             return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error)
-        repinned, failures = [], []
+        repinned, failures, defined = [], [], []
         for r, old, live in moves:
             try:
                 done = self.enforce_on(r.ctx, "policyctl cpuoccupy", hint=False, first=(r.policy, new_host),
-                                     previous=old, scope="pins")
-                repinned.append((r.ctx.name, done.applied or live))
+                                       previous=old, scope="pins", define=self.definer(r.ctx))
+                if r.ctx.running:
+                    repinned.append((r.ctx.name, done.applied or live))
+                if done.defined:
+                    defined.append(r.ctx.name)
             except PolicyError as e:
                 failures.append((r.ctx.name, str(e)))
         return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED,
-                                repinned, failures, cannot, self.libvirt_error)
+                                repinned, failures, cannot, self.libvirt_error, defined)
 
     # ---- reading ----------------------------------------------------------
 
@@ -276,8 +285,10 @@ class PolicyManager(Session):
 
     # ---- putting the registry in force ------------------------------------
 
-    def apply(self, names=None):
-        """Put the stored policy in force on running domains now: [ApplyResult]."""
+    def apply(self, names=None, config=False):
+        """Put the stored policy in force on running domains now: [ApplyResult]. With
+        `config`, into the persistent definitions of defined domains instead (persistent
+        mode; otherwise what policyhook wrote there is given back)."""
         conn = self.connection()
         if conn is None and self.offline:
             raise invalid("apply puts the policy in force through libvirt; it cannot work --offline")
@@ -285,25 +296,33 @@ class PolicyManager(Session):
             raise PolicyError(self.libvirt_error, LIBVIRT)
         from . import virt
         if names is None:
-            contexts = sorted((self.context(d.name()) for d in virt.running_domains(conn)),
-                              key=lambda c: c.name)
+            listed = virt.defined_domains(conn) if config else virt.running_domains(conn)
+            contexts = sorted((self.context(d.name()) for d in listed), key=lambda c: c.name)
         else:
             contexts = [self.context(text) for text in names]
             for ctx in contexts:
                 self.known(ctx, self.registry.load(ctx.name))
-        results = []
-        for ctx in contexts:
-            name = ctx.name
-            if not ctx.running:
-                results.append(ApplyResult(name, Status.NOT_RUNNING))
-                continue
-            try:
-                done = self.enforce_on(ctx, "policyctl apply",
-                                     previous=enforce.previous_plan(self.paths, name))
-                results.append(ApplyResult(name, Status.APPLIED, done.plan, done.applied))
-            except PolicyError as e:
-                results.append(ApplyResult(name, Status.FAILED, error=str(e)))
-        return results
+        return [self._apply_config(ctx) if config else self._apply_live(ctx) for ctx in contexts]
+
+    def _apply_live(self, ctx):
+        if not ctx.running:
+            return ApplyResult(ctx.name, Status.NOT_RUNNING)
+        try:
+            previous = enforce.previous_plan(self.paths, ctx.name)
+            done = self.enforce_on(ctx, "policyctl apply", previous=previous)
+        except PolicyError as e:
+            return ApplyResult(ctx.name, Status.FAILED, error=str(e))
+        return ApplyResult(ctx.name, Status.APPLIED, done.plan, done.applied)
+
+    def _apply_config(self, ctx):
+        define = self.definer(ctx, always=True)
+        if define is None:
+            return ApplyResult(ctx.name, Status.NOT_DEFINED)
+        try:
+            done = self.enforce_on(ctx, "policyctl apply --config", live=False, define=define)
+        except PolicyError as e:
+            return ApplyResult(ctx.name, Status.FAILED, error=str(e))
+        return ApplyResult(ctx.name, Status.APPLIED, done.plan, definition=done.defined)
 
 
 def _check_driver(setting, ctx):

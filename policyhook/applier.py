@@ -78,8 +78,8 @@ def run(driver, name, paths, t_hook, event):
             started = (state.read(paths, name) or {}).get("started_at") or t_hook
             after = int(round((result.at - started) * 1000))
             record(paths, name, source, done, after_start_ms=after)
-            text = ("nothing to apply" if done.applied is None else "applied %s, %d ms after the "
-                    "started hook" % ("; ".join(virsh_steps(done.applied)), after))
+            text = ("in force, nothing to apply" if done.applied is None else "applied %s, %d ms after "
+                    "the started hook" % ("; ".join(virsh_steps(done.applied)), after))
             lost = done.plan.unsupported
             if lost:
                 text += "; unsupported: %s" % "; ".join(unsupported_lines(lost))
@@ -114,7 +114,7 @@ class _Stopped(Exception):
 
 
 def _apply(driver, name, paths, settings, deadline):
-    from . import virt
+    from . import originals, virt
     from .enforce import Target, enforce, previous_plan, reader
     from .errors import PolicyError
 
@@ -128,6 +128,7 @@ def _apply(driver, name, paths, settings, deadline):
         return Result("stopped", "domain is not running; nothing to apply")
     host = virt.host_facts(conn)
     facts = virt.facts(dom, name)
+    originals.own_pins(facts, originals.load(paths, name, facts.uuid))
     version = virt.cgroup_version(host, facts.driver, None)
     target = Target(name, dom, facts, host, version)
     # A domain that was started before (reconnect) may hold settings of a policy that
@@ -137,7 +138,9 @@ def _apply(driver, name, paths, settings, deadline):
 
     def attempt():
         try:
-            return enforce(target, read, previous=previous)
+            # Only what differs from what runs: a definition may hold it all already.
+            return enforce(target, read, previous=previous,
+                           compare=lambda d: virt.live_values(d, facts.driver))
         except PolicyError:
             if not virt.is_running(dom):
                 raise _Stopped() from None

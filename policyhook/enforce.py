@@ -14,7 +14,7 @@ import time
 from . import registry, state
 from .errors import PolicyError
 from .locking import FlockLock
-from .planner import Plan, pins_only, plan, restores
+from .planner import Plan, differences, pins_only, plan, restores
 
 
 class Target:
@@ -37,13 +37,14 @@ class Enforced:
     """What enforce() did: the effective plan, what was sent to libvirt (None when
     nothing needed to be), and whether the stored policy held still at the end."""
 
-    __slots__ = ("plan", "applied", "rounds", "settled")
+    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
 
-    def __init__(self, effective, applied, rounds, settled):
+    def __init__(self, effective, applied, rounds, settled, defined=False):
         self.plan = effective
         self.applied = applied
         self.rounds = rounds
         self.settled = settled
+        self.defined = defined      # the persistent definition was changed
 
 
 def reader(paths, name, lock_timeout):
@@ -54,36 +55,47 @@ def reader(paths, name, lock_timeout):
     return read
 
 
-def enforce(target, read, first=None, previous=None, scope="all", rounds=3, apply=None):
+def enforce(target, read, first=None, previous=None, scope="all", rounds=3, apply=None,
+            live=True, define=None, compare=None):
     """Put the stored policy in force on `target`; returns Enforced.
 
     read(): (policy, host policy) under the registry lock; `first`: that pair when the
     caller has just saved it (no need to read it again); `previous`: the plan in force
     before (its settings that the new plan drops go back to libvirt's defaults);
     scope="pins": scheduler parameters are left alone and a domain whose pins do not
-    change is not called (cpuoccupy). `apply(dom, plan, cpumap_len)` is virt.apply_plan.
+    change is not called (cpuoccupy). `apply(dom, plan, cpumap_len)` is
+    virt.apply_plan; `live=False` leaves the running domain alone (it does not run);
+    `define(plan)` also writes the plan into the persistent definition (persistent
+    mode); `compare(dom)` reads the live values first, so that only what differs is
+    applied (the applier: a definition may have put it all in force already).
     Raises PolicyError (LIBVIRT) naming the step libvirt refused."""
-    if apply is None:
+    if apply is None and live:
         from .virt import apply_plan as apply
     stored = first if first is not None else read()
     applied = None
+    defined = False
     for n in range(1, rounds + 1):
         effective = target.plan(*stored)
-        live = effective if previous is None else restores(
-            effective, previous, target.facts, target.host.cpus, target.cgroup_version)
-        if scope == "pins":
-            live = pins_only(live)
-            if previous is not None and live.pins == previous.pins:
-                live = None
-        if live is not None and not live.is_empty():
-            apply(target.dom, live, target.host.cpumap_len)
-            applied = live
+        if live:
+            now = effective if previous is None else restores(
+                effective, previous, target.facts, target.host.cpus, target.cgroup_version)
+            if scope == "pins":
+                now = pins_only(now)
+                if previous is not None and now.pins == previous.pins:
+                    now = None
+            if now is not None and compare is not None:
+                now = differences(now, compare(target.dom))
+            if now is not None and not now.is_empty():
+                apply(target.dom, now, target.host.cpumap_len)
+                applied = now
+        if define is not None:
+            defined = define(effective) or defined
         previous = effective
         again = read()
         if again == stored:
-            return Enforced(effective, applied, n, True)
+            return Enforced(effective, applied, n, True, defined)
         stored = again
-    return Enforced(effective, applied, rounds, False)
+    return Enforced(effective, applied, rounds, False, defined)
 
 
 def record(paths, name, source, enforced=None, error=None, **fields):

@@ -78,9 +78,14 @@ def _plan(call, settings):
     facts = parse_domain_xml(call.xml)
     facts.name = call.name
     ensure_dir(call.paths.run)
+    safe = name_problem(call.name) is None
     with FlockLock(call.paths.lock, settings.hook_lock_timeout):
-        policy = registry.read_domain(call.paths, call.name) if name_problem(call.name) is None else None
+        policy = registry.read_domain(call.paths, call.name) if safe else None
         host = registry.read_host(call.paths)
+        if safe and os.path.lexists(call.paths.originals_file(call.name)):
+            # Persistent mode: plan from the domain's own pins, not from what we wrote.
+            from . import originals
+            originals.own_pins(facts, originals.load(call.paths, call.name, facts.uuid))
     return planner.plan(policy, host, facts, online_cpus(), local_cgroup_version())
 
 

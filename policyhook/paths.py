@@ -18,6 +18,8 @@ class Paths:
         self.state = join(self.run, "state")
         self.log = join(self.root, "var", "log", "policyhook", "policyhook.log")
         self.selinux = join(self.root, "sys", "fs", "selinux")
+        self.lib = join(self.root, "var", "lib", "policyhook")
+        self.originals = join(self.lib, "originals")
 
     @classmethod
     def from_env(cls, environ=None):
@@ -28,6 +30,9 @@ class Paths:
         # check_name refuses '/', a leading '.', NUL and control characters, so the
         # joined path cannot leave the domains directory.
         return os.path.join(self.domains, check_name(name) + ".json")
+
+    def originals_file(self, name):
+        return os.path.join(self.originals, check_name(name) + ".json")
 
     def state_file(self, name):
         return os.path.join(self.state, check_name(name) + ".json")

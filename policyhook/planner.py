@@ -275,13 +275,14 @@ def pins_only(p):
     return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported, p.elsewhere)
 
 
-def drift(effective, live):
+def drift(effective, live, offline=False):
     """[Drift] where the live values differ from the effective plan. A pin of a thread
     that is not running (an offline vCPU) is not drift: libvirt keeps it and applies it
-    when the thread comes online."""
+    when the thread comes online; with `offline`, such pins are listed all the same
+    (libvirt cannot tell whether it holds one)."""
     found = []
     for key, cpus in effective.sorted_pins():
-        if key in live.offline:
+        if key in live.offline and not offline:
             continue
         now = live.pins.get(key)
         if now != cpus:
@@ -295,8 +296,9 @@ def drift(effective, live):
 
 
 def differences(p, live):
-    """`p` reduced to what differs from `live`: what needs applying."""
-    keep = drift(p, live)
+    """`p` reduced to what differs from `live`: what needs applying (the pins of offline
+    vCPUs always: libvirt keeps them for hotplug, and does not show them)."""
+    keep = drift(p, live, offline=True)
     pins = {d.pin: p.pins[d.pin] for d in keep if d.pin is not None}
     params = {d.param for d in keep if d.param is not None}
     # A scheduler call sets parameters together: a cap's period goes with its quota.

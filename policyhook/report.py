@@ -30,7 +30,8 @@ def live_row(live, weight, cap):
 class Report:
     __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
                  "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
-                 "drift", "runtime", "libvirt_error", "asked", "uuid")
+                 "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
+                 "persistent")
 
     def to_doc(self):
         doc = policy_row(self.policy, self.occupies)
@@ -40,7 +41,9 @@ class Report:
             host_cpus=str(self.host_cpus), libvirt_error=self.libvirt_error, asked_libvirt=self.asked,
             effective=self.effective.to_doc() if self.effective else None, conflict=self.conflict,
             live=live_row(self.live, self.live_weight, self.live_cap) if self.live else None,
-            drift=[d.to_doc() for d in self.drift], runtime=self.runtime)
+            drift=[d.to_doc() for d in self.drift], runtime=self.runtime, persistent=self.persistent,
+            config=live_row(self.config, None, None) if self.config else None,
+            config_drift=[d.to_doc() for d in self.config_drift])
         return doc
 
 
@@ -75,6 +78,17 @@ def report(pm, text):
     r.live_weight = r.live_cap = None
     r.drift = []
     r.runtime = state.read(pm.paths, name)
+    # The persistent definition, and in persistent mode where it differs from the plan.
+    r.persistent = pm.settings.persistent
+    r.config, r.config_drift = None, []
+    if ctx.dom is not None:
+        from . import virt
+        try:
+            r.config = virt.live_values(ctx.dom, ctx.facts.driver, virt.AFFECT_CONFIG)
+        except PolicyError:
+            r.config = None
+        if r.config is not None and r.persistent and r.effective is not None:
+            r.config_drift = drift(r.effective, r.config)
     if ctx.running:
         from . import virt
         r.live = virt.live_values(ctx.dom, ctx.facts.driver)

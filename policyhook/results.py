@@ -37,10 +37,10 @@ class Change:
 class Outcome:
     """The result of one edit of one domain's policy."""
 
-    __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds")
+    __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds", "definition")
 
     def __init__(self, domain, change, status, plan=None, applied=None, libvirt_error=None,
-                 rounds=0):
+                 rounds=0, definition=False):
         self.domain = domain
         self.change = change
         self.status = status
@@ -48,6 +48,7 @@ class Outcome:
         self.applied = applied              # the Plan sent to libvirt, when running
         self.libvirt_error = libvirt_error  # why libvirt was not used, when it was not
         self.rounds = rounds                # times applied (more than 1: changed meanwhile)
+        self.definition = definition        # also written into the persistent definition
 
     @property
     def saved(self):
@@ -57,34 +58,37 @@ class Outcome:
         return {"domain": self.domain, "change": self.change.to_doc(), "status": self.status.value,
                 "saved": self.saved, "plan": self.plan.to_doc() if self.plan else None,
                 "applied": self.applied.to_doc() if self.applied else None,
-                "libvirt_error": self.libvirt_error}
+                "libvirt_error": self.libvirt_error, "definition": self.definition}
 
 
 class ApplyResult:
     """`policyctl apply`, one domain: applied, not running, or failed with `error`."""
 
-    __slots__ = ("domain", "status", "plan", "applied", "error")
+    __slots__ = ("domain", "status", "plan", "applied", "error", "definition")
 
-    def __init__(self, domain, status, plan=None, applied=None, error=None):
+    def __init__(self, domain, status, plan=None, applied=None, error=None, definition=None):
         self.domain = domain
         self.status = status
         self.plan = plan
         self.applied = applied
         self.error = error
+        self.definition = definition    # apply --config: True when the definition changed
 
     def to_doc(self):
         return {"domain": self.domain, "status": self.status.value,
                 "plan": self.plan.to_doc() if self.plan else None,
-                "applied": self.applied.to_doc() if self.applied else None, "error": self.error}
+                "applied": self.applied.to_doc() if self.applied else None, "error": self.error,
+                "definition_changed": self.definition}
 
 
 class OccupancyOutcome:
     """The result of cpuoccupy: the change, and per running domain what was re-pinned,
     what failed and what its driver cannot keep off the occupied CPUs."""
 
-    __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error")
+    __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error", "defined")
 
-    def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None):
+    def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None,
+                 defined=()):
         self.cpus = cpus                    # CpuSet
         self.domains = domains              # the occupants, or None: the CPUs are freed
         self.status = status
@@ -92,9 +96,11 @@ class OccupancyOutcome:
         self.failures = list(failures)      # [(domain, error)]
         self.cannot = list(cannot)          # [(domain, [Lost])]
         self.libvirt_error = libvirt_error
+        self.defined = list(defined)        # [domain] whose persistent definition was rewritten
 
     def to_doc(self):
-        return {"cpus": str(self.cpus), "domains": self.domains, "status": self.status.value,
+        return {"cpus": str(self.cpus), "definitions": self.defined, "domains": self.domains,
+                "status": self.status.value,
                 "saved": self.status is not Status.DRY_RUN,
                 "repinned": [{"domain": d, "plan": p.to_doc()} for d, p in self.repinned],
                 "failures": [{"domain": d, "error": e} for d, e in self.failures],

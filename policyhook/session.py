@@ -2,7 +2,7 @@
 resolved as virsh resolves them, and the one way to put a plan in force on a running
 domain. No policy edits here (api.py); no words but errors."""
 
-from . import enforce, occupancy
+from . import enforce, occupancy, originals
 from .domxml import DomainFacts
 from .errors import LIBVIRT, PolicyError, invalid
 from .hostinfo import online_cpus
@@ -102,7 +102,9 @@ class Session:
             facts = DomainFacts(check_name(text), virt.driver(conn) or "qemu")
             return Context(text, host, facts, cgroup_version=host.cgroup_version or 2)
         name = check_name(dom.name())
+        # The domain's own pins: not those policyhook wrote into its definition.
         facts = virt.facts(dom, name)
+        originals.own_pins(facts, originals.load(self.paths, name, facts.uuid))
         running = virt.is_running(dom)
         version = host.cgroup_version
         if version is None:
@@ -134,34 +136,61 @@ class Session:
         """The plan of `policy` for the domain of `ctx` under `host` (pure)."""
         return plan(policy, host, ctx.facts, ctx.host.cpus, ctx.cgroup_version)
 
+    def definer(self, ctx, always=False):
+        """What writes a plan into the domain's persistent definition in persistent mode,
+        or None: no such mode, or no definition. `always`: in either mode, the plan in
+        persistent mode, everything given back otherwise (apply --config)."""
+        if not (self.settings.persistent or always) or ctx.dom is None:
+            return None
+        from . import definition, virt
+        if not virt.is_persistent(ctx.dom):
+            return None
+        conn = self.connection()
+        keep = self.settings.persistent
+        return lambda p: definition.put(self.paths, self.registry.lock, virt, conn, ctx.dom, ctx.name,
+                                        ctx.facts.uuid, p if keep else None)
+
     def enforce_on(self, ctx, source, hint=True, **kw):
-        """enforce.enforce() on a running domain, its runtime state recorded; LIBVIRT
-        when libvirt refuses (with `hint`, saying how to retry)."""
+        """enforce.enforce() on a domain: live when it runs (its runtime state recorded),
+        into its definition with define=...; LIBVIRT when libvirt refuses (with `hint`,
+        saying how to retry)."""
         read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
+        kw.setdefault("live", ctx.running)
         try:
             done = enforce.enforce(ctx.target(), read, **kw)
         except PolicyError as e:
             if e.code != LIBVIRT:
                 raise
-            enforce.record(self.paths, ctx.name, source, error=str(e))
+            if kw["live"]:
+                enforce.record(self.paths, ctx.name, source, error=str(e))
             if not hint:
                 raise
-            raise PolicyError("%s (the policy is saved; run 'policyctl apply %s' to retry)"
-                              % (e, ctx.name), LIBVIRT) from None
-        enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
+            raise PolicyError("%s (the policy is saved; run 'policyctl apply %s%s' to retry)"
+                              % (e, "--config " if not kw["live"] else "", ctx.name), LIBVIRT) from None
+        if kw["live"]:
+            enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
         return done
 
-    def running(self):
-        """[occupancy.Running] of every running domain, from libvirt (no lock held)."""
+    def running(self, defined=False):
+        """[occupancy.Running] of every running domain, with `defined` of every domain
+        with a definition too (no live pins for those not running); from libvirt, no
+        lock held."""
         conn = self.connection()
         if conn is None:
             return []
         from . import virt
         found = []
-        for dom in virt.running_domains(conn):
+        doms = virt.running_domains(conn)
+        if defined:
+            doms = virt.defined_domains(conn) + doms
+        seen = set()
+        for dom in doms:
+            if dom.name() in seen:
+                continue
+            seen.add(dom.name())
             ctx = self.context(dom.name())
-            if ctx.running:
-                live = virt.live_values(ctx.dom, ctx.facts.driver)
-                found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind)))
+            live = virt.live_values(ctx.dom, ctx.facts.driver) if ctx.running else None
+            if ctx.running or defined:
+                found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind) if live else {}))
         return found
 

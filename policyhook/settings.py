@@ -8,13 +8,14 @@ MAX_BYTES = 65536
 
 
 class Settings:
-    __slots__ = ("uri", "lxc_uri", "libxl_uri", "on_conflict", "on_error", "hook_lock_timeout",
-                 "lock_timeout", "applier_timeout", "source")
+    __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
+                 "hook_lock_timeout", "lock_timeout", "applier_timeout", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
         self.lxc_uri = "lxc:///system"     # the LXC hook's applier
         self.libxl_uri = "xen:///system"   # the libxl (Xen) hook's applier
+        self.persistent = False        # policyctl also writes the policy into definitions
         self.on_conflict = REFUSE      # a policy that cannot be satisfied refuses the start
         self.on_error = START          # our own failure lets the domain start, logged
         self.hook_lock_timeout = 0.5   # seconds the hook waits for the registry lock
@@ -44,6 +45,12 @@ def _seconds(lo, hi):
     return parse
 
 
+def _yes_no(value):
+    if value not in ("yes", "no"):
+        raise ValueError("%r is not yes or no" % value)
+    return value == "yes"
+
+
 def _uri(value):
     if not value or "://" not in value or any(c.isspace() for c in value):
         raise ValueError("%r is not a libvirt URI" % value)
@@ -54,6 +61,7 @@ KEYS = {
     ("libvirt", "uri"): ("uri", _uri),
     ("libvirt", "lxc_uri"): ("lxc_uri", _uri),
     ("libvirt", "libxl_uri"): ("libxl_uri", _uri),
+    ("libvirt", "persistent"): ("persistent", _yes_no),
     ("hook", "on_conflict"): ("on_conflict", _choice(REFUSE, START)),
     ("hook", "on_error"): ("on_error", _choice(START, REFUSE)),
     ("hook", "lock_timeout"): ("hook_lock_timeout", _seconds(0, 5)),

@@ -158,6 +158,39 @@ def facts(dom, name=None):
     return found
 
 
+def definition_xml(dom):
+    """The persistent definition as libvirt would define it again (secrets included, so
+    that redefining it loses nothing)."""
+    try:
+        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    except libvirt.libvirtError as e:
+        raise PolicyError("cannot read the definition of '%s': %s" % (dom.name(), error_text(e)),
+                          LIBVIRT) from None
+
+
+def define(conn, name, xml):
+    try:
+        conn.defineXML(xml)
+    except libvirt.libvirtError as e:
+        raise PolicyError("%s: cannot define the new definition: %s" % (name, error_text(e)),
+                          LIBVIRT) from None
+
+
+def is_persistent(dom):
+    try:
+        return bool(dom.isPersistent())
+    except libvirt.libvirtError:
+        return False
+
+
+def defined_domains(conn):
+    """Every domain with a persistent definition, running or not."""
+    try:
+        return conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_PERSISTENT)
+    except libvirt.libvirtError as e:
+        raise PolicyError("cannot list domains: %s" % error_text(e), LIBVIRT) from None
+
+
 def running_domains(conn):
     try:
         return conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)

@@ -19,7 +19,7 @@ def values(settings):
 
 
 DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
-            "on_conflict": "refuse", "on_error": "start",
+            "persistent": False, "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
 
 
@@ -47,6 +47,8 @@ GOOD = [
     ("[libvirt]\nuri = qemu:///session\n", "uri", "qemu:///session"),
     ("[libvirt]\nuri = qemu+ssh://root@host/system\n", "uri", "qemu+ssh://root@host/system"),
     ('[libvirt]\nuri = "test:///default"\n', "uri", "test:///default"),
+    ("[libvirt]\npersistent = yes\n", "persistent", True),
+    ("[libvirt]\npersistent = no\n", "persistent", False),
     ("[hook]\non_conflict = start\n", "on_conflict", START),
     ("[hook]\non_conflict = refuse\n", "on_conflict", REFUSE),
     ("[hook]\non_error = refuse\n", "on_error", REFUSE),
@@ -75,6 +77,7 @@ BAD = [
     ("[libvirt]\nuri = no uri\n", "[libvirt] uri: 'no uri' is not a libvirt URI"),
     ("[libvirt]\nuri = qemu\n", "[libvirt] uri: 'qemu' is not a libvirt URI"),
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),
+    ("[libvirt]\npersistent = true\n", "[libvirt] persistent: 'true' is not yes or no"),
     ("[hook]\non_conflict = maybe\n", "[hook] on_conflict: 'maybe' is not one of refuse, start"),
     ("[hook]\non_conflict = Refuse\n", "[hook] on_conflict: 'Refuse' is not one of refuse, start"),
     ("[hook]\non_error = ignore\n", "[hook] on_error: 'ignore' is not one of start, refuse"),

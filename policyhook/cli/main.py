@@ -144,11 +144,11 @@ def cpuoccupy(pm, args, out, err):
 def apply(pm, args, out, err):
     if args.all == bool(args.domains):
         raise PolicyError("give DOMAIN names or --all (see 'policyctl apply --help')", INVALID)
-    results = pm.apply(None if args.all else args.domains)
+    results = pm.apply(None if args.all else args.domains, args.config)
     if args.json:
         show.dump_json([r.to_doc() for r in results], out)
     else:
-        show.apply_results(results, out)
+        show.apply_results(results, out, pm.settings.persistent)
     failed = sum(1 for r in results if r.status is Status.FAILED)
     if failed:
         err.write("Error: %d domain%s could not be brought in line with the policy\n"

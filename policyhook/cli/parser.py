@@ -160,7 +160,14 @@ def build():
                     "recorded for another UUID than the domain libvirt has under its name; a "
                     "warning when SELinux confines the hook (virt_hooks_unconfined off).")
 
-    p = command("apply", "put the stored policy in force on running domains now")
+    p = command("apply", "put the stored policy in force on running domains now",
+                details="With --config, into the persistent definitions of defined domains "
+                        "instead: in persistent mode ([libvirt] persistent = yes) each definition "
+                        "then holds its policy, for domains defined before the mode was turned "
+                        "on; otherwise each gets back what policyhook wrote there.")
     p.add_argument("domains", metavar="DOMAIN", nargs="*", help="domain names")
-    p.add_argument("--all", action="store_true", help="every running domain")
+    p.add_argument("--all", action="store_true", help="every running domain (with --config: every "
+                   "defined domain)")
+    p.add_argument("--config", action="store_true", help="the persistent definitions, not the running "
+                   "domains")
     return parser

@@ -77,7 +77,8 @@ def outcome(o, out):
     elif o.change.op == "rename":
         out.write("%s: %s: saved\n" % (o.domain, what))
     else:
-        out.write("%s: %s: saved; %s\n" % (o.domain, what, _where(o.status, o.libvirt_error)))
+        out.write("%s: %s: saved; %s%s\n" % (o.domain, what, _where(o.status, o.libvirt_error),
+                                             "; written into its definition" if o.definition else ""))
     for step in virsh_steps(o.applied) if o.applied is not None else ():
         out.write("  %s\n" % step)
     for text in unsupported_lines(o.plan.unsupported) if o.plan is not None else ():
@@ -100,6 +101,9 @@ def occupancy_outcome(o, out):
     verb = "would be re-pinned" if o.status is Status.DRY_RUN else "re-pinned live"
     for name, p in o.repinned:
         out.write("  %s: %s: %s\n" % (name, verb, plan_line(p, "no change")))
+    for name in o.defined:
+        out.write("  %s: definition %s\n" % (name, "would be rewritten" if o.status is Status.DRY_RUN
+                                             else "rewritten"))
     for name, error in o.failures:
         out.write("  %s: FAILED: %s\n" % (name, error))
     for name, lost in o.cannot:
@@ -107,9 +111,15 @@ def occupancy_outcome(o, out):
             out.write("  %s: unsupported: %s\n" % (name, text))
 
 
-def apply_results(results, out):
+def apply_results(results, out, persistent=True):
     for r in results:
-        if r.status is Status.APPLIED:
+        if r.definition is not None and r.status is Status.APPLIED:
+            out.write("%s: definition %s%s\n" % (
+                r.domain, "holds the policy" if persistent else "has its own <cputune> back",
+                "" if r.definition else " (unchanged)"))
+        elif r.status is Status.NOT_DEFINED:
+            out.write("%s: no persistent definition; nothing to write\n" % r.domain)
+        elif r.status is Status.APPLIED:
             out.write("%s: applied live%s\n" % (r.domain, "" if r.applied else " (nothing to apply)"))
             for step in virsh_steps(r.applied) if r.applied else ():
                 out.write("  %s\n" % step)
@@ -157,7 +167,14 @@ def policy_report(r, out):
         out.write("Occupies:    %s (cpuoccupy)\n" % ",".join(map(str, r.occupies)))
     eff = r.effective
     live = r.live
-    rows = [("", "stored", "effective", "live")]
+    # The definition's column in persistent mode, or where policyhook wrote into it.
+    config = r.config if r.config is not None and (r.persistent or r.config_drift) else None
+    head = ("", "stored", "effective") + (("definition",) if config else ()) + ("live",)
+    rows = [head]
+
+    def cells(label, stored, effective, defined, now):
+        return (label, stored, effective) + ((defined,) if config else ()) + (now,)
+
     for row in PINS:
         keys = set(k for k in r.policy.pins if k[0] == row.kind)
         keys |= set(k for k in (eff.pins if eff else {}) if k[0] == row.kind)
@@ -166,12 +183,14 @@ def policy_report(r, out):
             keys.add((row.kind, 0))
         for key in sorted(keys):
             have = live.pins.get(key) if live else None
-            rows.append((row.name(key[1]), _dash(r.policy.pins.get(key)),
-                         _dash(eff.pins.get(key) if eff else None),
-                         ("offline" if key in live.offline else _dash(have)) if live else ""))
+            rows.append(cells(row.name(key[1]), _dash(r.policy.pins.get(key)),
+                              _dash(eff.pins.get(key) if eff else None),
+                              _dash(config.pins.get(key)) if config else "",
+                              ("offline" if key in live.offline else _dash(have)) if live else ""))
     for key, keys in _SCHED_KEYS.items():
-        rows.append((key, _dash(r.policy.sched.get(key)), _sched(eff.sched, keys) if eff else "-",
-                     _sched(live.sched, keys) if live else ""))
+        rows.append(cells(key, _dash(r.policy.sched.get(key)), _sched(eff.sched, keys) if eff else "-",
+                          _sched(config.sched, keys) if config else "",
+                          _sched(live.sched, keys) if live else ""))
     out.write("\n")
     _table(rows, out)
     if r.conflict:
@@ -182,6 +201,9 @@ def policy_report(r, out):
         out.write("Note:        %s\n" % note)
     for text in unsupported_lines(eff.unsupported) if eff else ():
         out.write("Unsupported: %s\n" % text)
+    for item in r.config_drift:
+        out.write("Definition:  %s (policyctl apply --config %s)\n" % (drift_line(item).replace(
+            ", live ", ", definition "), r.domain))
     if r.running:
         if r.drift:
             for item in r.drift:

@@ -22,7 +22,7 @@ PREFIX = "phe2e-"
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>64</memory>
-  <vcpu placement='static'{current}>{vcpus}</vcpu>{iothreads}
+  <vcpu placement='static'{current}>{vcpus}</vcpu>{iothreads}{cputune}
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
   <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff><on_reboot>restart</on_reboot><on_crash>destroy</on_crash>
@@ -115,13 +115,14 @@ def wait_for(predicate, timeout, what):
         time.sleep(0.05)
 
 
-def define(name, vcpus=2, uri=URI, iothreads=0, current=None):
+def define(name, vcpus=2, uri=URI, iothreads=0, current=None, cputune=""):
     """Define a throwaway domain: `iothreads` IOThreads (IDs 1..N), `current` vCPUs online
-    at start when fewer than `vcpus`."""
+    at start when fewer than `vcpus`, `cputune` its own <cputune> element."""
     path = "/tmp/%s.xml" % name
     with open(path, "w") as f:
         f.write((LXC_XML if uri == LXC_URI else DOMAIN_XML).format(
             name=name, vcpus=vcpus, current=" current='%d'" % current if current else "",
+            cputune="\n  " + cputune if cputune else "",
             iothreads="\n  <iothreads>%d</iothreads>" % iothreads if iothreads else ""))
     virsh("define", path, uri=uri)
 
