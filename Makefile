@@ -13,6 +13,7 @@ MANDIR        ?= $(DATADIR)/man
 DOCDIR        ?= $(DATADIR)/doc/$(NAME)
 HOOKDIR       ?= $(SYSCONFDIR)/libvirt/hooks
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 DESTDIR       ?=
 INSTALL       ?= install
@@ -32,6 +33,7 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 # Generated files, all under build/ (never sed on an installed file).
 MANPAGES   := build/policyctl.8 build/policyhook.conf.5
 COMPLETION := build/policyctl.bash
+UNIT       := build/policyhook-watch.service
 # One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
 DRIVERS    := qemu lxc libxl
 HOOKS      := $(DRIVERS:%=build/policyhook-%)
@@ -51,7 +53,13 @@ TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 all: build
 
-build: $(HOOKS) $(MANPAGES) $(COMPLETION)
+build: $(HOOKS) $(MANPAGES) $(COMPLETION) $(UNIT)
+
+# The watcher's unit names policyctl where BINDIR puts it.
+$(UNIT): contrib/systemd/policyhook-watch.service.in FORCE
+	@mkdir -p build
+	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
 # Rebuild the hooks when PYTHON changes, not only when hooks/DRIVER does.
 build/python-path: FORCE
@@ -111,7 +119,9 @@ install-data: build
 		$(INSTALL) -pm 0644 etc/$(NAME).conf "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
 	fi
 	$(INSTALL) -Dpm 0644 contrib/tmpfiles.d/$(NAME).conf "$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf"
-	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)"
+	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)" \
+		"$(DESTDIR)$(LOCALSTATEDIR)/lib/$(NAME)"
+	$(INSTALL) -Dpm 0644 $(UNIT) "$(DESTDIR)$(UNITDIR)/policyhook-watch.service"
 	$(INSTALL) -Dpm 0644 build/policyctl.8 "$(DESTDIR)$(MANDIR)/man8/policyctl.8"
 	$(INSTALL) -Dpm 0644 build/policyhook.conf.5 "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5"
 	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
@@ -120,7 +130,7 @@ install-data: build
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
 	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") \
-		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" \
+		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" "$(DESTDIR)$(UNITDIR)/policyhook-watch.service" \
 		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
 		"$(DESTDIR)$(COMPLETIONDIR)/policyctl" "$(DESTDIR)$(DOCDIR)/README.md"

@@ -93,6 +93,8 @@ entry /etc/policyhook/domains drwxr-xr-x
 entry /etc/policyhook/policyhook.conf -rw-r--r-- cn        # %config(noreplace)
 entry /run/policyhook drwxr-xr-x
 entry /var/log/policyhook drwxr-xr-x
+entry /var/lib/policyhook drwxr-xr-x
+entry /usr/lib/systemd/system/policyhook-watch.service -rw-r--r--
 entry /usr/lib/tmpfiles.d/policyhook.conf -rw-r--r--
 entry /usr/bin/policyctl -rwxr-xr-x
 entry /usr/share/man/man8/policyctl.8 -rw-r--r-- d

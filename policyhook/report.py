@@ -148,26 +148,31 @@ def verify(pm, names=None):
     found = []
     for ctx in sorted(contexts, key=lambda c: c.name):
         policy = pm.registry.load(ctx.name) if ctx.name in stored else None
-        if not ctx.running:
-            found.append(Verified(ctx.name, Verified.NOT_RUNNING))
-            continue
-        try:
-            effective = pm.plan_for(policy, host, ctx)
-        except PolicyError as e:
-            if e.code != CONFLICT:
-                raise
-            found.append(Verified(ctx.name, Verified.CONFLICT, error=str(e)))
-            continue
-        if policy is None and effective.is_empty() and names is None:
-            continue  # nothing asked of this domain
-        try:
-            drifted = drift(effective, virt.live_values(ctx.dom, ctx.facts.driver))
-        except PolicyError as e:
-            found.append(Verified(ctx.name, Verified.FAILED, error=str(e)))
-            continue
-        if effective.elsewhere:
-            found.append(Verified(ctx.name, Verified.ELSEWHERE, drifted,
-                                  uuid=(effective.elsewhere, ctx.facts.uuid)))
-        else:
-            found.append(Verified(ctx.name, Verified.DRIFT if drifted else Verified.IN_FORCE, drifted))
+        result = verify_one(pm, ctx, policy, host, everything=names is not None)
+        if result is not None:
+            found.append(result)
     return found
+
+
+def verify_one(pm, ctx, policy, host, everything=True):
+    """Verified for one domain (of Context `ctx`), or None when nothing is asked of it
+    (no policy, an empty plan) and not `everything`."""
+    from . import virt
+
+    if not ctx.running:
+        return Verified(ctx.name, Verified.NOT_RUNNING)
+    try:
+        effective = pm.plan_for(policy, host, ctx)
+    except PolicyError as e:
+        if e.code != CONFLICT:
+            raise
+        return Verified(ctx.name, Verified.CONFLICT, error=str(e))
+    if policy is None and effective.is_empty() and not everything:
+        return None
+    try:
+        drifted = drift(effective, virt.live_values(ctx.dom, ctx.facts.driver))
+    except PolicyError as e:
+        return Verified(ctx.name, Verified.FAILED, error=str(e))
+    if effective.elsewhere:
+        return Verified(ctx.name, Verified.ELSEWHERE, drifted, uuid=(effective.elsewhere, ctx.facts.uuid))
+    return Verified(ctx.name, Verified.DRIFT if drifted else Verified.IN_FORCE, drifted)

@@ -9,7 +9,8 @@ MAX_BYTES = 65536
 
 class Settings:
     __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
-                 "hook_lock_timeout", "lock_timeout", "applier_timeout", "source")
+                 "hook_lock_timeout", "lock_timeout", "applier_timeout", "on_drift", "watch_interval",
+                 "watch_settle", "metrics_file", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
@@ -21,6 +22,10 @@ class Settings:
         self.hook_lock_timeout = 0.5   # seconds the hook waits for the registry lock
         self.lock_timeout = 10.0       # seconds policyctl waits for the registry lock
         self.applier_timeout = 30.0    # seconds the detached applier keeps trying
+        self.on_drift = "report"       # policyctl watch: report drift, or repair it
+        self.watch_interval = 60.0     # seconds between the watcher's full reconciles
+        self.watch_settle = 2.0        # seconds after a start before the watcher checks it
+        self.metrics_file = ""         # node_exporter textfile the watcher writes; "" = none
         self.source = None
 
 
@@ -51,6 +56,13 @@ def _yes_no(value):
     return value == "yes"
 
 
+def _path(value):
+    import os
+    if value and not os.path.isabs(value):
+        raise ValueError("%r is not an absolute path" % value)
+    return value
+
+
 def _uri(value):
     if not value or "://" not in value or any(c.isspace() for c in value):
         raise ValueError("%r is not a libvirt URI" % value)
@@ -67,6 +79,10 @@ KEYS = {
     ("hook", "lock_timeout"): ("hook_lock_timeout", _seconds(0, 5)),
     ("policyctl", "lock_timeout"): ("lock_timeout", _seconds(0, 3600)),
     ("applier", "timeout"): ("applier_timeout", _seconds(1, 600)),
+    ("watch", "on_drift"): ("on_drift", _choice("report", "repair")),
+    ("watch", "interval"): ("watch_interval", _seconds(1, 86400)),
+    ("watch", "settle"): ("watch_settle", _seconds(0, 60)),
+    ("watch", "metrics_file"): ("metrics_file", _path),
 }
 
 

@@ -19,7 +19,8 @@ def values(settings):
 
 
 DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
-            "persistent": False, "on_conflict": "refuse", "on_error": "start",
+            "persistent": False, "on_drift": "report", "watch_interval": 60.0, "watch_settle": 2.0,
+            "metrics_file": "", "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
 
 
@@ -34,13 +35,13 @@ def test_shipped_file_documents_every_key_with_its_default():
         text = f.read()
     assert values(parse_settings(text, SRC)) == DEFAULTS
     # Uncommenting every documented key gives the defaults again.
-    uncommented = re.sub(r"(?m)^#(\w+ = )", r"\1", text)
+    uncommented = re.sub(r"(?m)^#(\w+ =)", r"\1", text)
     assert uncommented != text
     settings = parse_settings(uncommented, SRC)
     assert values(settings) == DEFAULTS
     for section, key in KEYS:
         assert "[%s]" % section in text
-        assert re.search(r"(?m)^#%s = " % key, text), key
+        assert re.search(r"(?m)^#%s =" % key, text), key
 
 
 GOOD = [
@@ -48,6 +49,10 @@ GOOD = [
     ("[libvirt]\nuri = qemu+ssh://root@host/system\n", "uri", "qemu+ssh://root@host/system"),
     ('[libvirt]\nuri = "test:///default"\n', "uri", "test:///default"),
     ("[libvirt]\npersistent = yes\n", "persistent", True),
+    ("[watch]\non_drift = repair\n", "on_drift", "repair"),
+    ("[watch]\ninterval = 5\n", "watch_interval", 5.0),
+    ("[watch]\nmetrics_file = /var/lib/node_exporter/policyhook.prom\n", "metrics_file",
+     "/var/lib/node_exporter/policyhook.prom"),
     ("[libvirt]\npersistent = no\n", "persistent", False),
     ("[hook]\non_conflict = start\n", "on_conflict", START),
     ("[hook]\non_conflict = refuse\n", "on_conflict", REFUSE),
@@ -78,6 +83,9 @@ BAD = [
     ("[libvirt]\nuri = qemu\n", "[libvirt] uri: 'qemu' is not a libvirt URI"),
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),
     ("[libvirt]\npersistent = true\n", "[libvirt] persistent: 'true' is not yes or no"),
+    ("[watch]\non_drift = fix\n", "[watch] on_drift: 'fix' is not one of report, repair"),
+    ("[watch]\ninterval = 0\n", "[watch] interval: 0 is not in 1..86400"),
+    ("[watch]\nmetrics_file = x.prom\n", "[watch] metrics_file: 'x.prom' is not an absolute path"),
     ("[hook]\non_conflict = maybe\n", "[hook] on_conflict: 'maybe' is not one of refuse, start"),
     ("[hook]\non_conflict = Refuse\n", "[hook] on_conflict: 'Refuse' is not one of refuse, start"),
     ("[hook]\non_error = ignore\n", "[hook] on_error: 'ignore' is not one of start, refuse"),

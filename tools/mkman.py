@@ -204,7 +204,7 @@ def policyctl_page(hook_paths):
 
 # ---- policyhook.conf(5) -----------------------------------------------------------
 
-KEY_LINE = re.compile(r"^#?([a-z_][a-z0-9_]*) = (.*)$")
+KEY_LINE = re.compile(r"^#?([a-z_][a-z0-9_]*) =(?: (.*))?$")   # an empty default: "#key ="
 SECTION_LINE = re.compile(r"^\[([a-z_][a-z0-9_]*)\]$")
 
 
@@ -220,7 +220,7 @@ def documented_keys(text, source):
             continue
         match = KEY_LINE.match(line)
         if match and section is not None:
-            keys.append((section, match.group(1), match.group(2).strip(), " ".join(doc), number))
+            keys.append((section, match.group(1), (match.group(2) or "").strip(), " ".join(doc), number))
             doc = []
         elif line.startswith(("#", ";")):
             doc.append(line[1:].strip())

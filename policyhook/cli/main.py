@@ -95,6 +95,9 @@ def run(args, out, err, connect, environ):
         return 0
     if cmd == "apply":
         return apply(pm, args, out, err)
+    if cmd == "watch":
+        return watch(paths, settings, uri if args.connect or environ.get("LIBVIRT_DEFAULT_URI") else None,
+                     connect, err)
     raise PolicyError("unknown command %r" % cmd, INVALID)  # argparse stops this first
 
 
@@ -170,3 +173,28 @@ def verify(pm, args, out, err):
                      ", ".join(r.domain for r in bad)))
         return NOT_IN_FORCE
     return 0
+
+
+def watch(paths, settings, uri, connect, err):
+    """policyctl watch: every configured connection ([libvirt] uri, lxc_uri, libxl_uri),
+    or the one -c (or $LIBVIRT_DEFAULT_URI) names."""
+    from ..watch import run
+
+    uris = [uri] if uri else list(dict.fromkeys([settings.uri, settings.lxc_uri, settings.libxl_uri]))
+
+    def open_manager(u):
+        pm = PolicyManager(paths, uri=u, settings=settings, connect=connect)
+        if pm.connection() is None:
+            e = PolicyError(pm.libvirt_error, LIBVIRT)
+            e.unreachable = True
+            raise e
+        return pm
+
+    tty = hasattr(err, "isatty") and err.isatty()
+
+    def say(message, level="info"):
+        from ..log import log
+        log(paths, "watch: " + message, level)
+        if tty:
+            err.write("%s\n" % printable(message))
+    return run(paths, settings, uris, open_manager, say)

@@ -160,6 +160,16 @@ def build():
                     "recorded for another UUID than the domain libvirt has under its name; a "
                     "warning when SELinux confines the hook (virt_hooks_unconfined off).")
 
+    command("watch", "keep the policies in force without the hook, until stopped",
+            parents=(),
+            details="Runs in the foreground (policyhook-watch.service runs it under systemd). "
+                    "Watches every configured connection ([libvirt] uri, lxc_uri, libxl_uri; or "
+                    "-c URI) for domains that start and for pins, weight or cap that change: a "
+                    "policy no hook put in force is applied, a drift is reported or repaired as "
+                    "[watch] on_drift says, every running domain is reconciled every [watch] "
+                    "interval seconds, and a lost connection is tried again. Logs to the journal "
+                    "and policyhook's log; [watch] metrics_file for node_exporter. SIGTERM ends it.")
+
     p = command("apply", "put the stored policy in force on running domains now",
                 details="With --config, into the persistent definitions of defined domains "
                         "instead: in persistent mode ([libvirt] persistent = yes) each definition "
