@@ -104,7 +104,7 @@ BAD = [
     (["bogus"], errors.INVALID,
      "argument COMMAND: invalid choice: 'bogus' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
      "'schedweight', 'schedcap', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', 'cpupolicy', "
-     "'verify', 'list', 'occupancy', 'check', 'apply') (see 'policyctl --help')"),
+     "'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
     (["vcpupin"], errors.INVALID,
      "the following arguments are required: DOMAIN, VCPU, CPULIST (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0"], errors.INVALID,

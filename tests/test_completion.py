@@ -64,7 +64,7 @@ def complete(completion, *words, cwd="/", names=None, log="/dev/null"):
 
 
 COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
-            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "verify"]
+            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "verify", "watch"]
 DOMAINS = ["db", "web1", "web2"]
 
 CASES = [
