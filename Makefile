@@ -14,6 +14,7 @@ DOCDIR        ?= $(DATADIR)/doc/$(NAME)
 HOOKDIR       ?= $(SYSCONFDIR)/libvirt/hooks
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
 DESTDIR       ?=
 INSTALL       ?= install
 
@@ -46,8 +47,8 @@ RPMBUILD_ARGS  ?=
 DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
-.PHONY: all build install install-python install-data uninstall reload-libvirtd \
-	test unit e2e stress demo lint dist rpm srpm check-version clean FORCE
+.PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
+	test unit e2e stress demo lint dist rpm srpm check-version check-spec check-tree clean FORCE
 
 all: build
 
@@ -110,6 +111,12 @@ install-data: build
 		echo "$(INSTALL) -pm 0644 etc/$(NAME).conf $(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
 		$(INSTALL) -pm 0644 etc/$(NAME).conf "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
 	fi
+	@if [ -e "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" ]; then \
+		echo "kept $(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+	else \
+		echo "$(INSTALL) -Dpm 0644 contrib/logrotate.d/$(NAME) $(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+		$(INSTALL) -Dpm 0644 contrib/logrotate.d/$(NAME) "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+	fi
 	$(INSTALL) -Dpm 0644 contrib/tmpfiles.d/$(NAME).conf "$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf"
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)"
 	$(INSTALL) -Dpm 0644 build/policyctl.8 "$(DESTDIR)$(MANDIR)/man8/policyctl.8"
@@ -133,6 +140,12 @@ else
 		"$(DESTDIR)$(BINDIR)/policyctl"
 endif
 
+# What install-data gained after uninstall's list was written; uninstall removes it
+# first. An edited log rotation file goes too, as rpm -e removes an unmodified one.
+uninstall: uninstall-extras
+uninstall-extras:
+	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)"
+
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
@@ -155,6 +168,22 @@ e2e:
 stress:
 	$(PYTHON) -m pytest -q -m stress tests
 
+# The unit tests against an installed tree (the spec's %check runs them there): a copy
+# of what the tests read, whose policyhook package and hooks are the installed ones.
+#   make check-tree DESTDIR=... && cd build/check-tree && python3 -m pytest -m "not e2e" tests
+CHECK_TREE       := build/check-tree
+CHECK_TREE_FILES := tests tools etc contrib doc Makefile pyproject.toml $(NAME).spec README.md LICENSE
+check-tree:
+	rm -rf $(CHECK_TREE)
+	mkdir -p $(CHECK_TREE)/hooks
+	cp -a $(wildcard $(CHECK_TREE_FILES)) $(CHECK_TREE)/
+	ln -s "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" $(CHECK_TREE)/$(NAME)
+	for driver in $(DRIVERS); do \
+		ln -s "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" $(CHECK_TREE)/hooks/$$driver || exit 1; done
+	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
+		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
+		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac
+
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:
 	./scripts/demo.sh
@@ -169,12 +198,21 @@ check-version:
 		echo "$(NAME).spec has Version $$spec, policyhook/__init__.py has $(VERSION): make them agree" >&2; \
 		exit 1; fi
 
-dist: check-version
+# Source0 is %{url}releases/NAME-VERSION.tar.gz: the tarball make dist writes.
+SPEC_URL     = $(shell sed -n 's/^URL:[[:space:]]*//p' $(NAME).spec)
+SPEC_SOURCE0 = $(shell sed -n 's/^Source0:[[:space:]]*//p' $(NAME).spec \
+	| sed -e 's|%{url}|$(SPEC_URL)|; s|%{name}|$(NAME)|g; s|%{version}|$(VERSION)|g')
+check-spec: check-version
+	@if [ "$(notdir $(SPEC_SOURCE0))" != "$(notdir $(TARBALL))" ]; then \
+		echo "$(NAME).spec: Source0 $(SPEC_SOURCE0) does not name $(notdir $(TARBALL)), the tarball make dist writes" >&2; \
+		exit 1; fi
+
+dist: check-spec
 	@mkdir -p dist
 	git archive --format=tar.gz --prefix=$(NAME)-$(VERSION)/ -o $(TARBALL) $(DIST_REF)
 	@if [ "$(DIST_REF)" = HEAD ] && [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
 		echo "note: $(TARBALL) is HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
-	@echo "wrote $(TARBALL)"
+	@echo "wrote $(TARBALL) (the spec's Source0: $(SPEC_SOURCE0))"
 
 rpm: dist
 	$(RPMBUILD) -ta $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
