@@ -48,9 +48,32 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e stress demo lint dist rpm srpm check-version check-spec check-tree clean FORCE
+	test unit e2e stress demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
+
+# What install, rpm, srpm and test need, named with the Debian and Fedora/RHEL package
+# that provides each when missing; `make check-prereqs` checks them all (or PREREQS).
+# install-python runs pip into PYTHON's own environment, where pip refuses an
+# externally managed (PEP 668) interpreter, only without DESTDIR.
+PIP_INTO_ENV ?= $(if $(DESTDIR),no,yes)
+RPM_PYTHON   ?= /usr/bin/python3
+PREREQS      ?= install rpm test
+CHECK_PREREQS = tools/check-prereqs --python "$(PYTHON)" --destdir "$(DESTDIR)" \
+	--pip-into-env $(PIP_INTO_ENV) --rpmbuild "$(RPMBUILD)" --rpm-python "$(RPM_PYTHON)" \
+	--rpm-tests $(if $(findstring --without tests,$(RPMBUILD_ARGS)),no,yes) --venv "$(or $(VENV),.venv)"
+check-prereqs:
+	@$(CHECK_PREREQS) $(PREREQS)
+check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test:
+	@$(CHECK_PREREQS) $(@:check-prereqs-%=%)
+# Under make -j as well, pip and git archive run only once the check has passed.
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+install-python: | check-prereqs-install
+endif
+ifneq ($(filter rpm srpm,$(MAKECMDGOALS)),)
+dist: | $(addprefix check-prereqs-,$(filter rpm srpm,$(MAKECMDGOALS)))
+endif
 
 build: $(HOOKS) $(MANPAGES) $(COMPLETION)
 
@@ -77,7 +100,7 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 	@mkdir -p build
 	$(PYTHON) tools/mkcompletion.py contrib/bash-completion/policyctl.in $@
 
-install: install-python install-data
+install: check-prereqs-install install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # Without DESTDIR: into PYTHON's environment (a virtualenv or the system). With
@@ -155,7 +178,7 @@ reload-libvirtd:
 		kill -HUP "$$(cat /run/libvirtd.pid)"; echo "reloaded libvirtd (SIGHUP)"; \
 	fi
 
-test:
+test: check-prereqs-test
 	./tests/run
 
 unit:
@@ -214,10 +237,10 @@ dist: check-spec
 		echo "note: $(TARBALL) is HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
 	@echo "wrote $(TARBALL) (the spec's Source0: $(SPEC_SOURCE0))"
 
-rpm: dist
+rpm: check-prereqs-rpm dist
 	$(RPMBUILD) -ta $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
 
-srpm: dist
+srpm: check-prereqs-srpm dist
 	$(RPMBUILD) -ts $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
 
 clean:
