@@ -31,7 +31,7 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 	print(sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
 
 # Generated files, all under build/ (never sed on an installed file).
-MANPAGES   := build/policyctl.8 build/policyhook.conf.5
+MANPAGES   := build/policyctl.8 build/policyhook.conf.5 build/policyhook.8 build/policyhook-policy.5
 COMPLETION := build/policyctl.bash
 # One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
 DRIVERS    := qemu lxc libxl
@@ -88,10 +88,12 @@ build/policyhook-%: hooks/% build/python-path
 	chmod 0755 $@.tmp
 	mv $@.tmp $@
 
-MAN_SOURCES := tools/mkman.py tools/argspec.py policyhook/__init__.py policyhook/cli/parser.py \
-	policyhook/errors.py policyhook/settings.py policyhook/paths.py etc/policyhook.conf
+# The pages are read off the code (the parser, settings, hook events, schemas, mapping)
+# and doc/man/*.md, so any change to the package may change them.
+MAN_SOURCES := tools/mkman.py tools/mdroff.py tools/argspec.py etc/policyhook.conf \
+	$(wildcard doc/man/*.md policyhook/*.py policyhook/cli/*.py)
 
-build/policyctl.8 build/policyhook.conf.5: $(MAN_SOURCES)
+$(MANPAGES): $(MAN_SOURCES)
 	@mkdir -p build
 	$(PYTHON) tools/mkman.py $(DRIVERS:%=--hook $(HOOKDIR)/%.d/$(NAME)) -o $@ $(notdir $@)
 
@@ -144,6 +146,8 @@ install-data: build
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)"
 	$(INSTALL) -Dpm 0644 build/policyctl.8 "$(DESTDIR)$(MANDIR)/man8/policyctl.8"
 	$(INSTALL) -Dpm 0644 build/policyhook.conf.5 "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5"
+	$(INSTALL) -Dpm 0644 build/policyhook.8 "$(DESTDIR)$(MANDIR)/man8/policyhook.8"
+	$(INSTALL) -Dpm 0644 build/policyhook-policy.5 "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5"
 	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
 	$(INSTALL) -Dpm 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 
@@ -163,11 +167,14 @@ else
 		"$(DESTDIR)$(BINDIR)/policyctl"
 endif
 
-# What install-data gained after uninstall's list was written; uninstall removes it
-# first. An edited log rotation file goes too, as rpm -e removes an unmodified one.
+# What install-data gained after uninstall's list was written (log rotation, the hook's
+# and the policy files' pages); uninstall removes it first. An edited log rotation file
+# goes too.
 uninstall: uninstall-extras
 uninstall-extras:
-	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)"
+	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" \
+		"$(DESTDIR)$(MANDIR)/man8/policyhook.8" "$(DESTDIR)$(MANDIR)/man8/policyhook.8.gz" \
+		"$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5" "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5.gz"
 
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:

@@ -104,6 +104,8 @@ entry "${license:-/usr/share/licenses/policyhook/LICENSE}" -rw-r--r-- l
 entry /usr/bin/policyctl -rwxr-xr-x
 entry /usr/share/man/man8/policyctl.8 -rw-r--r-- d
 entry /usr/share/man/man5/policyhook.conf.5 -rw-r--r-- d
+entry /usr/share/man/man8/policyhook.8 -rw-r--r-- d
+entry /usr/share/man/man5/policyhook-policy.5 -rw-r--r-- d
 entry /usr/share/bash-completion/completions/policyctl -rw-r--r--
 entry /usr/share/doc/policyhook/README.md -rw-r--r-- d
 for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.py; do
@@ -206,8 +208,12 @@ for driver in qemu lxc libxl; do
 done
 bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
 if command -v man >/dev/null; then
-    man -l "$ROOT"/usr/share/man/man8/policyctl.8* 2>/dev/null | head -n 3 | grep -q 'POLICYCTL(8)' \
-        || fail "man cannot render the installed policyctl(8)"
+    for page in man8/policyctl.8:POLICYCTL man5/policyhook.conf.5:POLICYHOOK.CONF \
+                man8/policyhook.8:POLICYHOOK man5/policyhook-policy.5:POLICYHOOK-POLICY; do
+        file=${page%%:*} title=${page#*:}
+        man -l "$ROOT"/usr/share/man/$file* 2>/dev/null | head -n 3 | grep -q "$title(${file:3:1})" \
+            || fail "man cannot render the installed ${file#*/}"
+    done
 fi
 unset PYTHONPATH
 say "installed into a scratch root: rpm -V clean, policyctl --help and check run, the hooks run"
