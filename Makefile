@@ -15,6 +15,7 @@ HOOKDIR       ?= $(SYSCONFDIR)/libvirt/hooks
 TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
+LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
 DESTDIR       ?=
 INSTALL       ?= install
 
@@ -31,7 +32,7 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 	print(sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
 
 # Generated files, all under build/ (never sed on an installed file).
-MANPAGES   := build/policyctl.8 build/policyhook.conf.5
+MANPAGES   := build/policyctl.8 build/policyhook.conf.5 build/policyhook.8 build/policyhook-policy.5
 COMPLETION := build/policyctl.bash
 UNIT       := build/policyhook-watch.service
 # One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
@@ -48,10 +49,33 @@ RPMBUILD_ARGS  ?=
 DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
-.PHONY: all build install install-python install-data uninstall reload-libvirtd \
-	test unit e2e stress demo lint dist rpm srpm check-version clean FORCE
+.PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
+	test unit e2e stress demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
+
+# What install, rpm, srpm and test need, named with the Debian and Fedora/RHEL package
+# that provides each when missing; `make check-prereqs` checks them all (or PREREQS).
+# install-python runs pip into PYTHON's own environment, where pip refuses an
+# externally managed (PEP 668) interpreter, only without DESTDIR.
+PIP_INTO_ENV ?= $(if $(DESTDIR),no,yes)
+RPM_PYTHON   ?= /usr/bin/python3
+PREREQS      ?= install rpm test
+CHECK_PREREQS = tools/check-prereqs --python "$(PYTHON)" --destdir "$(DESTDIR)" \
+	--pip-into-env $(PIP_INTO_ENV) --rpmbuild "$(RPMBUILD)" --rpm-python "$(RPM_PYTHON)" \
+	--rpm-tests $(if $(findstring --without tests,$(RPMBUILD_ARGS)),no,yes) --venv "$(or $(VENV),.venv)"
+check-prereqs:
+	@$(CHECK_PREREQS) $(PREREQS)
+check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test:
+	@$(CHECK_PREREQS) $(@:check-prereqs-%=%)
+# Under make -j as well, pip and git archive run only once the check has passed.
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+install-python: | check-prereqs-install
+endif
+ifneq ($(filter rpm srpm,$(MAKECMDGOALS)),)
+dist: | $(addprefix check-prereqs-,$(filter rpm srpm,$(MAKECMDGOALS)))
+endif
 
 build: $(HOOKS) $(MANPAGES) $(COMPLETION) $(UNIT)
 
@@ -72,10 +96,12 @@ build/policyhook-%: hooks/% build/python-path
 	chmod 0755 $@.tmp
 	mv $@.tmp $@
 
-MAN_SOURCES := tools/mkman.py tools/argspec.py policyhook/__init__.py policyhook/cli/parser.py \
-	policyhook/errors.py policyhook/settings.py policyhook/paths.py etc/policyhook.conf
+# The pages are read off the code (the parser, settings, hook events, schemas, mapping)
+# and doc/man/*.md, so any change to the package may change them.
+MAN_SOURCES := tools/mkman.py tools/mdroff.py tools/argspec.py etc/policyhook.conf \
+	$(wildcard doc/man/*.md policyhook/*.py policyhook/cli/*.py)
 
-build/policyctl.8 build/policyhook.conf.5: $(MAN_SOURCES)
+$(MANPAGES): $(MAN_SOURCES)
 	@mkdir -p build
 	$(PYTHON) tools/mkman.py $(DRIVERS:%=--hook $(HOOKDIR)/%.d/$(NAME)) -o $@ $(notdir $@)
 
@@ -84,7 +110,7 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 	@mkdir -p build
 	$(PYTHON) tools/mkcompletion.py contrib/bash-completion/policyctl.in $@
 
-install: install-python install-data
+install: check-prereqs-install install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # Without DESTDIR: into PYTHON's environment (a virtualenv or the system). With
@@ -118,12 +144,20 @@ install-data: build
 		echo "$(INSTALL) -pm 0644 etc/$(NAME).conf $(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
 		$(INSTALL) -pm 0644 etc/$(NAME).conf "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf"; \
 	fi
+	@if [ -e "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" ]; then \
+		echo "kept $(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+	else \
+		echo "$(INSTALL) -Dpm 0644 contrib/logrotate.d/$(NAME) $(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+		$(INSTALL) -Dpm 0644 contrib/logrotate.d/$(NAME) "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)"; \
+	fi
 	$(INSTALL) -Dpm 0644 contrib/tmpfiles.d/$(NAME).conf "$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf"
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(RUNDIR)/$(NAME)" "$(DESTDIR)$(LOCALSTATEDIR)/log/$(NAME)" \
 		"$(DESTDIR)$(LOCALSTATEDIR)/lib/$(NAME)"
 	$(INSTALL) -Dpm 0644 $(UNIT) "$(DESTDIR)$(UNITDIR)/policyhook-watch.service"
 	$(INSTALL) -Dpm 0644 build/policyctl.8 "$(DESTDIR)$(MANDIR)/man8/policyctl.8"
 	$(INSTALL) -Dpm 0644 build/policyhook.conf.5 "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5"
+	$(INSTALL) -Dpm 0644 build/policyhook.8 "$(DESTDIR)$(MANDIR)/man8/policyhook.8"
+	$(INSTALL) -Dpm 0644 build/policyhook-policy.5 "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5"
 	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
 	$(INSTALL) -Dpm 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 
@@ -143,6 +177,15 @@ else
 		"$(DESTDIR)$(BINDIR)/policyctl"
 endif
 
+# What install-data gained after uninstall's list was written (log rotation, the hook's
+# and the policy files' pages); uninstall removes it first. An edited log rotation file
+# goes too.
+uninstall: uninstall-extras
+uninstall-extras:
+	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" \
+		"$(DESTDIR)$(MANDIR)/man8/policyhook.8" "$(DESTDIR)$(MANDIR)/man8/policyhook.8.gz" \
+		"$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5" "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5.gz"
+
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
@@ -152,7 +195,7 @@ reload-libvirtd:
 		kill -HUP "$$(cat /run/libvirtd.pid)"; echo "reloaded libvirtd (SIGHUP)"; \
 	fi
 
-test:
+test: check-prereqs-test
 	./tests/run
 
 unit:
@@ -164,6 +207,22 @@ e2e:
 # Slow fault, fuzz and scale tests, some on the real daemon (root). CI runs them.
 stress:
 	$(PYTHON) -m pytest -q -m stress tests
+
+# The unit tests against an installed tree (the spec's %check runs them there): a copy
+# of what the tests read, whose policyhook package and hooks are the installed ones.
+#   make check-tree DESTDIR=... && cd build/check-tree && python3 -m pytest -m "not e2e" tests
+CHECK_TREE       := build/check-tree
+CHECK_TREE_FILES := tests tools etc contrib doc Makefile pyproject.toml $(NAME).spec README.md LICENSE
+check-tree:
+	rm -rf $(CHECK_TREE)
+	mkdir -p $(CHECK_TREE)/hooks
+	cp -a $(wildcard $(CHECK_TREE_FILES)) $(CHECK_TREE)/
+	ln -s "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" $(CHECK_TREE)/$(NAME)
+	for driver in $(DRIVERS); do \
+		ln -s "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" $(CHECK_TREE)/hooks/$$driver || exit 1; done
+	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
+		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
+		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac
 
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:
@@ -179,17 +238,26 @@ check-version:
 		echo "$(NAME).spec has Version $$spec, policyhook/__init__.py has $(VERSION): make them agree" >&2; \
 		exit 1; fi
 
-dist: check-version
+# Source0 is %{url}releases/NAME-VERSION.tar.gz: the tarball make dist writes.
+SPEC_URL     = $(shell sed -n 's/^URL:[[:space:]]*//p' $(NAME).spec)
+SPEC_SOURCE0 = $(shell sed -n 's/^Source0:[[:space:]]*//p' $(NAME).spec \
+	| sed -e 's|%{url}|$(SPEC_URL)|; s|%{name}|$(NAME)|g; s|%{version}|$(VERSION)|g')
+check-spec: check-version
+	@if [ "$(notdir $(SPEC_SOURCE0))" != "$(notdir $(TARBALL))" ]; then \
+		echo "$(NAME).spec: Source0 $(SPEC_SOURCE0) does not name $(notdir $(TARBALL)), the tarball make dist writes" >&2; \
+		exit 1; fi
+
+dist: check-spec
 	@mkdir -p dist
 	git archive --format=tar.gz --prefix=$(NAME)-$(VERSION)/ -o $(TARBALL) $(DIST_REF)
 	@if [ "$(DIST_REF)" = HEAD ] && [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
 		echo "note: $(TARBALL) is HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
-	@echo "wrote $(TARBALL)"
+	@echo "wrote $(TARBALL) (the spec's Source0: $(SPEC_SOURCE0))"
 
-rpm: dist
+rpm: check-prereqs-rpm dist
 	$(RPMBUILD) -ta $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
 
-srpm: dist
+srpm: check-prereqs-srpm dist
 	$(RPMBUILD) -ts $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
 
 clean:

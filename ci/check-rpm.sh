@@ -25,9 +25,9 @@ PKGS="rpm make git python3 python3-pip python3-setuptools python3-wheel
 missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"; done)
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null \
         || fail "apt-get install $(echo $missing) failed"
     say "installed $(echo $missing)"
 fi
@@ -57,7 +57,9 @@ if ! make --no-print-directory rpm RPMBUILD_ARGS="$ARGS" >"$LOG" 2>&1; then
     fail "make rpm failed (see $LOG)"
 fi
 if [ -z "$ARGS" ]; then
-    grep -q 'make unit' "$LOG" || fail "%check did not run the unit tests (see $LOG)"
+    grep -q '^build/check-tree: policyhook is .*/BUILDROOT/' "$LOG" \
+        || fail "%check did not test the policyhook package installed in the buildroot (see $LOG)"
+    grep -Eq '^[0-9]+ passed' "$LOG" || fail "%check did not run the unit tests (see $LOG)"
     grep -E '[0-9]+ passed' "$LOG" | tail -n 1 | sed 's/^/  %check: /'
 fi
 RPM=build/rpm/RPMS/noarch/policyhook-$VERSION-1.noarch.rpm
@@ -95,10 +97,17 @@ entry /run/policyhook drwxr-xr-x
 entry /var/log/policyhook drwxr-xr-x
 entry /var/lib/policyhook drwxr-xr-x
 entry /usr/lib/systemd/system/policyhook-watch.service -rw-r--r--
+entry /etc/logrotate.d/policyhook -rw-r--r-- cn           # %config(noreplace)
 entry /usr/lib/tmpfiles.d/policyhook.conf -rw-r--r--
+# %license: /usr/share/licenses/NAME on Fedora, NAME-VERSION where rpm's default
+# %_docdir_fmt holds (Debian's rpm).
+license=$(awk '$5 ~ "^/usr/share/licenses/policyhook(-[0-9.]+)?/LICENSE$" {print $5}' "$WORK/rpm.entries")
+entry "${license:-/usr/share/licenses/policyhook/LICENSE}" -rw-r--r-- l
 entry /usr/bin/policyctl -rwxr-xr-x
 entry /usr/share/man/man8/policyctl.8 -rw-r--r-- d
 entry /usr/share/man/man5/policyhook.conf.5 -rw-r--r-- d
+entry /usr/share/man/man8/policyhook.8 -rw-r--r-- d
+entry /usr/share/man/man5/policyhook-policy.5 -rw-r--r-- d
 entry /usr/share/bash-completion/completions/policyctl -rw-r--r--
 entry /usr/share/doc/policyhook/README.md -rw-r--r-- d
 for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.py; do
@@ -110,17 +119,42 @@ awk '$1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
     && fail "group- or world-writable entries in the RPM (above)"
 awk '$2 != "root" || $3 != "root" {print}' "$WORK/rpm.entries" | grep . \
     && fail "entries not owned by root:root (above)"
+# Debian's rpm byte-compiles nothing, so bytecode here was left by %check's tests.
+grep /__pycache__ "$WORK/rpm.entries" && fail "bytecode in the RPM (above)"
 
 requires=$(rpm -qp --requires "$RPM")
-for dep in python3-libvirt python3-jsonschema python3-filelock libvirt-daemon-driver-qemu /usr/bin/python3; do
-    grep -qx "$dep" <<<"$requires" || fail "the RPM does not require $dep"
+# By hand where the spec has no pyproject macros (here), generated where it has.
+for dist in libvirt-python:libvirt jsonschema:jsonschema filelock:filelock; do
+    grep -Eqx "python3-${dist#*:}|python3(\.[0-9]+)?dist\(${dist%:*}\)" <<<"$requires" \
+        || fail "the RPM requires neither python3-${dist#*:} nor python3dist(${dist%:*})"
+done
+for dep in '(libvirt-daemon-driver-qemu or libvirt-daemon-driver-lxc or libvirt-daemon-driver-libxl)' /usr/bin/python3; do
+    grep -qxF "$dep" <<<"$requires" || fail "the RPM does not require $dep"
 done
 scripts=$(rpm -qp --scripts "$RPM")
 grep -q 'try-reload-or-restart' <<<"$scripts" || fail "no libvirtd/virtqemud reload in the scriptlets"
-grep -q '\[ -d /run/systemd/system \]' <<<"$scripts" || fail "the reload is not guarded by a systemd check"
 for tag in POSTIN POSTUN; do
     rpm -qp --qf "%{$tag}\n" "$RPM" > "$WORK/$tag.sh"
     sh -n "$WORK/$tag.sh" || fail "the %$tag scriptlet is not valid sh"
+done
+# Run the scriptlets as rpm would ($1: 1 install, 2 upgrade, 0 erase), with a running
+# systemd and systemd-tmpfiles faked in WORK: libvirtd reloads on install and erase only.
+mkdir -p "$WORK/systemd-running" "$WORK/fakebin"
+printf '#!/bin/sh\necho "$*" >> "%s/systemctl.calls"\n' "$WORK" > "$WORK/fakebin/systemctl"
+printf '#!/bin/sh\nexit 0\n' > "$WORK/fakebin/systemd-tmpfiles"
+chmod 0755 "$WORK/fakebin/systemctl" "$WORK/fakebin/systemd-tmpfiles"
+scriptlet() {   # scriptlet TAG ARG: how many units it reloads
+    rm -f "$WORK/systemctl.calls"
+    sed -e "s#/run/systemd/system#$WORK/systemd-running#g" \
+        -e "s#/usr/bin/systemd-tmpfiles#$WORK/fakebin/systemd-tmpfiles#g" \
+        -e "s#/usr/bin/systemctl#$WORK/fakebin/systemctl#g" "$WORK/$1.sh" > "$WORK/$1.run"
+    PATH="$WORK/fakebin:$PATH" sh "$WORK/$1.run" "$2" || fail "the %$1 scriptlet failed with \$1 = $2"
+    if [ -f "$WORK/systemctl.calls" ]; then grep -c try-reload-or-restart "$WORK/systemctl.calls"; else echo 0; fi
+}
+for case in "POSTIN 1 4" "POSTIN 2 0" "POSTUN 0 4" "POSTUN 1 0"; do
+    set -- $case
+    got=$(scriptlet "$1" "$2")
+    [ "$got" = "$3" ] || fail "the %$1 scriptlet with \$1 = $2 reloads $got units, expected $3"
 done
 rpm -qp --qf '%{DESCRIPTION}\n' "$RPM" | grep -q 'setsebool -P virt_hooks_unconfined on' \
     || fail "the description lacks the SELinux note (virt_hooks_unconfined)"
@@ -134,14 +168,15 @@ make --no-print-directory install DESTDIR="$DEST" PYTHON=$PY >"$WORK/install.log
 # build host's rpm may byte-compile (Fedora's brp-python-bytecompile), pip here does not.
 (cd "$DEST" && find . -mindepth 1 ! -type d -printf '%M /%P\n') \
     | grep -Ev '\.pyc$|/__pycache__/' | sort > "$WORK/destdir.files"
-awk '$1 !~ /^d/ {print $1, $5}' "$WORK/rpm.entries" | grep -Ev '\.pyc$|/__pycache__/' \
+# %license files come from the source tree, not from make install.
+awk '$1 !~ /^d/ && $4 !~ /l/ {print $1, $5}' "$WORK/rpm.entries" | grep -Ev '\.pyc$|/__pycache__/' \
     | sort > "$WORK/rpm.files"
 if ! diff -u "$WORK/rpm.files" "$WORK/destdir.files" > "$WORK/files.diff"; then
     cat "$WORK/files.diff" >&2
     fail "make install DESTDIR lays out other files than the RPM packages (- RPM, + DESTDIR)"
 fi
 # Every directory the RPM owns is made by make install, with the same mode.
-awk '$1 ~ /^d/ {print $1, $5}' "$WORK/rpm.entries" | while read -r mode path; do
+awk '$1 ~ /^d/ && $5 !~ "^/usr/share/licenses/" {print $1, $5}' "$WORK/rpm.entries" | while read -r mode path; do
     [ -d "$DEST$path" ] || fail "make install does not create $path, which the RPM owns"
     got=$(stat -c %A "$DEST$path")
     [ "$got" = "$mode" ] || fail "make install creates $path with mode $got, the RPM with $mode"
@@ -175,8 +210,12 @@ for driver in qemu lxc libxl; do
 done
 bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
 if command -v man >/dev/null; then
-    man -l "$ROOT"/usr/share/man/man8/policyctl.8* 2>/dev/null | head -n 3 | grep -q 'POLICYCTL(8)' \
-        || fail "man cannot render the installed policyctl(8)"
+    for page in man8/policyctl.8:POLICYCTL man5/policyhook.conf.5:POLICYHOOK.CONF \
+                man8/policyhook.8:POLICYHOOK man5/policyhook-policy.5:POLICYHOOK-POLICY; do
+        file=${page%%:*} title=${page#*:}
+        man -l "$ROOT"/usr/share/man/$file* 2>/dev/null | head -n 3 | grep -q "$title(${file:3:1})" \
+            || fail "man cannot render the installed ${file#*/}"
+    done
 fi
 unset PYTHONPATH
 say "installed into a scratch root: rpm -V clean, policyctl --help and check run, the hooks run"

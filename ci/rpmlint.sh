@@ -1,0 +1,70 @@
+#!/bin/bash
+# rpmlint on the RPM and SRPM that ci/check-rpm.sh built, as a Fedora reviewer runs it:
+# rpmlint 2.10 with Fedora's configuration (from rpmlint's own release on PyPI), the
+# spelling check on (en_US), checkbashisms for the scriptlets, and policyhook.rpmlintrc.
+# Fails on any error, and on any warning doc/packaging.md does not explain.
+#
+#   ci/rpmlint.sh            (as root, after ci/check-rpm.sh; installs what it needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T0=$(date +%s%N)
+say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[rpmlint %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
+fail() { printf 'rpmlint: FAILED: %s\n' "$*" >&2; exit 1; }
+
+RPMLINT_VERSION=2.10.0
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)
+RPM=build/rpm/RPMS/noarch/policyhook-$VERSION-1.noarch.rpm
+SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
+[ -f "$RPM" ] && [ -f "$SRPM" ] || fail "no $RPM or $SRPM: run ci/check-rpm.sh first"
+
+# rpm's Python binding comes from Debian (python3-rpm), so the venv is Debian's python3's
+# and sees its packages; libenchant and the dictionary make the spelling check run.
+PKGS="python3-rpm python3-venv libenchant-2-2 hunspell-en-us libmagic1"
+missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"; done)
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq
+    # shellcheck disable=SC2086
+    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null \
+        || fail "apt-get install $(echo $missing) failed"
+    say "installed $(echo $missing)"
+fi
+
+WORK=$(mktemp -d /tmp/rpmlint.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+VENV=$PWD/build/rpmlint-venv
+PIP="$VENV/bin/pip --disable-pip-version-check -q"
+[ -x "$VENV/bin/pip" ] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
+# Fedora's configuration is not in the wheel, only in the source release: take both
+# from the one sdist.
+(cd "$WORK" && $PIP download --no-deps --no-binary :all: "rpmlint==$RPMLINT_VERSION" 2>&1 | grep -v 'is ignored' || true)
+SDIST=$WORK/rpmlint-$RPMLINT_VERSION.tar.gz
+[ -f "$SDIST" ] || fail "could not download rpmlint $RPMLINT_VERSION's source release from PyPI"
+tar -xzf "$SDIST" -C "$WORK" "rpmlint-$RPMLINT_VERSION/configs/Fedora"
+CONFIG=$WORK/rpmlint-$RPMLINT_VERSION/configs/Fedora
+if [ "$("$VENV/bin/rpmlint" --version 2>/dev/null)" != "$RPMLINT_VERSION" ]; then
+    $PIP install "$SDIST" 2>&1 | grep -v 'is ignored' || true
+fi
+[ "$("$VENV/bin/rpmlint" --version 2>/dev/null)" = "$RPMLINT_VERSION" ] || fail "rpmlint $RPMLINT_VERSION did not install into $VENV"
+
+# checkbashisms (Fedora's rpmlint runs it on scriptlets) is one Perl script of Debian's
+# devscripts: unpacked, not installed, with its few dozen dependencies.
+(cd "$WORK" && apt-get download -q devscripts >/dev/null 2>&1) || fail "apt-get download devscripts failed"
+dpkg-deb -x "$WORK"/devscripts_*.deb "$WORK/devscripts"
+export PATH="$WORK/devscripts/usr/bin:$PATH"
+say "rpmlint $RPMLINT_VERSION with $CONFIG (Fedora) and policyhook.rpmlintrc"
+
+LOG=build/rpm/rpmlint.log
+status=0
+"$VENV/bin/rpmlint" -c "$CONFIG" -r policyhook.rpmlintrc "$RPM" "$SRPM" >"$LOG" 2>&1 || status=$?
+grep -E '^policyhook[.:]' "$LOG" || true
+summary=$(grep -E '[0-9]+ errors, [0-9]+ warnings' "$LOG") || { cat "$LOG" >&2; fail "rpmlint printed no summary (see $LOG)"; }
+echo "$summary"
+grep -q 'unable to init enchant' "$LOG" && fail "the spelling check did not run (see $LOG)"
+errors=$(sed -E 's/.* ([0-9]+) errors,.*/\1/' <<<"$summary")
+[ "$errors" = 0 ] || fail "rpmlint reports $errors errors"
+[ "$status" = 0 ] || fail "rpmlint exited $status (see $LOG)"
+unexplained=$(grep -oE ': W: [a-z0-9-]+' "$LOG" | sed 's/: W: //' | sort -u \
+    | while read -r w; do grep -q "\`$w\`" doc/packaging.md || echo "$w"; done)
+[ -z "$unexplained" ] || fail "warnings doc/packaging.md does not explain: $(echo $unexplained)"
+say "OK: 0 errors; every warning is explained in doc/packaging.md"
