@@ -172,7 +172,7 @@ def test_policy_page_has_every_schema_key_and_the_mapping(tmp_path):
 def test_policyctl_page_has_environment(tmp_path):
     page = build(tmp_path, "policyctl.8")
     env = page[page.index(".SH ENVIRONMENT"):page.index(".SH FILES")]
-    assert ".TP\n\\fBLIBVIRT_DEFAULT_URI\\fR\nNot read." in env
+    assert ".TP\n\\fBLIBVIRT_DEFAULT_URI\\fR\nThe connection when \\fB\\-c URI\\fR is not given" in env
     assert "(qemu:///system by default)" in env
     assert ".BR policyhook (8)," in page and ".BR policyhook\\-policy (5)," in page
 
@@ -240,7 +240,7 @@ def test_environment_reads_finds_every_way_to_read_a_variable(tmp_path):
 
 
 def test_the_package_reads_only_documented_variables():
-    assert set(mkman.environment_reads()) == {"POLICYHOOK_ROOT"}
+    assert set(mkman.environment_reads()) == {"POLICYHOOK_ROOT", "LIBVIRT_DEFAULT_URI"}
 
 
 SCHEMA = {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {
