@@ -205,7 +205,7 @@ class PolicyManager(Session):
             self.registry.remove(name)
         return Outcome(name, change, Status.OFFLINE)
 
-    def occupy(self, cpus, names, dry_run=False, undefined=False):
+    def occupy(self, cpus, names, dry_run=False, undefined=False, whole_cores=False):
         """cpuoccupy: `names` become the only occupants of `cpus`; None frees them.
         Checked (occupancy.py) and saved under the lock, then every running domain whose
         pins it moves is re-pinned, with no lock held. An OccupancyOutcome; its
@@ -220,6 +220,13 @@ class PolicyManager(Session):
             names = parse_domains(resolved)
         host = self.host_facts()
         occupancy.check_cpus(cpus, host.cpus)
+        topo = self.topology()
+        added = None
+        if whole_cores and names is not None:
+            added = topo.whole_cores(cpus) - cpus
+            cpus = cpus | added
+        # Hyperthread siblings of the occupied CPUs that these domains do not hold too.
+        open_siblings = topo.open_siblings(cpus) if names is not None else {}
         running = self.running(defined=self.settings.persistent)
         with self.registry.lock():
             old_host = self.registry.load_host()
@@ -233,10 +240,11 @@ class PolicyManager(Session):
                 live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
                 definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]
                 return OccupancyOutcome(cpus, names, Status.DRY_RUN, live_moves, (), cannot,
-                                        self.libvirt_error, definitions)
+                                        self.libvirt_error, definitions, added, open_siblings)
             self.registry.save_host(new_host)
         if self.connection() is None:
-            return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error)
+            return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error,
+                                    added=added, open_siblings=open_siblings)
         repinned, failures, defined = [], [], []
         for r, old, live in moves:
             try:
@@ -249,7 +257,7 @@ class PolicyManager(Session):
             except PolicyError as e:
                 failures.append((r.ctx.name, str(e)))
         return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED,
-                                repinned, failures, cannot, self.libvirt_error, defined)
+                                repinned, failures, cannot, self.libvirt_error, defined, added, open_siblings)
 
     # ---- reading ----------------------------------------------------------
 
@@ -277,6 +285,11 @@ class PolicyManager(Session):
         """`cpupolicy DOM`: stored policy, effective plan, live values and drift."""
         from .report import report
         return report(self, name)
+
+    def host_map(self):
+        """`policyctl occupancy`: topology, occupancy and pins per CPU (report.host_map)."""
+        from .report import host_map
+        return host_map(self)
 
     def verify(self, names=None):
         """Whether the policies are in force on the running domains: [report.Verified]."""

@@ -140,7 +140,7 @@ def _apply(driver, name, paths, settings, deadline):
         try:
             # Only what differs from what runs: a definition may hold it all already.
             return enforce(target, read, previous=previous,
-                           compare=lambda d: virt.live_values(d, facts.driver))
+                           compare=lambda d: virt.live_values(d, facts.driver, offline=False))
         except PolicyError:
             if not virt.is_running(dom):
                 raise _Stopped() from None

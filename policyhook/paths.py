@@ -18,6 +18,7 @@ class Paths:
         self.state = join(self.run, "state")
         self.log = join(self.root, "var", "log", "policyhook", "policyhook.log")
         self.selinux = join(self.root, "sys", "fs", "selinux")
+        self.sysfs = join(self.root, "sys", "devices", "system")
         self.lib = join(self.root, "var", "lib", "policyhook")
         self.originals = join(self.lib, "originals")
 

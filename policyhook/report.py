@@ -2,6 +2,7 @@
 and where it drifted. policyctl's show.py puts it into words; to_doc() is its --json."""
 
 from . import state
+from .cpuset import CpuSet
 from .errors import CONFLICT, PolicyError
 from .mapping import from_live
 from .model import DomainPolicy
@@ -31,7 +32,7 @@ class Report:
     __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
                  "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
                  "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
-                 "persistent")
+                 "persistent", "numa")
 
     def to_doc(self):
         doc = policy_row(self.policy, self.occupies)
@@ -43,7 +44,9 @@ class Report:
             live=live_row(self.live, self.live_weight, self.live_cap) if self.live else None,
             drift=[d.to_doc() for d in self.drift], runtime=self.runtime, persistent=self.persistent,
             config=live_row(self.config, None, None) if self.config else None,
-            config_drift=[d.to_doc() for d in self.config_drift])
+            config_drift=[d.to_doc() for d in self.config_drift],
+            numa=[{"pin": None if key is None else list(key),
+                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa])
         return doc
 
 
@@ -78,6 +81,7 @@ def report(pm, text):
     r.live_weight = r.live_cap = None
     r.drift = []
     r.runtime = state.read(pm.paths, name)
+    r.numa = numa_spans(pm.topology(), r.effective, r.occupies)
     # The persistent definition, and in persistent mode where it differs from the plan.
     r.persistent = pm.settings.persistent
     r.config, r.config_drift = None, []
@@ -176,3 +180,52 @@ def verify_one(pm, ctx, policy, host, everything=True):
     if effective.elsewhere:
         return Verified(ctx.name, Verified.ELSEWHERE, drifted, uuid=(effective.elsewhere, ctx.facts.uuid))
     return Verified(ctx.name, Verified.DRIFT if drifted else Verified.IN_FORCE, drifted)
+
+
+def host_map(pm):
+    """`policyctl occupancy`: the host's NUMA nodes, sockets, cores and CPUs, each CPU with
+    the domains that occupy it and the running domains pinned to it (a pin narrower than
+    every host CPU). A dict: its own --json, and what show.occupancy_map draws."""
+    topo = pm.topology()
+    host = pm.registry.load_host()
+    pinned = {}
+    conn = pm.connection()
+    if conn is not None:
+        from . import virt
+        every = pm.host_facts().cpus
+        for dom in virt.running_domains(conn):
+            try:
+                live = virt.live_values(dom, virt.facts(dom).driver, offline=False)
+            except PolicyError:
+                continue
+            for cpus in live.pins.values():
+                if cpus != every:
+                    for cpu in cpus:
+                        pinned.setdefault(cpu, set()).add(dom.name())
+    nodes = {}
+    for node, socket, core, cpus in topo.layout():
+        sockets = nodes.setdefault(node, {})
+        cores = sockets.setdefault(socket, [])
+        cores.append({"core": core, "cpus": [
+            {"cpu": c, "occupied_by": list(host.occupancy.get(c, ())), "pinned": sorted(pinned.get(c, ()))}
+            for c in cpus]})
+    return {"asked_libvirt": conn is not None, "nodes": [
+        {"node": n, "cpus": str(CpuSet(c["cpu"] for s in socks.values() for k in s for c in k["cpus"])),
+         "sockets": [{"socket": s, "cores": cores} for s, cores in sorted(socks.items())]}
+        for n, socks in sorted(nodes.items())]}
+
+
+def numa_spans(topo, effective, occupies):
+    """[(pin key, {node: CPUs}) for each effective pin that spans NUMA nodes, and
+    (None, {node: CPUs}) when the CPUs the domain occupies do]: memory far from some of
+    the CPUs a thread may run on."""
+    found = []
+    for key, cpus in (effective.sorted_pins() if effective else ()):
+        nodes = topo.nodes_of(cpus)
+        if len(nodes) > 1:
+            found.append((key, nodes))
+    if occupies:
+        nodes = topo.nodes_of(CpuSet(occupies))
+        if len(nodes) > 1:
+            found.append((None, nodes))
+    return found

@@ -85,10 +85,11 @@ class OccupancyOutcome:
     """The result of cpuoccupy: the change, and per running domain what was re-pinned,
     what failed and what its driver cannot keep off the occupied CPUs."""
 
-    __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error", "defined")
+    __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error", "defined",
+                 "added", "open_siblings")
 
     def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None,
-                 defined=()):
+                 defined=(), added=None, open_siblings=None):
         self.cpus = cpus                    # CpuSet
         self.domains = domains              # the occupants, or None: the CPUs are freed
         self.status = status
@@ -97,6 +98,8 @@ class OccupancyOutcome:
         self.cannot = list(cannot)          # [(domain, [Lost])]
         self.libvirt_error = libvirt_error
         self.defined = list(defined)        # [domain] whose persistent definition was rewritten
+        self.added = added                  # CpuSet --whole-cores added, or None
+        self.open_siblings = dict(open_siblings or {})  # {occupied CPU: its siblings left open}
 
     def to_doc(self):
         return {"cpus": str(self.cpus), "definitions": self.defined, "domains": self.domains,
@@ -106,4 +109,6 @@ class OccupancyOutcome:
                 "failures": [{"domain": d, "error": e} for d, e in self.failures],
                 "unsupported": [{"domain": d, "unsupported": [u.to_doc() for u in lost]}
                                 for d, lost in self.cannot],
-                "libvirt_error": self.libvirt_error}
+                "libvirt_error": self.libvirt_error,
+                "whole_cores_added": None if self.added is None else str(self.added),
+                "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())}}

@@ -2,6 +2,8 @@
 resolved as virsh resolves them, and the one way to put a plan in force on a running
 domain. No policy edits here (api.py); no words but errors."""
 
+import os
+
 from . import enforce, occupancy, originals
 from .domxml import DomainFacts
 from .errors import LIBVIRT, PolicyError, invalid
@@ -33,12 +35,13 @@ class Context:
 
 
 class LocalHost:
-    """This machine's CPUs, when libvirt is not asked (--offline, unreachable)."""
+    """This machine's CPUs, when libvirt is not asked (--offline, unreachable): from the
+    sysfs under --root when that has one (a tree of a host prepared elsewhere, tests)."""
 
     __slots__ = ("cpus", "cpumap_len", "cgroup_version", "local")
 
-    def __init__(self, cgroup_version):
-        self.cpus = online_cpus()
+    def __init__(self, cgroup_version, sysfs):
+        self.cpus = online_cpus(os.path.join(sysfs, "cpu"))
         self.cpumap_len = (self.cpus.max() or 0) + 1
         self.cgroup_version = cgroup_version
         self.local = True
@@ -80,13 +83,36 @@ class Session:
         if self._host is None:
             conn = self.connection()
             if conn is None:
-                self._host = LocalHost(self._cgroup_version or local_cgroup_version())
+                self._host = LocalHost(self._cgroup_version or local_cgroup_version(), self.sysfs())
             else:
                 from . import virt
                 self._host = virt.host_facts(conn)
                 if self._cgroup_version:
                     self._host.cgroup_version = self._cgroup_version
         return self._host
+
+    def sysfs(self):
+        """This machine's sysfs (/sys/devices/system), or the one under --root if any."""
+        return self.paths.sysfs if os.path.isdir(self.paths.sysfs) else "/sys/devices/system"
+
+    def topology(self):
+        """The topology of the connection's host (libvirt's capabilities), or of this
+        machine (sysfs under --root) without libvirt; a flat one when neither tells."""
+        from . import topology
+
+        host = self.host_facts()
+        conn = self.connection()
+        try:
+            if conn is not None:
+                from . import virt
+                found = topology.from_capabilities(virt.capabilities(conn), host.cpus)
+            else:
+                found = topology.from_sysfs(self.sysfs())
+        except PolicyError:
+            found = None
+        if found is None or found.online() != host.cpus:
+            return topology.flat(host.cpus)
+        return found
 
     def context(self, text):
         """What libvirt says of the domain `text` names, resolved as virsh resolves it

@@ -75,6 +75,13 @@ class HostFacts:
         self.local = local
 
 
+def capabilities(conn):
+    try:
+        return conn.getCapabilities()
+    except libvirt.libvirtError as e:
+        raise PolicyError("cannot read the host's capabilities: %s" % error_text(e), LIBVIRT) from None
+
+
 def is_local(conn):
     """True when the connection's host is this machine (no host in its URI)."""
     try:
@@ -219,9 +226,10 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
         raise PolicyError("%s: %s failed: %s" % (plan.domain, step, error_text(e)), LIBVIRT) from None
 
 
-def live_values(dom, driver="qemu", flags=AFFECT_LIVE):
+def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True):
     """A planner.Live of what is in force now (flags=AFFECT_CONFIG: the persistent
-    definition). Pins the driver cannot set are not asked for (LXC has no such call)."""
+    definition). Pins the driver cannot set are not asked for (LXC has no such call);
+    `offline=False` does not ask which vCPUs are offline (two calls fewer)."""
     cannot = unsupported(driver)
     pins = {}
     try:
@@ -239,7 +247,7 @@ def live_values(dom, driver="qemu", flags=AFFECT_LIVE):
             sched = dom.schedulerParameters()
         except libvirt.libvirtError:
             sched = {}
-    return Live(pins, sched, _offline(dom, driver, flags))
+    return Live(pins, sched, _offline(dom, driver, flags) if offline else ())
 
 
 def _offline(dom, driver, flags):

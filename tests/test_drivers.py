@@ -254,6 +254,9 @@ class FakeConn:
     def getType(self):
         return self.kind
 
+    def getCapabilities(self):
+        return "<capabilities><host><topology><cells num='0'/></topology></host></capabilities>"
+
     def getURI(self):
         return {"LXC": "lxc:///system", "Xen": "xen:///system"}.get(self.kind, "qemu:///system")
 

@@ -90,8 +90,9 @@ def run(args, out, err, connect, environ):
     if cmd == "list":
         return list_policies(pm, args, out, err)
     if cmd == "occupancy":
-        host = pm.host()
-        show.dump_json(host.to_doc()["cpuoccupy"], out) if args.json else show.occupancy(host, out)
+        doc = pm.host_map()
+        show.dump_json(doc, out) if args.json else show.occupancy_map(doc, out)
+        warn(show.libvirt_warning(pm.libvirt_error, saved=False), err)
         return 0
     if cmd == "apply":
         return apply(pm, args, out, err)
@@ -130,12 +131,15 @@ def cpuoccupy(pm, args, out, err):
     if args.clear == bool(args.domains):
         raise PolicyError("give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy "
                           "--help')", INVALID)
-    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run, args.undefined)
+    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run, args.undefined,
+                        args.whole_cores)
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:
         show.occupancy_outcome(outcome, out)
     warn(show.libvirt_warning(outcome.libvirt_error), err)
+    for line in show.sibling_warnings(outcome):
+        warn(line, err)
     if outcome.failures:
         err.write("Error: cpuoccupy saved, but %d running domain%s could not be re-pinned; "
                   "run 'policyctl apply --all' to finish\n"

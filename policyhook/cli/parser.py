@@ -113,6 +113,8 @@ def build():
     p.add_argument("domains", metavar="DOMAINS", nargs="?",
                    help="comma-separated domain names, e.g. vm1,vm2")
     p.add_argument("--clear", action="store_true", help="free PCPUS: any domain may run there")
+    p.add_argument("--whole-cores", action="store_true",
+                   help="extend PCPUS to whole cores: every hyperthread sibling of each CPU too")
 
     p = command("unset", "remove one setting from a domain's policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")

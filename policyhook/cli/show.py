@@ -3,10 +3,18 @@
 import json
 import time
 
-from ..describe import drift_line, elsewhere_line, note_lines, plan_line, unsupported_lines, virsh_steps
+from ..describe import (
+    cpus_phrase,
+    drift_line,
+    elsewhere_line,
+    note_lines,
+    plan_line,
+    unsupported_lines,
+    virsh_steps,
+)
 from ..mapping import CAP_KEYS, LABEL, WEIGHT_KEY, is_quota, quota_is_unlimited
 from ..results import Status
-from ..tunables import PINS, SCHED, SCHED_BY_KEY, WEIGHT
+from ..tunables import PIN, PINS, SCHED, SCHED_BY_KEY, WEIGHT
 
 
 def dump_json(doc, out):
@@ -85,7 +93,15 @@ def outcome(o, out):
         out.write("  unsupported: %s\n" % text)
 
 
+def sibling_warnings(o):
+    """One line per occupied CPU whose hyperthread sibling these domains do not hold."""
+    return ["CPU %d's hyperthread sibling %s stays open to other domains (--whole-cores occupies "
+            "whole cores)" % (cpu, cpus_phrase(open_)) for cpu, open_ in sorted(o.open_siblings.items())]
+
+
 def occupancy_outcome(o, out):
+    if o.added:
+        out.write("whole cores: added %s\n" % cpus_phrase(o.added))
     plural = "s" if len(o.cpus) > 1 else ""
     if o.domains is None:
         what = "CPU%s %s no longer occupied" % (plural, o.cpus)
@@ -201,6 +217,10 @@ def policy_report(r, out):
         out.write("Note:        %s\n" % note)
     for text in unsupported_lines(eff.unsupported) if eff else ():
         out.write("Unsupported: %s\n" % text)
+    for key, nodes in r.numa:
+        where = ", ".join("%s on node %s" % (c, n) for n, c in sorted(nodes.items()))
+        what = ("%s's CPUs" % PIN[key[0]].name(key[1])) if key else "the CPUs it occupies"
+        out.write("NUMA:        %s span %d nodes (%s)\n" % (what, len(nodes), where))
     for item in r.config_drift:
         out.write("Definition:  %s (policyctl apply --config %s)\n" % (drift_line(item).replace(
             ", live ", ", definition "), r.domain))
@@ -264,11 +284,27 @@ def policy_list(rows, out):
     _table(table, out)
 
 
-def occupancy(host, out):
-    if host.is_empty():
-        out.write("No CPU is occupied.\n")
-        return
-    out.write("PCPU  DOMAINS\n")
-    for cpu in sorted(host.occupancy):
-        out.write("%-4d  %s\n" % (cpu, ",".join(host.occupancy[cpu])))
+def occupancy_map(doc, out):
+    """The host as lscpu -e draws it, one CPU a row, with who owns and who runs there;
+    then each occupied CPU whose hyperthread sibling others may use."""
+    asked = doc["asked_libvirt"]   # without libvirt, nothing is known of the running domains
+    rows = [("NODE", "SOCKET", "CORE", "CPU", "OCCUPIED BY") + (("PINNED HERE",) if asked else ())]
+    shared = []
+    for node in doc["nodes"]:
+        for socket in node["sockets"]:
+            for core in socket["cores"]:
+                for c in core["cpus"]:
+                    rows.append((str(node["node"]), str(socket["socket"]), str(core["core"]), str(c["cpu"]),
+                                 ",".join(c["occupied_by"]) or "-")
+                                + ((",".join(c["pinned"]) or "-",) if asked else ()))
+                owners = {tuple(c["occupied_by"]) for c in core["cpus"]}
+                if len(owners) > 1 and any(c["occupied_by"] for c in core["cpus"]):
+                    shared.append("core %d of socket %d: %s" % (core["core"], socket["socket"], ", ".join(
+                        "CPU %d %s" % (c["cpu"], "occupied by " + ",".join(c["occupied_by"])
+                                       if c["occupied_by"] else "open") for c in core["cpus"])))
+    _table(rows, out)
+    for line in shared:
+        out.write("Shared core: %s\n" % line)
+    for node in doc["nodes"] if len(doc["nodes"]) > 1 else ():
+        out.write("NUMA node %d: CPUs %s\n" % (node["node"], node["cpus"]))
 

@@ -1,0 +1,118 @@
+"""The host's CPU topology: for each online CPU its NUMA node, socket, core and
+hyperthread siblings. Read from sysfs (this machine: the hook's and --offline's view)
+or from libvirt's capabilities (the connection's host, which may be another machine).
+Pure but for the file reads; the tests give it a fake sysfs tree.
+"""
+
+import os
+
+from .cpuset import CpuSet
+from .errors import PolicyError
+
+
+class Cpu:
+    __slots__ = ("id", "node", "socket", "core", "siblings")
+
+    def __init__(self, cpu, node, socket, core, siblings):
+        self.id = cpu
+        self.node = node            # NUMA node, 0 when the host has none
+        self.socket = socket        # physical package
+        self.core = core            # core id, unique within its socket
+        self.siblings = siblings    # CpuSet: the CPUs of its core, itself included
+
+
+class Topology:
+    def __init__(self, cpus):
+        self.cpus = {c.id: c for c in cpus}
+
+    def online(self):
+        return CpuSet(self.cpus)
+
+    def siblings(self, cpu):
+        found = self.cpus.get(cpu)
+        return found.siblings if found is not None else CpuSet([cpu])
+
+    def whole_cores(self, cpus):
+        """`cpus` with every hyperthread sibling of each."""
+        out = set(cpus)
+        for cpu in cpus:
+            out.update(self.siblings(cpu))
+        return CpuSet(out & set(self.cpus)) | cpus
+
+    def open_siblings(self, cpus):
+        """{cpu: its siblings outside `cpus`} for the CPUs of `cpus` whose core they do
+        not hold whole."""
+        return {cpu: self.siblings(cpu) - cpus for cpu in cpus if self.siblings(cpu) - cpus}
+
+    def nodes_of(self, cpus):
+        """{node: the CPUs of `cpus` on it}."""
+        found = {}
+        for cpu in cpus:
+            node = self.cpus[cpu].node if cpu in self.cpus else None
+            found.setdefault(node, set()).add(cpu)
+        return {n: CpuSet(c) for n, c in found.items()}
+
+    def layout(self):
+        """[(node, socket, core, [cpu ids])] in order: how the host is drawn."""
+        cores = {}
+        for c in self.cpus.values():
+            cores.setdefault((c.node, c.socket, c.core), []).append(c.id)
+        return [(n, s, k, sorted(ids)) for (n, s, k), ids in sorted(cores.items())]
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def from_sysfs(root="/sys/devices/system"):
+    """The topology of this machine's online CPUs (sysfs under `root`)."""
+    cpu_dir = os.path.join(root, "cpu")
+    try:
+        online = CpuSet.parse(_read(os.path.join(cpu_dir, "online")))
+    except (OSError, PolicyError) as e:
+        raise PolicyError("cannot read the host's CPUs from %s: %s" % (cpu_dir, e), 1) from None
+    nodes = {}
+    node_dir = os.path.join(root, "node")
+    if os.path.isdir(node_dir):
+        for entry in os.listdir(node_dir):
+            if entry.startswith("node") and entry[4:].isdigit():
+                try:
+                    for cpu in CpuSet.parse(_read(os.path.join(node_dir, entry, "cpulist"))):
+                        nodes[cpu] = int(entry[4:])
+                except (OSError, PolicyError):
+                    continue   # a node with no CPUs has an empty cpulist
+    cpus = []
+    for cpu in online:
+        topo = os.path.join(cpu_dir, "cpu%d" % cpu, "topology")
+        try:
+            socket = int(_read(os.path.join(topo, "physical_package_id")))
+            core = int(_read(os.path.join(topo, "core_id")))
+            siblings = CpuSet.parse(_read(os.path.join(topo, "thread_siblings_list")))
+        except (OSError, ValueError, PolicyError):
+            socket, core, siblings = 0, cpu, CpuSet([cpu])   # no topology: one thread per core
+        cpus.append(Cpu(cpu, nodes.get(cpu, 0), socket, core, siblings))
+    return Topology(cpus)
+
+
+def from_capabilities(xml, online=None):
+    """The topology libvirt reports in its capabilities (<host><topology><cells>), for
+    the CPUs in `online` (a CpuSet) when given."""
+    import xml.etree.ElementTree as ET
+
+    cpus = []
+    for cell in ET.fromstring(xml).findall("host/topology/cells/cell"):
+        node = int(cell.get("id", "0"))
+        for c in cell.findall("cpus/cpu"):
+            cpu = int(c.get("id"))
+            if online is not None and cpu not in online:
+                continue
+            siblings = c.get("siblings")
+            cpus.append(Cpu(cpu, node, int(c.get("socket_id", "0")), int(c.get("core_id", cpu)),
+                            CpuSet.parse(siblings) if siblings else CpuSet([cpu])))
+    return Topology(cpus)
+
+
+def flat(online):
+    """One thread per core, one node: what is assumed when nothing better is known."""
+    return Topology([Cpu(c, 0, 0, c, CpuSet([c])) for c in online])
