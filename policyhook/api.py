@@ -256,8 +256,23 @@ class PolicyManager(Session):
                     defined.append(r.ctx.name)
             except PolicyError as e:
                 failures.append((r.ctx.name, str(e)))
-        return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED,
-                                repinned, failures, cannot, self.libvirt_error, defined, added, open_siblings)
+        outcome = OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED, repinned,
+                                   failures, cannot, self.libvirt_error, defined, added, open_siblings)
+        outcome.isolation = self.update_host([r.ctx.name for r in running if r.ctx.running])
+        return outcome
+
+    def update_host(self, running=None):
+        """Host isolation ([occupancy] isolate_host) for the domains running now (or
+        `running`): an isolation.Isolation, or None when there is nothing to do."""
+        from . import effects, virt
+
+        if running is None:
+            conn = self.connection()
+            if conn is None:
+                return None
+            running = [d.name() for d in virt.running_domains(conn)]
+        return effects.update_host(self.paths, self.settings, running, self.host_facts().cpus,
+                                   lock=self.registry.lock)
 
     # ---- reading ----------------------------------------------------------
 

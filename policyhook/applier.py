@@ -21,14 +21,15 @@ class GaveUp(Exception):
 class Result:
     """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
 
-    __slots__ = ("kind", "detail", "enforced", "at", "uuid")
+    __slots__ = ("kind", "detail", "enforced", "at", "uuid", "host")
 
-    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None):
+    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None, host=None):
         self.kind = kind
         self.detail = detail        # why, for stopped, failed and gave-up
         self.enforced = enforced    # enforce.Enforced when applied
         self.at = at                # time.time() when applied
         self.uuid = uuid            # the domain's UUID
+        self.host = host            # effects.describe() of the host isolation update
 
 
 def uri_for(driver, settings):
@@ -84,6 +85,8 @@ def run(driver, name, paths, t_hook, event):
             if lost:
                 text += "; unsupported: %s" % "; ".join(unsupported_lines(lost))
             say(text, "warning" if lost else "info")
+            if result.host:
+                say(result.host)
         elif result.kind == "stopped":
             say(result.detail)
         else:
@@ -150,4 +153,49 @@ def _apply(driver, name, paths, settings, deadline):
         done = _retry(deadline, settings, attempt)
     except _Stopped:
         return Result("stopped", "domain stopped while the policy was applied")
-    return Result("applied", enforced=done, at=time.time(), uuid=facts.uuid)
+    at = time.time()
+    return Result("applied", enforced=done, at=at, uuid=facts.uuid,
+                  host=_host_isolation(paths, settings, conn, host.cpus))
+
+
+def _host_isolation(paths, settings, conn, host_cpus):
+    """effects.update_host for the domains running now, as one line (or None)."""
+    from . import effects, virt
+    from .errors import PolicyError
+
+    try:
+        running = [d.name() for d in virt.running_domains(conn)]
+        return effects.describe(effects.update_host(paths, settings, running, host_cpus))
+    except PolicyError as e:
+        return "host isolation: %s" % e
+
+
+def run_host(driver, name, paths, event):
+    """The updater forked at `release end`: the host isolation for the domains still
+    running (the one released is not), bounded by [applier] timeout."""
+    from . import virt
+    from .errors import PolicyError
+    from .log import log
+    from .settings import Settings, load_settings
+
+    try:
+        settings = load_settings(paths)
+    except PolicyError:
+        settings = Settings()
+
+    def alarm(_signum, _frame):
+        raise GaveUp("gave up after %gs" % settings.applier_timeout)
+
+    signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(int(settings.applier_timeout) + 1)
+    try:
+        conn = _retry(time.monotonic() + settings.applier_timeout, settings,
+                      lambda: virt.connect(uri_for(driver, settings)))
+        text = _host_isolation(paths, settings, conn, virt.host_facts(conn).cpus)
+    except (GaveUp, PolicyError) as e:
+        text = "host isolation: %s" % e
+    finally:
+        signal.alarm(0)
+    if text:
+        log(paths, "%s %s updater (%s): %s" % (driver, name, event, text))
+    return 0

@@ -230,6 +230,20 @@ def on_stopped(call):
     return 0
 
 
+def on_release(call):
+    """As on_stopped; and when the host's units may be kept off CPUs for this domain
+    (host isolation), a detached updater gives them back if it was the last occupant
+    running: systemd is never called from the hook itself."""
+    on_stopped(call)
+    try:
+        if os.path.lexists(os.path.join(call.paths.run, "isolation.json")):
+            pid = spawn_applier(call, "host")
+            call.log("host isolation updater started (pid %d)" % pid)
+    except Exception as e:  # noqa: BLE001 - never fail a release for our sake
+        call.log("cannot start the host isolation updater: %s: %s" % (type(e).__name__, e), "error")
+    return 0
+
+
 HANDLERS = {
     ("prepare", "begin"): on_prepare,
     ("start", "begin"): on_start,
@@ -238,7 +252,7 @@ HANDLERS = {
     ("migrate", "begin"): on_migrate_or_restore,
     ("restore", "begin"): on_migrate_or_restore,
     ("stopped", "end"): on_stopped,
-    ("release", "end"): on_stopped,
+    ("release", "end"): on_release,
 }
 
 # The events each driver's hook receives. LXC has no migrate and no restore; libxl has
@@ -252,7 +266,7 @@ OPERATIONS = {
 }
 
 
-def spawn_applier(call):
+def spawn_applier(call, job="apply"):
     """Fork a fully detached applier: new session, stdio to /dev/null and the log,
     no inherited descriptors (libvirtd waits for EOF on the hook's pipes)."""
     log_path = call.paths.log
@@ -286,8 +300,12 @@ def spawn_applier(call):
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
         os.chdir("/")
-        from .applier import run
-        code = run(call.driver, call.name, call.paths, call.t0, "%s/%s" % (call.op, call.sub))
+        from . import applier
+        event = "%s/%s" % (call.op, call.sub)
+        if job == "host":
+            code = applier.run_host(call.driver, call.name, call.paths, event)
+        else:
+            code = applier.run(call.driver, call.name, call.paths, call.t0, event)
     except BaseException:  # noqa: BLE001 - the detached child must always exit here
         import traceback
         traceback.print_exc()

@@ -86,7 +86,7 @@ class OccupancyOutcome:
     what failed and what its driver cannot keep off the occupied CPUs."""
 
     __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error", "defined",
-                 "added", "open_siblings")
+                 "added", "open_siblings", "isolation")
 
     def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None,
                  defined=(), added=None, open_siblings=None):
@@ -100,6 +100,7 @@ class OccupancyOutcome:
         self.defined = list(defined)        # [domain] whose persistent definition was rewritten
         self.added = added                  # CpuSet --whole-cores added, or None
         self.open_siblings = dict(open_siblings or {})  # {occupied CPU: its siblings left open}
+        self.isolation = None               # isolation.Isolation, when host isolation acted
 
     def to_doc(self):
         return {"cpus": str(self.cpus), "definitions": self.defined, "domains": self.domains,
@@ -111,4 +112,5 @@ class OccupancyOutcome:
                                 for d, lost in self.cannot],
                 "libvirt_error": self.libvirt_error,
                 "whole_cores_added": None if self.added is None else str(self.added),
-                "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())}}
+                "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())},
+                "host_isolation": self.isolation.to_doc() if self.isolation else None}

@@ -10,7 +10,7 @@ MAX_BYTES = 65536
 class Settings:
     __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
                  "hook_lock_timeout", "lock_timeout", "applier_timeout", "on_drift", "watch_interval",
-                 "watch_settle", "metrics_file", "source")
+                 "watch_settle", "metrics_file", "isolate_host", "host_units", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
@@ -26,6 +26,8 @@ class Settings:
         self.watch_interval = 60.0     # seconds between the watcher's full reconciles
         self.watch_settle = 2.0        # seconds after a start before the watcher checks it
         self.metrics_file = ""         # node_exporter textfile the watcher writes; "" = none
+        self.isolate_host = False      # keep the host's own units off CPUs occupants use
+        self.host_units = ("system.slice", "user.slice", "init.scope")
         self.source = None
 
 
@@ -63,6 +65,16 @@ def _path(value):
     return value
 
 
+def _units(value):
+    units = tuple(value.split())
+    if not units:
+        raise ValueError("no unit named")
+    for unit in units:
+        if "/" in unit or "." not in unit or not unit.isprintable():
+            raise ValueError("%r is not a systemd unit name" % unit)
+    return units
+
+
 def _uri(value):
     if not value or "://" not in value or any(c.isspace() for c in value):
         raise ValueError("%r is not a libvirt URI" % value)
@@ -83,6 +95,8 @@ KEYS = {
     ("watch", "interval"): ("watch_interval", _seconds(1, 86400)),
     ("watch", "settle"): ("watch_settle", _seconds(0, 60)),
     ("watch", "metrics_file"): ("metrics_file", _path),
+    ("occupancy", "isolate_host"): ("isolate_host", _yes_no),
+    ("occupancy", "host_units"): ("host_units", _units),
 }
 
 

@@ -68,6 +68,7 @@ class Watcher:
         self.stop = False
         self._callbacks = {}
         self.reported = {}                           # domain -> the drift last reported
+        self.last_isolation = None
 
     # ---- what to do when -------------------------------------------------------------
 
@@ -178,7 +179,22 @@ class Watcher:
         c.domains, c.in_force, c.drifted = totals.domains, totals.in_force, totals.drifted
         c.last_reconcile = time.time()
         self.write_metrics()
+        self.isolate()
         return totals.domains
+
+    def isolate(self):
+        """Host isolation for what runs now (it completes or undoes a crashed update)."""
+        from .effects import describe
+
+        for pm in self.links.values():
+            if pm is not None and pm.uri == self.settings.uri:
+                try:
+                    text = describe(pm.update_host())
+                except PolicyError as e:
+                    text = "host isolation: %s" % e
+                if text and text != self.last_isolation:
+                    self.say(text)
+                self.last_isolation = text
 
     def check(self, uri, name, why):
         """Verify one domain and act as the settings say; its final status, or None."""

@@ -20,7 +20,9 @@ def values(settings):
 
 DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
             "persistent": False, "on_drift": "report", "watch_interval": 60.0, "watch_settle": 2.0,
-            "metrics_file": "", "on_conflict": "refuse", "on_error": "start",
+            "metrics_file": "", "isolate_host": False,
+            "host_units": ("system.slice", "user.slice", "init.scope"),
+            "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
 
 
@@ -50,6 +52,9 @@ GOOD = [
     ('[libvirt]\nuri = "test:///default"\n', "uri", "test:///default"),
     ("[libvirt]\npersistent = yes\n", "persistent", True),
     ("[watch]\non_drift = repair\n", "on_drift", "repair"),
+    ("[occupancy]\nisolate_host = yes\n", "isolate_host", True),
+    ("[occupancy]\nhost_units = system.slice  machine-extra.slice\n", "host_units",
+     ("system.slice", "machine-extra.slice")),
     ("[watch]\ninterval = 5\n", "watch_interval", 5.0),
     ("[watch]\nmetrics_file = /var/lib/node_exporter/policyhook.prom\n", "metrics_file",
      "/var/lib/node_exporter/policyhook.prom"),
@@ -84,6 +89,8 @@ BAD = [
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),
     ("[libvirt]\npersistent = true\n", "[libvirt] persistent: 'true' is not yes or no"),
     ("[watch]\non_drift = fix\n", "[watch] on_drift: 'fix' is not one of report, repair"),
+    ("[occupancy]\nhost_units = /etc/passwd\n",
+     "[occupancy] host_units: '/etc/passwd' is not a systemd unit name"),
     ("[watch]\ninterval = 0\n", "[watch] interval: 0 is not in 1..86400"),
     ("[watch]\nmetrics_file = x.prom\n", "[watch] metrics_file: 'x.prom' is not an absolute path"),
     ("[hook]\non_conflict = maybe\n", "[hook] on_conflict: 'maybe' is not one of refuse, start"),

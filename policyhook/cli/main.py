@@ -140,6 +140,7 @@ def cpuoccupy(pm, args, out, err):
     warn(show.libvirt_warning(outcome.libvirt_error), err)
     for line in show.sibling_warnings(outcome):
         warn(line, err)
+    host_isolation(outcome.isolation, args, out, err)
     if outcome.failures:
         err.write("Error: cpuoccupy saved, but %d running domain%s could not be re-pinned; "
                   "run 'policyctl apply --all' to finish\n"
@@ -156,12 +157,28 @@ def apply(pm, args, out, err):
         show.dump_json([r.to_doc() for r in results], out)
     else:
         show.apply_results(results, out, pm.settings.persistent)
+    if args.all and not args.config:
+        host_isolation(pm.update_host(), args, out, err)
     failed = sum(1 for r in results if r.status is Status.FAILED)
     if failed:
         err.write("Error: %d domain%s could not be brought in line with the policy\n"
                   % (failed, "" if failed == 1 else "s"))
         return LIBVIRT
     return 0
+
+
+def host_isolation(result, args, out, err):
+    """Host isolation's part of cpuoccupy and apply --all: a line, or a warning when it
+    could do nothing (no systemd) or systemctl refused."""
+    from ..effects import describe
+
+    text = describe(result)
+    if text is None or args.json:
+        return
+    if result.skipped or result.problems:
+        warn(text, err)
+    else:
+        out.write(text + "\n")
 
 
 def verify(pm, args, out, err):

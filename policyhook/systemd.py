@@ -1,0 +1,45 @@
+"""The host adapter (DESIGN.md "Effects beyond one domain"): what policyhook changes on
+the host itself, through systemd. The only module that runs systemctl; called by
+policyctl, the detached applier and updater, and the watcher, never by the hook.
+Every call is bounded in time."""
+
+import os
+import subprocess
+
+TIMEOUT = 10
+
+
+class SystemdError(Exception):
+    pass
+
+
+class Systemd:
+    """systemctl, or `run` in its place (tests); `root` is where /run/systemd/system says
+    whether systemd runs the host."""
+
+    def __init__(self, run=None, root="/"):
+        self._run = run or (lambda argv: subprocess.run(argv, capture_output=True, text=True,
+                                                        timeout=TIMEOUT, check=False))
+        self._root = root
+
+    def present(self):
+        return os.path.isdir(os.path.join(self._root, "run", "systemd", "system"))
+
+    def _systemctl(self, *args):
+        try:
+            r = self._run(["systemctl"] + list(args))
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SystemdError("systemctl %s: %s" % (" ".join(args), e)) from None
+        if r.returncode != 0:
+            why = (r.stderr or r.stdout).strip() or "exit %d" % r.returncode
+            raise SystemdError("systemctl %s: %s" % (" ".join(args), why))
+        return r.stdout
+
+    def allowed_cpus(self, unit):
+        """The unit's AllowedCPUs as a cpulist ("" = not set: every CPU). systemd shows
+        "0 2-3"; a cpulist has commas."""
+        return ",".join(self._systemctl("show", "--property=AllowedCPUs", "--value", unit).split())
+
+    def set_allowed_cpus(self, unit, cpus):
+        """Set (or, with "", clear) AllowedCPUs until the next boot: --runtime."""
+        self._systemctl("set-property", "--runtime", unit, "AllowedCPUs=%s" % cpus)
