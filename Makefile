@@ -79,22 +79,33 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 install: install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
-# Without DESTDIR: into PYTHON's environment (a virtualenv or the system). With
-# DESTDIR: a package build, laid out under PREFIX. As distribution packages do, it
-# leaves out bytecode (the packager's business) and pip's own records (RECORD,
-# REQUESTED, direct_url.json naming the build directory): pip does not manage it.
+# Into a virtualenv (PYTHON's prefix is not its base prefix) without DESTDIR: pip
+# installs into it, as usual. Otherwise the package is laid out under PREFIX in the
+# interpreter's own layout, as a distribution package has it: with DESTDIR for a
+# package build, without it into the system (a distribution's python3 refuses a plain
+# pip install, PEP 668; pip makes no such check with --root and --prefix). It leaves
+# out bytecode (the packager's business) and pip's own records (RECORD, REQUESTED,
+# direct_url.json naming the build directory): pip does not manage it, and an older
+# copy is replaced whole, as dpkg or rpm would (--ignore-installed: pip would try to
+# uninstall it first and fail without a RECORD).
+PYTHON_IN_VENV = $(shell $(PYTHON) -c 'import sys; print(int(sys.prefix != sys.base_prefix))')
+
 install-python:
 	rm -rf build/lib build/bdist.*
-ifeq ($(DESTDIR),)
+ifeq ($(DESTDIR)$(PYTHON_IN_VENV),1)
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --no-deps --no-build-isolation \
 		--disable-pip-version-check -q .
 else
+	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-"*.dist-info
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON_LAYOUT) $(PYTHON) -m pip install --no-deps \
-		--no-build-isolation --disable-pip-version-check -q --no-compile \
-		--root "$(DESTDIR)" --prefix "$(PREFIX)" .
+		--no-build-isolation --disable-pip-version-check -q --no-compile --ignore-installed \
+		--root "$(or $(DESTDIR),/)" --prefix "$(PREFIX)" .
 	cd "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" && rm -f direct_url.json RECORD REQUESTED
 	@test -f "$(DESTDIR)$(BINDIR)/policyctl" || { echo "install-python: pip did not put \
 	policyctl in $(BINDIR) (BINDIR must be PREFIX/bin)" >&2; exit 1; }
+	@test -n "$(DESTDIR)" || $(PYTHON) -c 'import sys; sys.exit("$(PYTHON_SITELIB)" not in sys.path)' \
+		|| { echo "install-python: $(PYTHON) does not import from $(PYTHON_SITELIB); \
+	pass PREFIX=$$($(PYTHON) -c 'import sys; print(sys.prefix)') or use a virtualenv" >&2; exit 1; }
 endif
 
 # Everything but the Python package: the spec installs that with %pyproject_install
@@ -125,13 +136,13 @@ uninstall:
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
 		"$(DESTDIR)$(COMPLETIONDIR)/policyctl" "$(DESTDIR)$(DOCDIR)/README.md"
 	-rmdir "$(DESTDIR)$(DOCDIR)" 2>/dev/null
-ifeq ($(DESTDIR),)
+ifeq ($(DESTDIR)$(PYTHON_IN_VENV),1)
 	-PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip uninstall -y -q --disable-pip-version-check $(NAME)
-	$(MAKE) --no-print-directory reload-libvirtd
 else
-	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" \
+	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-"*.dist-info \
 		"$(DESTDIR)$(BINDIR)/policyctl"
 endif
+	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
 reload-libvirtd:
