@@ -47,7 +47,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall reload-libvirtd \
-	test unit e2e stress demo lint dist rpm srpm check-version clean FORCE
+	test unit e2e stress e2e-vm demo lint dist rpm srpm check-version clean FORCE
 
 all: build
 
@@ -165,6 +165,13 @@ e2e:
 # Slow fault, fuzz and scale tests, some on the real daemon (root). CI runs them.
 stress:
 	$(PYTHON) -m pytest -q -m stress tests
+
+# The end-to-end story on a host like the users' (systemd, cgroup v2, libvirt 11, the
+# distribution's python3): a Debian 13 guest under QEMU, built and booted by
+# scripts/vm-lab.sh, which installs this checkout there with make install. As root.
+e2e-vm:
+	scripts/vm-lab.sh up
+	scripts/vm-lab.sh run /usr/bin/python3 -m pytest -p no:cacheprovider -rfE tests/vm
 
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:
