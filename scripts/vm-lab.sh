@@ -11,7 +11,7 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/vm-lab.sh [--help] COMMAND [ARGS...]
+Usage: scripts/vm-lab.sh [OPTIONS] COMMAND [ARGS...]
 
 A Debian 13 guest with systemd, cgroup v2 and libvirt 11, booted under QEMU (TCG) with
 8 vCPUs (2 sockets x 2 cores x 2 threads) and two NUMA nodes, where policyhook is
@@ -27,6 +27,9 @@ Commands:
                   standard input forwarded; exits with CMD's status
   down            shut the guest down (the image cache is kept)
   status          say whether the guest runs, and from which image
+
+Options:
+  -h, --help      this text
 
 Environment:
   POLICYHOOK_LAB_CACHE         image cache (default /var/cache/policyhook-lab)
@@ -48,8 +51,10 @@ die() { printf 'vm-lab: %s\n' "$*" >&2; exit 1; }
 # ---------------------------------------------------------------------------------------
 # The image recipe. Everything that decides what the image holds is in SUITE, PACKAGES
 # and the functions named in RECIPE_FUNCTIONS: their text is hashed, and an image built
-# from another recipe is rebuilt. A variant (a later --xen) adds packages and functions.
+# from another recipe is rebuilt. A variant (an option such as a later --xen) sets
+# VARIANT and adds packages and functions; each variant keeps its own image.
 
+VARIANT=debian
 SUITE=trixie
 # debootstrap installs Depends only, never Recommends: this is the whole list.
 PACKAGES=(
@@ -67,7 +72,7 @@ RECIPE_FUNCTIONS=(configure_rootfs in_root install_key)
 
 recipe_hash() {
     {
-        echo "$SUITE"
+        echo "$VARIANT $SUITE"
         echo "${PACKAGES[*]}"
         for f in "${RECIPE_FUNCTIONS[@]}"; do declare -f "$f"; done
     } | sha256sum | cut -c1-16
@@ -177,7 +182,7 @@ mirror() {
     echo "$url"
 }
 
-image_dir() { echo "$CACHE/images/$SUITE-$(recipe_hash)"; }
+image_dir() { echo "$CACHE/images/$VARIANT-$SUITE-$(recipe_hash)"; }
 
 cmd_build() {
     need_root
@@ -211,8 +216,8 @@ cmd_build() {
     install_key "$tmp/root" "$tmp"
     cp "$tmp"/root/boot/vmlinuz-* "$tmp/vmlinuz"
     cp "$tmp"/root/boot/initrd.img-* "$tmp/initrd.img"
-    # No loop device needed: mkfs copies the tree. Sparse: the guest never writes here
-    # (QEMU keeps its writes in a throwaway overlay), so a little room is enough.
+    # No loop device needed: mkfs copies the tree. The free space is for what a run
+    # writes in the guest (QEMU keeps it in a throwaway overlay); the file is sparse.
     local used
     used=$(du -sm "$tmp/root" | cut -f1)
     truncate -s "$((used * 13 / 10 + 1024))M" "$tmp/rootfs.img"
@@ -224,8 +229,9 @@ cmd_build() {
     rm -rf "$dir"
     mv "$tmp" "$dir"
     trap - EXIT
-    # Older recipes' images are of no more use.
-    find "$CACHE/images" -mindepth 1 -maxdepth 1 -not -path "$dir" -exec rm -rf {} +
+    # This variant's older recipes are of no more use (and unfinished builds).
+    find "$CACHE/images" -mindepth 1 -maxdepth 1 \( -name "$VARIANT-*" -o -name '.build.*' \) \
+        -not -path "$dir" -exec rm -rf --one-file-system {} +
     say "image built in $((SECONDS - t0)) s: $dir ($(du -sm "$dir" | cut -f1) MiB on disk)"
 }
 
@@ -433,8 +439,16 @@ cmd_status() {
 }
 
 main() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            -h|--help) usage; return ;;
+            --) shift; break ;;
+            -*) echo "vm-lab: unknown option '$1' (scripts/vm-lab.sh --help)" >&2; exit 2 ;;
+            *) break ;;
+        esac
+    done
     case "${1:-}" in
-        -h|--help|help) usage ;;
+        help) usage ;;
         build) shift; need_root; locked; cmd_build "$@" ;;
         up) shift; cmd_up "$@" ;;
         run) shift; cmd_run "$@" ;;
