@@ -50,7 +50,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e stress demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	test unit e2e stress e2e-vm demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
@@ -58,8 +58,9 @@ all: build
 # What install, rpm, srpm and test need, named with the Debian and Fedora/RHEL package
 # that provides each when missing; `make check-prereqs` checks them all (or PREREQS).
 # install-python runs pip into PYTHON's own environment, where pip refuses an
-# externally managed (PEP 668) interpreter, only without DESTDIR.
-PIP_INTO_ENV ?= $(if $(DESTDIR),no,yes)
+# externally managed (PEP 668) interpreter, only for a virtualenv without DESTDIR
+# (PYTHON_IN_VENV, below); a system interpreter gets a distribution package's layout.
+PIP_INTO_ENV ?= $(if $(DESTDIR),no,$(if $(filter 1,$(PYTHON_IN_VENV)),yes,no))
 RPM_PYTHON   ?= /usr/bin/python3
 PREREQS      ?= install rpm test
 CHECK_PREREQS = tools/check-prereqs --python "$(PYTHON)" --destdir "$(DESTDIR)" \
@@ -113,22 +114,33 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 install: check-prereqs-install install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
-# Without DESTDIR: into PYTHON's environment (a virtualenv or the system). With
-# DESTDIR: a package build, laid out under PREFIX. As distribution packages do, it
-# leaves out bytecode (the packager's business) and pip's own records (RECORD,
-# REQUESTED, direct_url.json naming the build directory): pip does not manage it.
+# Into a virtualenv (PYTHON's prefix is not its base prefix) without DESTDIR: pip
+# installs into it, as usual. Otherwise the package is laid out under PREFIX in the
+# interpreter's own layout, as a distribution package has it: with DESTDIR for a
+# package build, without it into the system (a distribution's python3 refuses a plain
+# pip install, PEP 668; pip makes no such check with --root and --prefix). It leaves
+# out bytecode (the packager's business) and pip's own records (RECORD, REQUESTED,
+# direct_url.json naming the build directory): pip does not manage it, and an older
+# copy is replaced whole, as dpkg or rpm would (--ignore-installed: pip would try to
+# uninstall it first and fail without a RECORD).
+PYTHON_IN_VENV = $(shell $(PYTHON) -c 'import sys; print(int(sys.prefix != sys.base_prefix))')
+
 install-python:
 	rm -rf build/lib build/bdist.*
-ifeq ($(DESTDIR),)
+ifeq ($(DESTDIR)$(PYTHON_IN_VENV),1)
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --no-deps --no-build-isolation \
 		--disable-pip-version-check -q .
 else
+	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-"*.dist-info
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON_LAYOUT) $(PYTHON) -m pip install --no-deps \
-		--no-build-isolation --disable-pip-version-check -q --no-compile \
-		--root "$(DESTDIR)" --prefix "$(PREFIX)" .
+		--no-build-isolation --disable-pip-version-check -q --no-compile --ignore-installed \
+		--root "$(or $(DESTDIR),/)" --prefix "$(PREFIX)" .
 	cd "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" && rm -f direct_url.json RECORD REQUESTED
 	@test -f "$(DESTDIR)$(BINDIR)/policyctl" || { echo "install-python: pip did not put \
 	policyctl in $(BINDIR) (BINDIR must be PREFIX/bin)" >&2; exit 1; }
+	@test -n "$(DESTDIR)" || $(PYTHON) -c 'import sys; sys.exit("$(PYTHON_SITELIB)" not in sys.path)' \
+		|| { echo "install-python: $(PYTHON) does not import from $(PYTHON_SITELIB); \
+	pass PREFIX=$$($(PYTHON) -c 'import sys; print(sys.prefix)') or use a virtualenv" >&2; exit 1; }
 endif
 
 # Everything but the Python package: the spec installs that with %pyproject_install
@@ -169,13 +181,13 @@ uninstall:
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
 		"$(DESTDIR)$(COMPLETIONDIR)/policyctl" "$(DESTDIR)$(DOCDIR)/README.md"
 	-rmdir "$(DESTDIR)$(DOCDIR)" 2>/dev/null
-ifeq ($(DESTDIR),)
+ifeq ($(DESTDIR)$(PYTHON_IN_VENV),1)
 	-PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip uninstall -y -q --disable-pip-version-check $(NAME)
-	$(MAKE) --no-print-directory reload-libvirtd
 else
-	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" \
+	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-"*.dist-info \
 		"$(DESTDIR)$(BINDIR)/policyctl"
 endif
+	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # What install-data gained after uninstall's list was written (log rotation, the hook's
 # and the policy files' pages); uninstall removes it first. An edited log rotation file
@@ -223,6 +235,13 @@ check-tree:
 	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
 		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
 		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac
+
+# The end-to-end story on a host like the users' (systemd, cgroup v2, libvirt 11, the
+# distribution's python3): a Debian 13 guest under QEMU, built and booted by
+# scripts/vm-lab.sh, which installs this checkout there with make install. As root.
+e2e-vm:
+	scripts/vm-lab.sh up
+	scripts/vm-lab.sh run /usr/bin/python3 -m pytest -p no:cacheprovider -rfE tests/vm
 
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:

@@ -37,7 +37,7 @@ from .tunables import cannot as _cannot
 
 PERIOD_US = 100000
 # libvirt's largest CFS quota (VIR_CGROUP_CPU_QUOTA_MAX). No limit reads back as -1 on
-# cgroup v1 and as ULLONG_MAX / 1000 on cgroup v2 (cpu.max "max"), above this.
+# cgroup v1 and as this very value on cgroup v2 (cpu.max "max").
 QUOTA_MAX = 17592186044415
 CGROUP_DRIVERS = ("qemu", "lxc")
 DRIVERS = ("qemu", "lxc", "libxl")
@@ -113,8 +113,10 @@ def from_live(driver, cgroup_version, params):
 
 
 def quota_is_unlimited(quota):
-    """True when a live CFS quota (global_quota, vcpu_quota) means no cap (v1 or v2)."""
-    return quota <= 0 or quota > QUOTA_MAX
+    """True when a live CFS quota (global_quota, vcpu_quota) means no cap: -1 on cgroup v1;
+    on cgroup v2 libvirt reads cpu.max "max" back as QUOTA_MAX itself (measured on
+    libvirt 11.3 in the lab guest: 17592186044415)."""
+    return quota <= 0 or quota >= QUOTA_MAX
 
 
 def is_quota(key):
@@ -169,7 +171,7 @@ def cgroup_version_of(driver, params):
             continue
         if value == -1:
             return 1
-        if value > QUOTA_MAX:
+        if value >= QUOTA_MAX:
             return 2
     return None
 

@@ -212,7 +212,11 @@ def test_probe_of_a_real_interpreter(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 @pytest.mark.parametrize("goal,variables,checked", [
     ("install", ["DESTDIR=/stage"], "--destdir \"/stage\" --pip-into-env no"),
-    ("install", [], "--destdir \"\" --pip-into-env yes"),
+    # The machine's python3 is a system interpreter: the package's layout, not pip into it;
+    # a virtualenv's is pip into it.
+    ("install", [], "--destdir \"\" --pip-into-env no"),
+    pytest.param("install", ["PYTHON=" + sys.executable], "--pip-into-env yes",
+                 marks=pytest.mark.skipif(sys.prefix == sys.base_prefix, reason="not run from a virtualenv")),
     ("rpm", [], "--rpm-tests yes"),
     ("rpm", ["RPMBUILD_ARGS=--without tests"], "--rpm-tests no"),
     ("srpm", [], ""),
