@@ -61,7 +61,7 @@ def run(driver, name, paths, t_hook, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(timeout) + 1)
     try:
-        result = _apply(driver, name, paths, settings, time.monotonic() + timeout)
+        result = _apply(driver, name, paths, settings, time.monotonic() + timeout, event)
     except GaveUp as e:
         result = Result("gave-up", str(e))
     except PolicyError as e:
@@ -116,7 +116,7 @@ class _Stopped(Exception):
     pass
 
 
-def _apply(driver, name, paths, settings, deadline):
+def _apply(driver, name, paths, settings, deadline, event):
     from . import originals, virt
     from .enforce import Target, enforce, previous_plan, reader
     from .errors import PolicyError
@@ -139,11 +139,17 @@ def _apply(driver, name, paths, settings, deadline):
     previous = previous_plan(paths, name)
     read = reader(paths, name, 5.0)
 
+    # Only what differs from what runs where a definition may hold it all already
+    # (persistent mode) or a domain ran on (reconnect); a fresh start in hook mode
+    # needs it all, and the reads would only come first.
+    compare = None
+    if settings.persistent or not event.startswith("start/"):
+        def compare(d):
+            return virt.live_values(d, facts.driver, offline=False)
+
     def attempt():
         try:
-            # Only what differs from what runs: a definition may hold it all already.
-            return enforce(target, read, previous=previous,
-                           compare=lambda d: virt.live_values(d, facts.driver, offline=False))
+            return enforce(target, read, previous=previous, compare=compare)
         except PolicyError:
             if not virt.is_running(dom):
                 raise _Stopped() from None

@@ -208,19 +208,23 @@ def running_domains(conn):
 def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
     """Put `plan` in force. Raises LIBVIRT naming the step that failed. libvirt's libxl
     driver takes scheduler parameters only with flags 0, which means the running
-    domain (mapping.LIVE_SCHED_FLAG)."""
+    domain (mapping.LIVE_SCHED_FLAG).
+
+    The scheduler parameters go first: a guest that has just started runs every vCPU
+    flat out, and once capped it leaves libvirtd the CPU time to pin its threads (one
+    call each): measured at 64 vCPUs under TCG on 2 host CPUs, it shortens the whole."""
     sched_flags = flags if LIVE_SCHED_FLAG.get(plan.driver, True) else flags & ~AFFECT_LIVE
-    steps = iter(virsh_steps(plan))
+    steps = virsh_steps(plan)
     step = None
     try:
-        for (kind, index), cpus in plan.sorted_pins():
-            step = next(steps)
+        if plan.sched:
+            step = steps[-1]
+            dom.setSchedulerParametersFlags(plan.sched, sched_flags)
+        for i, ((kind, index), cpus) in enumerate(plan.sorted_pins()):
+            step = steps[i]
             row = PIN[kind]
             args = (index,) if row.indexed else ()
             getattr(dom, row.setter)(*(args + (cpus.to_bools(cpumap_len), flags)))
-        if plan.sched:
-            step = next(steps)
-            dom.setSchedulerParametersFlags(plan.sched, sched_flags)
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
         raise PolicyError("%s: %s failed: %s" % (plan.domain, step, error_text(e)), LIBVIRT) from None
