@@ -10,6 +10,7 @@ whose every value policyhook wrote has its original on record.
 
 from . import originals
 from .cputune import find_cputune, replace_cputune, rewrite
+from .errors import LIBVIRT, PolicyError
 
 
 def _canon(text):
@@ -25,23 +26,35 @@ def _canon(text):
     return ET.tostring(tune, encoding="unicode") if len(tune) else None
 
 
-def put(paths, lock, virt, conn, dom, name, uuid, plan):
+def put(paths, lock, virt, conn, dom, name, uuid, plan, attempts=3):
     """Make the persistent definition of `dom` hold `plan` (None: give everything back).
-    `lock()` is the registry lock; returns True when the definition changed."""
-    xml = virt.definition_xml(dom)
-    current = find_cputune(xml)
-    with lock():
-        record = originals.load(paths, name, uuid) or originals.Originals(name, uuid)
-        tune, saved = rewrite(current, plan, record.saved)
-        changed = tune != _canon(current)
-        dropping = not saved and record.saved
-        record.saved = saved
-        record.uuid = uuid or record.uuid
-        if saved:
-            originals.save(paths, record)
-    if changed:
-        virt.define(conn, name, replace_cputune(xml, tune))
-    if dropping:
+    `lock()` is the registry lock; returns True when the definition changed.
+
+    An original is kept on record until the definition that no longer needs it is
+    defined: saved first (with those being given back still in it), then the
+    definition, then the record without them. The definition is read again right
+    before it is defined, so that a change made meanwhile (virsh edit) is not lost."""
+    for _ in range(attempts):
+        xml = virt.definition_xml(dom)
+        current = find_cputune(xml)
         with lock():
-            originals.save(paths, record)   # nothing saved: removes the file
-    return changed
+            record = originals.load(paths, name, uuid) or originals.Originals(name, uuid)
+            tune, saved = rewrite(current, plan, record.saved)
+            keeping = dict(record.saved, **saved)    # the given-back ones until defined
+            record.uuid = uuid or record.uuid
+            if keeping != record.saved:
+                record.saved = keeping
+                originals.save(paths, record)
+        changed = tune != _canon(current)
+        if changed:
+            if virt.definition_xml(dom) != xml:
+                continue                        # changed under us: plan it again
+            virt.define(conn, name, replace_cputune(xml, tune))
+        if saved != keeping:
+            with lock():
+                record = originals.load(paths, name, uuid) or record
+                record.saved = saved
+                originals.save(paths, record)   # nothing left: removes the file
+        return changed
+    raise PolicyError("%s: its definition kept changing while policyhook wrote into it; run "
+                      "'policyctl apply --config %s' again" % (name, name), LIBVIRT)
