@@ -264,15 +264,17 @@ class PolicyManager(Session):
     def update_host(self, running=None):
         """Host isolation ([occupancy] isolate_host) for the domains running now (or
         `running`): an isolation.Isolation, or None when there is nothing to do."""
-        from . import effects, virt
+        from . import effects, isolation, virt
 
-        if running is None:
-            conn = self.connection()
-            if conn is None:
-                return None
-            running = [d.name() for d in virt.running_domains(conn)]
-        return effects.update_host(self.paths, self.settings, running, self.host_facts().cpus,
-                                   lock=self.registry.lock)
+        conn = self.connection()
+        if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]):
+            return None
+        found, complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
+                                                     {self.uri: conn})
+        if running is not None:   # this connection's, just listed: the others' from there
+            found = sorted(set(running) | set(found))
+        return effects.update_host(self.paths, self.settings, found, self.host_facts().cpus,
+                                   lock=self.registry.lock, complete=complete)
 
     # ---- reading ----------------------------------------------------------
 

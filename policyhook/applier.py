@@ -10,6 +10,7 @@ holding the registry lock only to read. What the domain's driver cannot put in f
 is logged with the result ("unsupported: ..."), every time.
 """
 
+import os
 import signal
 import time
 
@@ -161,18 +162,23 @@ def _apply(driver, name, paths, settings, deadline, event):
         return Result("stopped", "domain stopped while the policy was applied")
     at = time.time()
     return Result("applied", enforced=done, at=at, uuid=facts.uuid,
-                  host=_host_isolation(paths, settings, conn, host.cpus))
+                  host=_host_isolation(paths, settings, conn, host.cpus, driver))
 
 
-def _host_isolation(paths, settings, conn, host_cpus):
-    """effects.update_host for the domains running now, as one line (or None)."""
+def _host_isolation(paths, settings, conn, host_cpus, driver):
+    """effects.update_host for the domains running now on every connection, as one line
+    (or None). Its failures are its own: they never undo what was applied."""
     from . import effects, virt
     from .errors import PolicyError
 
     try:
-        running = [d.name() for d in virt.running_domains(conn)]
-        return effects.describe(effects.update_host(paths, settings, running, host_cpus))
-    except PolicyError as e:
+        if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")):
+            return None
+        running, complete = effects.running_everywhere(settings, virt.connect,
+                                                       {uri_for(driver, settings): conn})
+        return effects.describe(effects.update_host(paths, settings, running, host_cpus,
+                                                    complete=complete))
+    except (GaveUp, PolicyError) as e:
         return "host isolation: %s" % e
 
 
@@ -197,7 +203,7 @@ def run_host(driver, name, paths, event):
     try:
         conn = _retry(time.monotonic() + settings.applier_timeout, settings,
                       lambda: virt.connect(uri_for(driver, settings)))
-        text = _host_isolation(paths, settings, conn, virt.host_facts(conn).cpus)
+        text = _host_isolation(paths, settings, conn, virt.host_facts(conn).cpus, driver)
     except (GaveUp, PolicyError) as e:
         text = "host isolation: %s" % e
     finally:

@@ -4,18 +4,43 @@ updater, policyctl (cpuoccupy, apply --all) and the watcher; never by the hook."
 
 from . import isolation, registry
 from .cpuset import CpuSet
+from .errors import PolicyError
 from .locking import FlockLock
 
 
-def update_host(paths, settings, running, host_cpus, lock=None, systemd=None):
+def running_everywhere(settings, connect, connected=None):
+    """(names of the domains running on every configured connection, whether each one
+    answered): occupants of one driver must not be taken for stopped because the
+    caller is another's. `connected` = {uri: conn} already open; a URI whose driver
+    this host does not have holds no domain."""
+    from . import virt
+
+    names, complete = set(), True
+    for uri in dict.fromkeys([settings.uri, settings.lxc_uri, settings.libxl_uri]):
+        try:
+            conn = (connected or {}).get(uri) or connect(uri)
+            names.update(d.name() for d in virt.running_domains(conn))
+        except PolicyError as e:
+            if getattr(e, "unreachable", True):
+                complete = False
+    return sorted(names), complete
+
+
+def update_host(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True):
     """Keep the host's units off the CPUs of the occupancy sets one of `running` (domain
     names) belongs to, per [occupancy] isolate_host; with it off, give back whatever an
-    earlier run recorded. An isolation.Isolation, or None when there is nothing to do."""
+    earlier run recorded. An isolation.Isolation, or None when there is nothing to do.
+    Not `complete` (a connection did not answer): nothing is given back."""
     if lock is None:
         def lock():
             return FlockLock(paths.lock, 5.0)
-    if not settings.isolate_host and not isolation.load(paths)["saved"]:
+    recorded = isolation.load(paths)["saved"]
+    if not settings.isolate_host and not recorded:
         return None
+    if not complete and recorded:
+        result = isolation.Isolation(CpuSet())
+        result.skipped = "not every libvirt connection answered: left as it is"
+        return result
     with lock():
         host = registry.read_host(paths)
     held = isolation.held_cpus(host, running) if settings.isolate_host else CpuSet()

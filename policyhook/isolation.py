@@ -111,9 +111,9 @@ def update(paths, lock, systemd, host_cpus, held, units):
         if not keep:
             result.problems.append("%s: every CPU it may use (%s) is occupied; left as it is" % (unit, base))
             continue
-        if record["applied"].get(unit) == str(keep) and systemd.allowed_cpus(unit) == str(keep):
-            continue
         try:
+            if record["applied"].get(unit) == str(keep) and systemd.allowed_cpus(unit) == str(keep):
+                continue
             systemd.set_allowed_cpus(unit, str(keep))
         except SystemdError as e:
             result.problems.append(str(e))

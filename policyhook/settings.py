@@ -70,7 +70,7 @@ def _units(value):
     if not units:
         raise ValueError("no unit named")
     for unit in units:
-        if "/" in unit or "." not in unit or not unit.isprintable():
+        if "/" in unit or "." not in unit or unit.startswith("-") or not unit.isprintable():
             raise ValueError("%r is not a systemd unit name" % unit)
     return units
 

@@ -38,8 +38,8 @@ class Systemd:
     def allowed_cpus(self, unit):
         """The unit's AllowedCPUs as a cpulist ("" = not set: every CPU). systemd shows
         "0 2-3"; a cpulist has commas."""
-        return ",".join(self._systemctl("show", "--property=AllowedCPUs", "--value", unit).split())
+        return ",".join(self._systemctl("show", "--property=AllowedCPUs", "--value", "--", unit).split())
 
     def set_allowed_cpus(self, unit, cpus):
         """Set (or, with "", clear) AllowedCPUs until the next boot: --runtime."""
-        self._systemctl("set-property", "--runtime", unit, "AllowedCPUs=%s" % cpus)
+        self._systemctl("set-property", "--runtime", "--", unit, "AllowedCPUs=%s" % cpus)

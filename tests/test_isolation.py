@@ -36,7 +36,8 @@ class FakeSystemctl:
         if argv[1] == "show":
             r.stdout = self.allowed.get(argv[-1], "").replace(",", " ") + "\n"
         else:
-            unit, prop = argv[3], argv[4]
+            assert argv[3] == "--"     # a unit is never read as an option
+            unit, prop = argv[4], argv[5]
             self.allowed[unit] = prop.split("=", 1)[1]
             r.stdout = ""
         return r
@@ -107,3 +108,17 @@ def test_a_unit_with_no_cpu_left_is_left_alone(paths):
     r = update(paths, fake, CpuSet.parse("2-3"))
     assert r.problems == ["user.slice: every CPU it may use (2-3) is occupied; left as it is"]
     assert fake.allowed["user.slice"] == "2-3"
+
+
+def test_systemctl_failing_is_a_problem_reported_not_an_exception(paths):
+    class Busy(FakeSystemctl):
+        def __call__(self, argv):
+            if argv[1] == "show" and argv[-1] == "user.slice":
+                raise SystemdError("systemctl show user.slice: Connection timed out")
+            return FakeSystemctl.__call__(self, argv)
+    fake = Busy()
+    r = update(paths, fake, CpuSet.parse("2-3"))
+    assert r.problems == ["systemctl show user.slice: Connection timed out"]
+    assert r.changed == {"system.slice": "0-1,4-7", "init.scope": "0-1,4-7"}
+    r = update(paths, fake, CpuSet.parse("2-3"))   # steady state: the check fails again, reported
+    assert r.problems == ["systemctl show user.slice: Connection timed out"]

@@ -89,6 +89,8 @@ BAD = [
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),
     ("[libvirt]\npersistent = true\n", "[libvirt] persistent: 'true' is not yes or no"),
     ("[watch]\non_drift = fix\n", "[watch] on_drift: 'fix' is not one of report, repair"),
+    ("[occupancy]\nhost_units = --host=x.example\n",
+     "[occupancy] host_units: '--host=x.example' is not a systemd unit name"),
     ("[occupancy]\nhost_units = /etc/passwd\n",
      "[occupancy] host_units: '/etc/passwd' is not a systemd unit name"),
     ("[watch]\ninterval = 0\n", "[watch] interval: 0 is not in 1..86400"),
