@@ -42,10 +42,11 @@ class PolicyManager(Session):
     def _edit(self, text, change, mutate, dry_run=False, undefined=False):
         ctx = self.context(text)
         name = ctx.name
+        self.known(ctx, self.registry.load(name), undefined)
         with self.registry.lock():
             host = self.registry.load_host()
             stored = self.registry.load(name)
-            self.known(ctx, stored, undefined)
+            self.known(ctx, stored, undefined, suggest=False)   # removed meanwhile
             if stored is not None and stored.bound_elsewhere(ctx.facts.uuid) \
                     and change.op not in ("remove", "rebind"):
                 raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid).replace(
@@ -166,6 +167,8 @@ class PolicyManager(Session):
         `virsh domrename`: a domain keeps its UUID when renamed)."""
         check_name(old)
         ctx = self.context(new)
+        if ctx.name != old:
+            self.known(ctx, None, undefined)
         change = Change("rename", value=ctx.name)
         with self.registry.lock():
             host = self.registry.load_host()
@@ -177,7 +180,7 @@ class PolicyManager(Session):
             if self.registry.load(ctx.name) is not None:
                 raise invalid("domain '%s' has a policy already; remove it first (policyctl remove %s)"
                               % (ctx.name, ctx.name))
-            self.known(ctx, None, undefined)
+            self.known(ctx, None, undefined, suggest=False)
             if policy is not None and policy.bound_elsewhere(ctx.facts.uuid):
                 raise conflict("the policy of '%s' was recorded for the domain with UUID %s, but '%s' "
                                "has UUID %s: not the same domain; nothing saved"

@@ -138,16 +138,19 @@ class Session:
                                           virt.live_values(dom, facts.driver) if running else None)
         return Context(name, host, facts, dom, running, version)
 
-    def known(self, ctx, stored, undefined=False):
+    def known(self, ctx, stored, undefined=False, suggest=True):
         """INVALID for a domain libvirt does not know and the registry has no policy of,
-        unless `undefined` (a policy recorded ahead of the domain's definition)."""
+        unless `undefined` (a policy recorded ahead of the domain's definition). With
+        `suggest`, the closest name libvirt knows: a listing of every domain, so never
+        under the registry lock (it can wait on a starting domain whose hook waits on
+        the lock)."""
         conn = self.connection()
         if ctx.dom is not None or conn is None or stored is not None or undefined:
             return
         from difflib import get_close_matches
 
         from . import virt
-        close = get_close_matches(ctx.name, virt.domain_names(conn), 1, 0.75)
+        close = get_close_matches(ctx.name, virt.domain_names(conn), 1, 0.75) if suggest else ()
         raise invalid("domain '%s' is not defined in libvirt (%s)%s; --undefined records a policy "
                       "for a domain not defined yet" % (ctx.name, self.uri,
                                                        "; did you mean '%s'?" % close[0] if close else ""))
