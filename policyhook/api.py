@@ -49,8 +49,7 @@ class PolicyManager(Session):
             self.known(ctx, stored, undefined, suggest=False)   # removed meanwhile
             if stored is not None and stored.bound_elsewhere(ctx.facts.uuid) \
                     and change.op not in ("remove", "rebind"):
-                raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid).replace(
-                    "it is not applied", "nothing saved"))
+                raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid, "nothing saved"))
             old = stored or DomainPolicy(name)
             new = old.copy()
             mutate(new, ctx)
@@ -259,10 +258,9 @@ class PolicyManager(Session):
                     defined.append(r.ctx.name)
             except PolicyError as e:
                 failures.append((r.ctx.name, str(e)))
-        outcome = OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED, repinned,
-                                   failures, cannot, self.libvirt_error, defined, added, open_siblings)
-        outcome.isolation = self.update_host([r.ctx.name for r in running if r.ctx.running])
-        return outcome
+        isolated = self.update_host([r.ctx.name for r in running if r.ctx.running])
+        return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED, repinned,
+                                failures, cannot, self.libvirt_error, defined, added, open_siblings, isolated)
 
     def update_host(self, running=None):
         """Host isolation ([occupancy] isolate_host) for the domains running now (or

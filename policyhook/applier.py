@@ -99,14 +99,18 @@ def run(driver, name, paths, t_hook, event):
 
 
 def _retry(deadline, settings, attempt):
-    """attempt() until it returns, backing off; GaveUp at the deadline."""
-    from .errors import PolicyError
+    """attempt() until it returns, backing off; GaveUp at the deadline. Only what time
+    can mend is tried again (libvirtd away or busy, the lock held): a conflict or a
+    broken policy file is the same on the next try."""
+    from .errors import LIBVIRT, LOCKED, PolicyError
 
     delay = 0.05
     while True:
         try:
             return attempt()
         except PolicyError as e:
+            if e.code not in (LIBVIRT, LOCKED):
+                raise
             if time.monotonic() + delay > deadline:
                 raise GaveUp("gave up after %gs: %s" % (settings.applier_timeout, e)) from None
             time.sleep(delay)

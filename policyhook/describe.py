@@ -96,8 +96,9 @@ def plan_summary(plan):
     return text
 
 
-def elsewhere_line(name, recorded, actual):
-    """Why a stored policy is not applied to a domain that took its name."""
+def elsewhere_line(name, recorded, actual, outcome="it is not applied"):
+    """Why a stored policy is not applied to a domain that took its name (`outcome`: what
+    follows from it here)."""
     return ("the policy of '%s' was recorded for the domain with UUID %s, but this '%s' has UUID %s; "
-            "it is not applied (run 'policyctl rebind %s' to keep it for this domain, or "
-            "'policyctl remove %s')" % (name, recorded, name, actual or "?", name, name))
+            "%s (run 'policyctl rebind %s' to keep it for this domain, or "
+            "'policyctl remove %s')" % (name, recorded, name, actual or "?", outcome, name, name))

@@ -99,7 +99,12 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
 
 
 def record(paths, name, source, enforced=None, error=None, **fields):
-    """The runtime state of a domain after enforce(): what was applied, or the error."""
+    """The runtime state of a domain after enforce(): what was applied, or the error
+    (none for a name no file can carry)."""
+    from .names import name_problem
+
+    if name_problem(name) is not None:
+        return None
     if error is not None:
         return state.update(paths, name, result="failed", error=error, source=source, **fields)
     applied = enforced.applied or Plan(name, enforced.plan.driver)

@@ -306,9 +306,13 @@ def spawn_applier(call, job="apply"):
             code = applier.run_host(call.driver, call.name, call.paths, event)
         else:
             code = applier.run(call.driver, call.name, call.paths, call.t0, event)
-    except BaseException:  # noqa: BLE001 - the detached child must always exit here
+    except BaseException as e:  # noqa: BLE001 - the detached child must always exit here
         import traceback
         traceback.print_exc()
+        try:   # stderr may be /dev/null (a log that cannot be opened): say it in syslog too
+            call.log("the %s process failed: %s: %s" % (job, type(e).__name__, e), "error")
+        except Exception:  # noqa: BLE001 - nothing more can be done
+            pass
         code = 1
     os._exit(code)
 

@@ -27,7 +27,10 @@ def _load(path, loader):
 
 
 def read_domain(paths, name):
-    """The stored DomainPolicy of `name`, or None. Strict loader; no jsonschema."""
+    """The stored DomainPolicy of `name`, or None (also for a name no policy file can
+    carry: it has none). Strict loader; no jsonschema."""
+    if name_problem(name) is not None:
+        return None
     safeio.check_dir(paths.etc)
     safeio.check_dir(paths.domains)
     return _read_domain_file(paths, name)

@@ -89,7 +89,7 @@ class OccupancyOutcome:
                  "added", "open_siblings", "isolation")
 
     def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None,
-                 defined=(), added=None, open_siblings=None):
+                 defined=(), added=None, open_siblings=None, isolation=None):
         self.cpus = cpus                    # CpuSet
         self.domains = domains              # the occupants, or None: the CPUs are freed
         self.status = status
@@ -100,7 +100,7 @@ class OccupancyOutcome:
         self.defined = list(defined)        # [domain] whose persistent definition was rewritten
         self.added = added                  # CpuSet --whole-cores added, or None
         self.open_siblings = dict(open_siblings or {})  # {occupied CPU: its siblings left open}
-        self.isolation = None               # isolation.Isolation, when host isolation acted
+        self.isolation = isolation          # isolation.Isolation, when host isolation acted
 
     def to_doc(self):
         return {"cpus": str(self.cpus), "definitions": self.defined, "domains": self.domains,

@@ -9,7 +9,7 @@ from .domxml import DomainFacts
 from .errors import LIBVIRT, PolicyError, invalid
 from .hostinfo import online_cpus
 from .mapping import local_cgroup_version
-from .names import check_name
+from .names import check_name, name_problem
 from .planner import plan
 from .registry import Registry
 from .results import Status
@@ -127,10 +127,14 @@ class Session:
             # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
             facts = DomainFacts(check_name(text), virt.driver(conn) or "qemu")
             return Context(text, host, facts, cgroup_version=host.cgroup_version or 2)
-        name = check_name(dom.name())
-        # The domain's own pins: not those policyhook wrote into its definition.
+        # A name libvirt allows but no policy file can carry (a leading '.', a control
+        # character) has no policy and no originals, but is still planned: kept off
+        # occupied CPUs, verified. Storing a policy for it is refused where it is saved.
+        name = dom.name()
         facts = virt.facts(dom, name)
-        originals.own_pins(facts, originals.load(self.paths, name, facts.uuid))
+        if name_problem(name) is None:
+            # The domain's own pins: not those policyhook wrote into its definition.
+            originals.own_pins(facts, originals.load(self.paths, name, facts.uuid))
         running = virt.is_running(dom)
         version = host.cgroup_version
         if version is None:

@@ -27,6 +27,7 @@ from .log import log
 from .report import Verified, verify_one
 
 BACKOFF = (0.5, 1, 2, 5, 10, 30)
+REPAIRS = 3     # repairs of one domain per [watch] interval; past that, drift is only reported
 
 
 class Counters:
@@ -69,10 +70,18 @@ class Watcher:
         self._callbacks = {}
         self.reported = {}                           # domain -> the drift last reported
         self.last_isolation = None
+        self.pending = set()                         # (what, uri, name) due and not run yet
+        self.repairs = {}                            # domain -> [when] of its recent repairs
 
     # ---- what to do when -------------------------------------------------------------
 
     def later(self, delay, what, uri=None, name=None):
+        """Do `what` in `delay` seconds, once: events of a burst (one per pin the applier
+        sets) make one check."""
+        if name is not None:
+            if (what, uri, name) in self.pending:
+                return
+            self.pending.add((what, uri, name))
         self.seq += 1
         heapq.heappush(self.due, (time.monotonic() + delay, self.seq, what, uri, name))
 
@@ -83,13 +92,23 @@ class Watcher:
         now = time.monotonic()
         while self.due and self.due[0][0] <= now and not self.stop:
             _, _, what, uri, name = heapq.heappop(self.due)
-            if what == "connect":
-                self.connect(uri)
-            elif what == "reconcile":
-                self.reconcile()
-                self.later(self.settings.watch_interval, "reconcile")
-            elif what in ("started", "tunable") and self.links.get(uri) is not None:
-                self.check(uri, name, what)
+            self.pending.discard((what, uri, name))
+            try:
+                if what == "connect":
+                    self.connect(uri)
+                elif what == "reconcile":
+                    self.reconcile()
+                elif what in ("started", "tunable") and self.links.get(uri) is not None:
+                    self.check(uri, name, what)
+            except Exception as e:  # noqa: BLE001 - one failure must not end the watch
+                self.counters.errors += 1
+                self.say("%s%s: %s: %s: %s" % (uri or "", " " + name if name else "", what,
+                                               type(e).__name__, e), "error")
+                if uri is not None and self.links.get(uri) is not None:
+                    self.lost(uri, "after an error")
+            finally:
+                if what == "reconcile":
+                    self.later(self.settings.watch_interval, "reconcile")
 
     # ---- connections -------------------------------------------------------------------
 
@@ -110,14 +129,22 @@ class Watcher:
             return
         import libvirt
 
+        try:
+            ids = [conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                               self._lifecycle, uri),
+                   conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE,
+                                               self._tunable, uri)]
+            conn.registerCloseCallback(self._closed, uri)
+            conn.setKeepAlive(5, 3)
+        except libvirt.libvirtError as e:
+            self.say("%s: cannot subscribe to events: %s; trying again" % (uri, e), "warning")
+            self.later(BACKOFF[min(self.failures[uri], len(BACKOFF) - 1)], "connect", uri)
+            self.failures[uri] += 1
+            return
         was_down = self.failures[uri] > 0
         self.failures[uri] = 0
         self.links[uri] = pm
-        ids = [conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, uri),
-               conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_TUNABLE, self._tunable, uri)]
         self._callbacks[uri] = (conn, ids)
-        conn.registerCloseCallback(self._closed, uri)
-        conn.setKeepAlive(5, 3)
         checked = self.reconcile(uri)
         self.say("%s: watching%s; %d running domain%s with a policy checked" % (
             uri, " again" if was_down else "", checked, "" if checked == 1 else "s"))
@@ -125,11 +152,14 @@ class Watcher:
     def _closed(self, _conn, reason, uri):
         # Inside libvirt's loop: only note it; the new connection is made between turns.
         if self.links.get(uri) is not None:
-            self.links[uri] = None
-            self._callbacks.pop(uri, None)
-            self.say("%s: connection lost (reason %d); reconnecting" % (uri, reason), "warning")
-            self.failures[uri] = 1
-            self.later(BACKOFF[0], "connect", uri)
+            self.lost(uri, "(reason %d)" % reason)
+
+    def lost(self, uri, why):
+        self.links[uri] = None
+        self._callbacks.pop(uri, None)
+        self.say("%s: connection lost %s; reconnecting" % (uri, why), "warning")
+        self.failures[uri] = 1
+        self.later(BACKOFF[0], "connect", uri)
 
     def _lifecycle(self, _conn, dom, event, _detail, uri):
         import libvirt
@@ -175,10 +205,11 @@ class Watcher:
                     totals.domains += 1
                     totals.in_force += verdict == Verified.IN_FORCE
                     totals.drifted += verdict == Verified.DRIFT
-        c = self.counters
-        c.domains, c.in_force, c.drifted = totals.domains, totals.in_force, totals.drifted
-        c.last_reconcile = time.time()
-        self.write_metrics()
+        if only is None:   # the gauges are those of a pass over every connection
+            c = self.counters
+            c.domains, c.in_force, c.drifted = totals.domains, totals.in_force, totals.drifted
+            c.last_reconcile = time.time()
+            self.write_metrics()
         self.isolate()
         return totals.domains
 
@@ -189,15 +220,19 @@ class Watcher:
         for pm in self.links.values():
             if pm is not None and pm.uri == self.settings.uri:
                 try:
-                    text = describe(pm.update_host())
+                    result = pm.update_host()
+                    done = result.to_doc() if result else None
+                    text = describe(result)
                 except PolicyError as e:
-                    text = "host isolation: %s" % e
-                if text and text != self.last_isolation:
+                    done = text = "host isolation: %s" % e
+                if text and done != self.last_isolation:
                     self.say(text)
-                self.last_isolation = text
+                self.last_isolation = done
 
     def check(self, uri, name, why):
-        """Verify one domain and act as the settings say; its final status, or None."""
+        """Verify one domain and act as the settings say; its final status, "deferred"
+        (its applier is still at work: checked again later), or None (nothing is asked
+        of it)."""
         pm = self.links.get(uri)
         try:
             ctx = pm.context(name)
@@ -215,19 +250,34 @@ class Watcher:
             from .describe import drift_line
 
             text = "; ".join(drift_line(d) for d in v.drift)
-            ours = (state.read(self.paths, ctx.name) or {}).get("result") == "applied"
-            if ours and self.settings.on_drift != "repair":
-                if self.reported.get(ctx.name) != text:   # once per drift, not at every reconcile
-                    self.reported[ctx.name] = text
-                    self.say("%s: drift (%s): %s" % (name, why, text), "warning")
-                    state.update(self.paths, ctx.name, drift=[d.to_doc() for d in v.drift],
-                                 drift_at=time.time())
+            record = state.read(self.paths, ctx.name) or {}
+            result = record.get("result")
+            started = time.time() - record.get("updated", 0)
+            if result == "applying" and started < self.settings.applier_timeout:
+                # The hook's applier is still at work: look again once it should be done
+                # (an applier killed meanwhile leaves "applying" behind: then we apply).
+                self.later(self.settings.watch_settle or 1.0, why, uri, name)
+                return "deferred"
+            ours = result == "applied"
+            docs = [d.to_doc() for d in v.drift]
+            now = time.monotonic()
+            recent = [t for t in self.repairs.get(ctx.name, ()) if now - t < self.settings.watch_interval]
+            self.repairs[ctx.name] = recent
+            if ours and (self.settings.on_drift != "repair" or len(recent) >= REPAIRS):
+                if self.reported.get(ctx.name) != docs:   # once per drift, not at every reconcile
+                    self.reported[ctx.name] = docs
+                    more = "" if self.settings.on_drift != "repair" else \
+                        " (repaired %d times in %gs: it keeps coming back; not repaired until then)" \
+                        % (len(recent), self.settings.watch_interval)
+                    self.say("%s: drift (%s): %s%s" % (name, why, text, more), "warning")
+                    state.update(self.paths, ctx.name, drift=docs, drift_at=time.time())
                 return v.status
             self.reported.pop(ctx.name, None)
             from .enforce import previous_plan
 
             pm.enforce_on(ctx, "watch", previous=previous_plan(self.paths, ctx.name))
             if ours:
+                self.repairs[ctx.name].append(now)
                 self.counters.repairs += 1
                 self.say("%s: drift (%s) repaired: %s" % (name, why, text), "warning")
             else:
@@ -235,9 +285,10 @@ class Watcher:
                 self.say("%s: policy not in force (%s; no hook put it there): applied" % (name, why),
                          "warning")
             return Verified.IN_FORCE
-        except PolicyError as e:
+        except Exception as e:  # noqa: BLE001 - libvirt's own errors too: report, go on
             self.counters.errors += 1
-            self.say("%s: %s" % (name, e), "error")
+            self.say("%s: %s" % (name, e if isinstance(e, PolicyError) else "%s: %s" % (type(e).__name__, e)),
+                     "error")
             return Verified.FAILED
         finally:
             if why != "reconcile":

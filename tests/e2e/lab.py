@@ -225,3 +225,10 @@ def iothreadinfo(name, uri=URI):
     """{IOThread ID: 'cpulist'} from `virsh iothreadinfo` (live when running)."""
     out = virsh("iothreadinfo", name, uri=uri).stdout
     return {int(m.group(1)): m.group(2) for m in re.finditer(r"^\s*(\d+)\s+(\S+)\s*$", out, re.M)}
+
+
+def occupied():
+    """{CPU: [domains]} of the occupied CPUs, from `policyctl occupancy --json`."""
+    doc = json.loads(policyctl("occupancy", "--json").stdout)
+    return {c["cpu"]: c["occupied_by"] for n in doc["nodes"] for s in n["sockets"] for k in s["cores"]
+            for c in k["cpus"] if c["occupied_by"]}

@@ -34,8 +34,7 @@ def test_three_domains(domains):
     ]
     assert _pins(c) == ({0: "0", 1: "0"}, "0")
     assert _pins(a) == ({0: "0-1", 1: "0-1"}, "0-1")
-    occ = json.loads(lab.policyctl("occupancy", "--json").stdout)
-    assert occ == {"1": sorted([a, b])}
+    assert lab.occupied() == {1: sorted([a, b])}
     report = json.loads(lab.policyctl("cpupolicy", c, "--json").stdout)
     assert report["effective"]["kept_off"] == "1"
     text = lab.policyctl("cpupolicy", c).stdout

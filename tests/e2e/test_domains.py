@@ -126,7 +126,7 @@ def test_rename_follows_virsh_domrename(domains):
         r = lab.policyctl("rename", old, new)
         assert (r.returncode, r.stdout) == (0, "%s: policy moved to '%s': saved\n" % (old, new)), r.stderr
         assert _policy(old) is None and _policy(new)["vcpupin"] == {"0": "1"}
-        assert json.loads(lab.policyctl("occupancy", "--json").stdout) == {"1": [new]}
+        assert lab.occupied() == {1: [new]}
         lab.virsh("start", new)
         lab.wait_for(lambda: lab.vcpupin(new).get(0) == "1", 15, "the renamed domain's policy")
     finally:
