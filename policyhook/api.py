@@ -237,7 +237,8 @@ class PolicyManager(Session):
             for r in running:
                 r.policy = policies.get(r.ctx.name)
             occupancy.check(old_host, new_host, host.cpus, policies, running)
-            moves, cannot = occupancy.repins(old_host, new_host, running)
+            # Under [occupancy] mode = running, only sets with a running occupant move anyone.
+            moves, cannot = occupancy.repins(self.view(old_host), self.view(new_host), running)
             if dry_run:
                 live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
                 definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]

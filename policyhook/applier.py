@@ -138,7 +138,14 @@ def _apply(driver, name, paths, settings, deadline, event):
     facts = virt.facts(dom, name)
     originals.own_pins(facts, originals.load(paths, name, facts.uuid))
     version = virt.cgroup_version(host, facts.driver, None)
-    target = Target(name, dom, facts, host, version)
+    running = None
+    if settings.occupancy_mode == "running":
+        # The sets in force are those with an occupant running, this one included.
+        from .effects import running_everywhere
+        found, _complete = running_everywhere(settings, virt.connect, {uri_for(driver, settings): conn})
+        running = set(found) | {name}
+    target = Target(name, dom, facts, host, version,
+                    None if running is None else (lambda h: h.active(running)))
     # A domain that was started before (reconnect) may hold settings of a policy that
     # has since lost them: put libvirt's defaults back for those.
     previous = previous_plan(paths, name)
@@ -165,8 +172,23 @@ def _apply(driver, name, paths, settings, deadline, event):
     except _Stopped:
         return Result("stopped", "domain stopped while the policy was applied")
     at = time.time()
+    lines = [_host_isolation(paths, settings, conn, host.cpus, driver)]
+    if running is not None:
+        lines.append(_outsiders(paths, settings, driver, conn, running - {name}, running, name))
     return Result("applied", enforced=done, at=at, uuid=facts.uuid,
-                  host=_host_isolation(paths, settings, conn, host.cpus, driver))
+                  host="; ".join(t for t in lines if t) or None)
+
+
+def _outsiders(paths, settings, driver, conn, before, after, skip=None):
+    """effects.repin_outsiders as one line (or None); its failures are its own."""
+    from . import effects
+    from .errors import PolicyError
+
+    try:
+        moved = effects.repin_outsiders(paths, settings, uri_for(driver, settings), conn, before, after, skip)
+        return effects.describe_moves(moved)
+    except PolicyError as e:
+        return "occupancy (running mode): %s" % e
 
 
 def _host_isolation(paths, settings, conn, host_cpus, driver):
@@ -188,7 +210,8 @@ def _host_isolation(paths, settings, conn, host_cpus, driver):
 
 def run_host(driver, name, paths, event):
     """The updater forked at `release end`: the host isolation for the domains still
-    running (the one released is not), bounded by [applier] timeout."""
+    running (the one released is not) and, with [occupancy] mode = running, the other
+    domains' pins when a set is freed; bounded by [applier] timeout."""
     from . import virt
     from .errors import PolicyError
     from .log import log
@@ -208,6 +231,12 @@ def run_host(driver, name, paths, event):
         conn = _retry(time.monotonic() + settings.applier_timeout, settings,
                       lambda: virt.connect(uri_for(driver, settings)))
         text = _host_isolation(paths, settings, conn, virt.host_facts(conn).cpus, driver)
+        if settings.occupancy_mode == "running":
+            # The domain released no longer runs: sets only it kept in force are freed.
+            from .effects import running_everywhere
+            found, _complete = running_everywhere(settings, virt.connect, {uri_for(driver, settings): conn})
+            moved = _outsiders(paths, settings, driver, conn, set(found) | {name}, set(found) - {name})
+            text = "; ".join(t for t in (text, moved) if t) or None
     except (GaveUp, PolicyError) as e:
         text = "host isolation: %s" % e
     finally:

@@ -60,3 +60,24 @@ def describe(result):
     parts += ["%s AllowedCPUs=%s (given back)" % (u, v or "all") for u, v in sorted(result.restored.items())]
     parts += result.problems
     return "host isolation: %s" % "; ".join(parts) if parts else None
+
+
+
+def repin_outsiders(paths, settings, uri, conn, before, after, skip=None):
+    """Session.repin_others on an open connection ([occupancy] mode = running)."""
+    from .session import Session
+
+    if settings.occupancy_mode != "running":
+        return []
+    return Session(paths, uri, settings, connect=lambda _uri: conn).repin_others(before, after, skip)
+
+
+def describe_moves(moved):
+    """One line for the log, or None."""
+    from .describe import plan_line
+
+    if not moved:
+        return None
+    return "occupancy (running mode): " + "; ".join(
+        "%s %s" % (name, "FAILED: " + p if isinstance(p, str) else plan_line(p, "no change"))
+        for name, p in moved)

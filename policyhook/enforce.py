@@ -20,16 +20,19 @@ from .planner import Plan, differences, pins_only, plan, restores
 class Target:
     """A running domain as libvirt shows it: its handle, facts and host."""
 
-    __slots__ = ("name", "dom", "facts", "host", "cgroup_version")
+    __slots__ = ("name", "dom", "facts", "host", "cgroup_version", "view")
 
-    def __init__(self, name, dom, facts, host, cgroup_version):
+    def __init__(self, name, dom, facts, host, cgroup_version, view=None):
         self.name = name
         self.dom = dom
         self.facts = facts
         self.host = host                  # virt.HostFacts
         self.cgroup_version = cgroup_version
+        self.view = view                  # host policy -> the sets in force ([occupancy] mode)
 
     def plan(self, policy, host_policy):
+        if self.view is not None:
+            host_policy = self.view(host_policy)
         return plan(policy, host_policy, self.facts, self.host.cpus, self.cgroup_version)
 
 

@@ -82,6 +82,11 @@ def _plan(call, settings):
     with FlockLock(call.paths.lock, settings.hook_lock_timeout):
         policy = registry.read_domain(call.paths, call.name) if safe else None
         host = registry.read_host(call.paths)
+        if settings.occupancy_mode == "running" and not host.is_empty():
+            # The sets with an occupant running (or this one starting): runtime state
+            # files are kept for every domain while it runs, once occupancy exists.
+            from .state import names as running
+            host = host.active(set(running(call.paths)) | {call.name})
         if safe and os.path.lexists(call.paths.originals_file(call.name)):
             # Persistent mode: plan from the domain's own pins, not from what we wrote.
             from . import originals
@@ -232,16 +237,32 @@ def on_stopped(call):
 
 def on_release(call):
     """As on_stopped; and when the host's units may be kept off CPUs for this domain
-    (host isolation), a detached updater gives them back if it was the last occupant
-    running: systemd is never called from the hook itself."""
+    (host isolation) or, with [occupancy] mode = running, it occupies CPUs, a detached
+    updater gives them back if it was the last occupant running: neither systemd nor
+    libvirt is called from the hook itself."""
     on_stopped(call)
     try:
-        if os.path.lexists(os.path.join(call.paths.run, "isolation.json")):
+        if os.path.lexists(os.path.join(call.paths.run, "isolation.json")) or _frees_a_set(call):
             pid = spawn_applier(call, "host")
-            call.log("host isolation updater started (pid %d)" % pid)
+            call.log("updater started (pid %d)" % pid)
     except Exception as e:  # noqa: BLE001 - never fail a release for our sake
-        call.log("cannot start the host isolation updater: %s: %s" % (type(e).__name__, e), "error")
+        call.log("cannot start the updater: %s: %s" % (type(e).__name__, e), "error")
     return 0
+
+
+def _frees_a_set(call):
+    """[occupancy] mode = running and this domain occupies CPUs: others may get them back."""
+    if not os.path.lexists(call.paths.host_file):
+        return False
+    from . import registry
+
+    settings = _settings(call)
+    if settings.occupancy_mode != "running":
+        return False
+    from .locking import FlockLock
+
+    with FlockLock(call.paths.lock, settings.hook_lock_timeout):
+        return bool(registry.read_host(call.paths).occupies(call.name))
 
 
 HANDLERS = {

@@ -80,6 +80,12 @@ class HostPolicy:
     def occupies(self, name):
         return sorted(c for c, doms in self.occupancy.items() if name in doms)
 
+    def active(self, running):
+        """The sets with at least one of `running` in them ([occupancy] mode = running:
+        CPUs are kept from others only while one of their occupants runs)."""
+        running = set(running)
+        return HostPolicy({c: doms for c, doms in self.occupancy.items() if running & set(doms)})
+
     def is_empty(self):
         return not self.occupancy
 

@@ -14,6 +14,7 @@ from .planner import plan
 from .registry import Registry
 from .results import Status
 from .settings import Settings
+from .state import names as state_names
 from .tunables import VCPU
 
 
@@ -30,8 +31,8 @@ class Context:
         self.running = running
         self.cgroup_version = cgroup_version
 
-    def target(self):
-        return enforce.Target(self.name, self.dom, self.facts, self.host, self.cgroup_version)
+    def target(self, view=None):
+        return enforce.Target(self.name, self.dom, self.facts, self.host, self.cgroup_version, view)
 
 
 class LocalHost:
@@ -62,6 +63,7 @@ class Session:
         self._host = None
         self._cgroup_version = cgroup_version
         self.libvirt_error = None  # why libvirt could not be used, once it could not
+        self._running_names = None
 
     # ---- libvirt --------------------------------------------------------
 
@@ -166,8 +168,35 @@ class Session:
         return Status.NOT_DEFINED if ctx.dom is None else Status.NOT_RUNNING
 
     def plan_for(self, policy, host, ctx):
-        """The plan of `policy` for the domain of `ctx` under `host` (pure)."""
-        return plan(policy, host, ctx.facts, ctx.host.cpus, ctx.cgroup_version)
+        """The plan of `policy` for the domain of `ctx` under `host` (pure but for the
+        running domains [occupancy] mode = running asks libvirt for)."""
+        return plan(policy, self.view(host), ctx.facts, ctx.host.cpus, ctx.cgroup_version)
+
+    def view(self, host):
+        """The occupancy sets in force: all of them, or with [occupancy] mode = running
+        those with a running occupant."""
+        if self.settings.occupancy_mode != "running":
+            return host
+        return host.active(self.running_names())
+
+    def running_names(self):
+        """The domains running on every configured connection (this one's without libvirt:
+        the runtime state's), listed once per session."""
+        if self._running_names is None:
+            conn = self.connection()
+            if conn is None:
+                self._running_names = set(state_names(self.paths))
+            else:
+                from . import effects, virt
+                found, _complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
+                                                              {self.uri: conn})
+                self._running_names = set(found)
+        return self._running_names
+
+    def forget_running(self):
+        """A long-lived session (the watcher): what runs may have changed since it was
+        listed; the next view() lists it again."""
+        self._running_names = None
 
     def definer(self, ctx, always=False):
         """What writes a plan into the domain's persistent definition in persistent mode,
@@ -190,7 +219,7 @@ class Session:
         read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
         kw.setdefault("live", ctx.running)
         try:
-            done = enforce.enforce(ctx.target(), read, **kw)
+            done = enforce.enforce(ctx.target(self.view), read, **kw)
         except PolicyError as e:
             if e.code != LIBVIRT:
                 raise
@@ -227,3 +256,31 @@ class Session:
                 found.append(occupancy.Running(ctx, live.pins_of(VCPU.kind) if live else {}))
         return found
 
+    def repin_others(self, before, after, skip=None):
+        """[occupancy] mode = running: the domains running went from `before` to `after`
+        (names), which may put a set in force or free it; the other running domains of
+        this connection (all but `skip`) are moved to the pins that gives them. Live
+        only, lock held only to read. [(name, pins applied, or the error's text)]."""
+        if self.settings.occupancy_mode != "running" or self.connection() is None:
+            return []
+        with self.registry.lock():
+            host = self.registry.load_host()
+        old, new = host.active(before), host.active(after)
+        if old == new:
+            return []
+        running = [r for r in self.running() if r.ctx.name != skip]
+        with self.registry.lock():
+            policies = {p.domain: p for p in self.registry.policies()}
+        for r in running:
+            r.policy = policies.get(r.ctx.name)
+        moves, _cannot = occupancy.repins(old, new, running)
+        self._running_names = set(after)
+        moved = []
+        for r, previous, live in moves:
+            try:
+                done = self.enforce_on(r.ctx, "occupancy (running mode)", hint=False,
+                                       first=(r.policy, host), previous=previous, scope="pins")
+                moved.append((r.ctx.name, done.applied or live))
+            except PolicyError as e:
+                moved.append((r.ctx.name, str(e)))
+        return moved

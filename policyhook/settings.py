@@ -10,7 +10,8 @@ MAX_BYTES = 65536
 class Settings:
     __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
                  "hook_lock_timeout", "lock_timeout", "applier_timeout", "on_drift", "watch_interval",
-                 "watch_settle", "metrics_file", "isolate_host", "host_units", "source")
+                 "watch_settle", "metrics_file", "isolate_host", "host_units", "occupancy_mode",
+                 "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
@@ -28,6 +29,7 @@ class Settings:
         self.metrics_file = ""         # node_exporter textfile the watcher writes; "" = none
         self.isolate_host = False      # keep the host's own units off CPUs occupants use
         self.host_units = ("system.slice", "user.slice", "init.scope")
+        self.occupancy_mode = "static"  # occupied CPUs kept from others always, or while one runs
         self.source = None
 
 
@@ -95,6 +97,7 @@ KEYS = {
     ("watch", "interval"): ("watch_interval", _seconds(1, 86400)),
     ("watch", "settle"): ("watch_settle", _seconds(0, 60)),
     ("watch", "metrics_file"): ("metrics_file", _path),
+    ("occupancy", "mode"): ("occupancy_mode", _choice("static", "running")),
     ("occupancy", "isolate_host"): ("isolate_host", _yes_no),
     ("occupancy", "host_units"): ("host_units", _units),
 }

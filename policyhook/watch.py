@@ -234,6 +234,7 @@ class Watcher:
         (its applier is still at work: checked again later), or None (nothing is asked
         of it)."""
         pm = self.links.get(uri)
+        pm.forget_running()   # [occupancy] mode = running: the sets in force are today's
         try:
             ctx = pm.context(name)
             policy = pm.registry.load(ctx.name)

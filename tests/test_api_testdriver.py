@@ -21,12 +21,13 @@ from policyhook import errors, state
 from policyhook.api import PolicyManager
 from policyhook.cli import show
 from policyhook.cpuset import CpuSet
-from policyhook.describe import drift_line, virsh_steps
+from policyhook.describe import drift_line, plan_line, virsh_steps
 from policyhook.errors import PolicyError
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry
 from policyhook.results import Status
+from policyhook.settings import Settings
 
 HOST = CpuSet.parse("0,2,4")
 UUID = {"running2": "11111111-2222-3333-4444-555555555555", "pinned1": "11111111-2222-3333-4444-666666666666",
@@ -275,6 +276,40 @@ def test_cpuoccupy_repins_running_domains(paths, fake, conn):
     assert fake.calls == [("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE),
                           ("pinned1", "pinEmulator", bools("4"), LIVE)]
     assert Registry(paths).load_host() == HostPolicy()
+
+
+def test_host_policy_active_keeps_the_sets_with_one_running():
+    host = HostPolicy({1: ["a", "b"], 2: ["c"]})
+    assert host.active({"b", "x"}) == HostPolicy({1: ["a", "b"]})
+    assert host.active(()) == HostPolicy()
+
+
+def test_running_mode_moves_others_only_while_an_occupant_runs(paths, fake):
+    # [occupancy] mode = running: 'stopped' occupies CPU 2 but is not running, so
+    # pinned1 keeps it; the applier of its start and the updater of its release move
+    # the others (Session.repin_others).
+    settings = Settings()
+    settings.occupancy_mode = "running"
+    pm = PolicyManager(paths, uri=URI, settings=settings, connect=lambda uri: fake, cgroup_version=1)
+    out = pm.occupy("2", "stopped")
+    assert said(out) == ["CPU 2 occupied by stopped: saved; applied live to 0 running domains"]
+    assert fake.calls == []
+    moved = pm.repin_others(set(), {"stopped"}, skip="stopped")
+    assert sorted((name, plan_line(p)) for name, p in moved) == [
+        ("pinned1", "vCPU 0 -> 4, emulator -> 4"),
+        ("running2", "vCPU 0 -> 0,4, vCPU 1 -> 0,4, emulator -> 0,4")]
+    assert ("pinned1", "pinVcpuFlags", 0, bools("4"), LIVE) in fake.calls
+    del fake.calls[:]
+    assert pm.repin_others({"stopped"}, {"stopped", "running2"}) == []   # nothing freed or taken
+    assert fake.calls == []
+    moved = pm.repin_others({"stopped"}, set())
+    assert sorted((name, plan_line(p)) for name, p in moved) == [
+        ("pinned1", "vCPU 0 -> 2,4, emulator -> 4"),
+        ("running2", "vCPU 0 -> 0,2,4, vCPU 1 -> 0,2,4, emulator -> 0,2,4")]
+    assert ("pinned1", "pinVcpuFlags", 0, bools("2,4"), LIVE) in fake.calls
+    # Static mode: never.
+    settings.occupancy_mode = "static"
+    assert pm.repin_others(set(), {"stopped"}) == []
 
 
 def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):

@@ -21,7 +21,7 @@ def values(settings):
 DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
             "persistent": False, "on_drift": "report", "watch_interval": 60.0, "watch_settle": 2.0,
             "metrics_file": "", "isolate_host": False,
-            "host_units": ("system.slice", "user.slice", "init.scope"),
+            "host_units": ("system.slice", "user.slice", "init.scope"), "occupancy_mode": "static",
             "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
 
@@ -53,6 +53,7 @@ GOOD = [
     ("[libvirt]\npersistent = yes\n", "persistent", True),
     ("[watch]\non_drift = repair\n", "on_drift", "repair"),
     ("[occupancy]\nisolate_host = yes\n", "isolate_host", True),
+    ("[occupancy]\nmode = running\n", "occupancy_mode", "running"),
     ("[occupancy]\nhost_units = system.slice  machine-extra.slice\n", "host_units",
      ("system.slice", "machine-extra.slice")),
     ("[watch]\ninterval = 5\n", "watch_interval", 5.0),
@@ -89,6 +90,7 @@ BAD = [
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),
     ("[libvirt]\npersistent = true\n", "[libvirt] persistent: 'true' is not yes or no"),
     ("[watch]\non_drift = fix\n", "[watch] on_drift: 'fix' is not one of report, repair"),
+    ("[occupancy]\nmode = dynamic\n", "[occupancy] mode: 'dynamic' is not one of static, running"),
     ("[occupancy]\nhost_units = --host=x.example\n",
      "[occupancy] host_units: '--host=x.example' is not a systemd unit name"),
     ("[occupancy]\nhost_units = /etc/passwd\n",

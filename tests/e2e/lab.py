@@ -232,3 +232,12 @@ def occupied():
     doc = json.loads(policyctl("occupancy", "--json").stdout)
     return {c["cpu"]: c["occupied_by"] for n in doc["nodes"] for s in n["sockets"] for k in s["cores"]
             for c in k["cpus"] if c["occupied_by"]}
+
+
+def log_text(path="/var/log/policyhook/policyhook.log"):
+    """policyhook's log as it is now ('' before its first line)."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
