@@ -4,17 +4,25 @@
   with virNodeGetInfo then, as virsh does; and libvirt-python, which sizes the cpumaps
   of pinVcpuFlags and vcpuPinInfo with virNodeGetCPUMap alone, fails both with
   VIR_ERR_NO_SUPPORT there, so virt calls the same C functions with the length itself.
+- dom0's kernel lists its own vCPUs in /sys/devices/system/cpu (dom0_max_vcpus), not
+  Xen's physical CPUs, which it lists in /sys/devices/system/xen_cpu: the libxl hook
+  plans on those.
 
 The C path is checked against libvirt's test driver (real calls, no daemon), with the
 binding's own calls made to fail as they fail against the libxl driver.
 """
 
+import os
+
 import libvirt
 import pytest
+from hookrun import HOOKS, domain_xml, run_hook, save, state
 from testdriver import URI
+from unit_helpers import pinned
 
 from policyhook import virt
 from policyhook.cpuset import CpuSet
+from policyhook.hostinfo import host_cpus, online_cpus, xen_cpus
 
 # What libvirt 11.3's libxl driver answers in the lab's Xen dom0 (Xen 4.20, 8 CPUs).
 XEN_NODE_INFO = ["x86_64", 4095, 8, 2300, 2, 1, 2, 2]
@@ -92,3 +100,40 @@ def test_a_failure_of_the_c_call_is_libvirts_error(dom):
         virt._pin_vcpu(proxy, 99, CpuSet.parse("0").to_bools(8), 0)
     assert e.value.get_error_code() not in (None, libvirt.VIR_ERR_NO_SUPPORT)
     assert e.value.get_error_message()
+
+
+def xen_sysfs(root, online=(1, 1, 1, 1, 1, 1, 1), dom0="0-1"):
+    """/sys/devices/system of a dom0 with 2 vCPUs on a Xen host of len(online) + 1 CPUs."""
+    system = os.path.join(str(root), "sys", "devices", "system")
+    os.makedirs(os.path.join(system, "cpu"))
+    with open(os.path.join(system, "cpu", "online"), "w") as f:
+        f.write(dom0 + "\n")
+    os.makedirs(os.path.join(system, "xen_cpu", "xen_cpu0"))   # the boot CPU: no `online`
+    for cpu, up in enumerate(online, 1):
+        os.makedirs(os.path.join(system, "xen_cpu", "xen_cpu%d" % cpu))
+        with open(os.path.join(system, "xen_cpu", "xen_cpu%d" % cpu, "online"), "w") as f:
+            f.write("%d\n" % up)
+    return system
+
+
+def test_xen_cpus_from_dom0s_sysfs(tmp_path):
+    system = xen_sysfs(tmp_path, online=(1, 1, 0, 1, 1, 1, 1))
+    assert str(xen_cpus(os.path.join(system, "xen_cpu"))) == "0-2,4-7"
+    assert str(host_cpus("libxl", system)) == "0-2,4-7"
+    assert str(host_cpus("qemu", system)) == "0-1"
+    assert xen_cpus(os.path.join(str(tmp_path), "nothing")) is None
+    assert host_cpus("libxl", os.path.join(str(tmp_path), "nothing")) == online_cpus(
+        os.path.join(str(tmp_path), "nothing", "cpu"))
+
+
+def test_the_libxl_hook_admits_pins_to_xens_cpus_beyond_dom0s(tmp_path):
+    xen_sysfs(tmp_path)
+    os.makedirs(os.path.join(str(tmp_path), "etc", "policyhook", "domains"))
+    save(tmp_path, pinned("vm1", {0: CpuSet([2]), 1: CpuSet([7])}, weight=512))
+    r = run_hook(tmp_path, "vm1", "prepare", "begin", xml=domain_xml("vm1", 2, "libxl"), hook=HOOKS["libxl"])
+    assert (r.returncode, r.stderr) == (0, b"")
+    assert state(tmp_path, "vm1")["plan"]["vcpupin"] == {"0": "2", "1": "7"}
+    # The QEMU hook on the same host still plans on this machine's own CPUs.
+    save(tmp_path, pinned("vm2", {0: CpuSet([7])}))
+    r = run_hook(tmp_path, "vm2", "prepare", "begin", xml=domain_xml("vm2", 2, "qemu"), hook=HOOKS["qemu"])
+    assert r.returncode == 1 and b"host's CPUs are 0-1" in r.stderr, r.stderr
