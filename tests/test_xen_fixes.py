@@ -7,22 +7,29 @@
 - dom0's kernel lists its own vCPUs in /sys/devices/system/cpu (dom0_max_vcpus), not
   Xen's physical CPUs, which it lists in /sys/devices/system/xen_cpu: the libxl hook
   plans on those.
+- libvirt's libxl driver runs the `start begin` hook before libxl builds the domain,
+  which is not active until built: the applier waits for it.
 
 The C path is checked against libvirt's test driver (real calls, no daemon), with the
 binding's own calls made to fail as they fail against the libxl driver.
 """
 
 import os
+import time
 
 import libvirt
 import pytest
 from hookrun import HOOKS, domain_xml, run_hook, save, state
+from test_drivers import FakeConn, FakeDomain
 from testdriver import URI
 from unit_helpers import pinned
 
-from policyhook import virt
+from policyhook import applier, virt
+from policyhook import state as runtime
 from policyhook.cpuset import CpuSet
 from policyhook.hostinfo import host_cpus, online_cpus, xen_cpus
+from policyhook.paths import Paths
+from policyhook.settings import Settings
 
 # What libvirt 11.3's libxl driver answers in the lab's Xen dom0 (Xen 4.20, 8 CPUs).
 XEN_NODE_INFO = ["x86_64", 4095, 8, 2300, 2, 1, 2, 2]
@@ -137,3 +144,45 @@ def test_the_libxl_hook_admits_pins_to_xens_cpus_beyond_dom0s(tmp_path):
     save(tmp_path, pinned("vm2", {0: CpuSet([7])}))
     r = run_hook(tmp_path, "vm2", "prepare", "begin", xml=domain_xml("vm2", 2, "qemu"), hook=HOOKS["qemu"])
     assert r.returncode == 1 and b"host's CPUs are 0-1" in r.stderr, r.stderr
+
+
+class BuiltLater(FakeDomain):
+    """A Xen domain at libvirt's libxl `start begin`: not active until libxl has built it."""
+
+    def __init__(self, name, inactive_calls):
+        FakeDomain.__init__(self, name, "libxl")
+        self.inactive_calls = inactive_calls
+
+    def isActive(self):
+        self.inactive_calls -= 1
+        return self.inactive_calls < 0
+
+
+def applier_root(tmp_path, name):
+    paths = Paths(str(tmp_path))
+    os.makedirs(paths.domains)
+    save(tmp_path, pinned(name, {0: CpuSet([1])}, weight=512, cap=50))
+    runtime.update(paths, name, driver="libxl", event="start/begin", result="applying")
+    return paths
+
+
+def test_the_applier_waits_for_libxl_to_build_the_domain(tmp_path, monkeypatch):
+    paths = applier_root(tmp_path, "xen")
+    dom = BuiltLater("xen", inactive_calls=5)
+    monkeypatch.setattr(virt, "connect", lambda uri: FakeConn("Xen", dom))
+    result = applier._apply("libxl", "xen", paths, Settings(), time.monotonic() + 10, "start/begin")
+    assert result.kind == "applied", result.detail
+    assert dom.calls == [("setSchedulerParametersFlags", {"cap": 50, "weight": 512}, 0),
+                         ("pinVcpuFlags", 0, (False, True, False, False), virt.AFFECT_LIVE)]
+
+
+def test_the_applier_stops_waiting_when_the_start_failed(tmp_path, monkeypatch):
+    """release end drops the runtime state when a start fails: nothing left to wait for."""
+    paths = applier_root(tmp_path, "xen")
+    dom = BuiltLater("xen", inactive_calls=10 ** 6)
+    monkeypatch.setattr(virt, "connect", lambda uri: FakeConn("Xen", dom))
+    runtime.drop(paths, "xen")
+    t0 = time.monotonic()
+    result = applier._apply("libxl", "xen", paths, Settings(), time.monotonic() + 10, "start/begin")
+    assert (result.kind, result.detail) == ("stopped", "domain is not running; nothing to apply")
+    assert time.monotonic() - t0 < 5 and dom.calls == []
