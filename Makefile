@@ -50,7 +50,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e stress e2e-vm demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	test unit e2e stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
@@ -239,9 +239,20 @@ check-tree:
 # The end-to-end story on a host like the users' (systemd, cgroup v2, libvirt 11, the
 # distribution's python3): a Debian 13 guest under QEMU, built and booted by
 # scripts/vm-lab.sh, which installs this checkout there with make install. As root.
-e2e-vm:
+# Then the same guest as Xen's dom0 (--xen), with Xen booted with sched=credit and then
+# with sched=credit2, Xen's default.
+VM_PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -rfE
+e2e-vm: e2e-vm-debian e2e-vm-xen
+
+e2e-vm-debian:
 	scripts/vm-lab.sh up
-	scripts/vm-lab.sh run /usr/bin/python3 -m pytest -p no:cacheprovider -rfE tests/vm
+	scripts/vm-lab.sh run $(VM_PYTEST) tests/vm
+
+e2e-vm-xen:
+	scripts/vm-lab.sh --xen up
+	scripts/vm-lab.sh --xen run $(VM_PYTEST) -m "not credit2" tests/vm-xen
+	scripts/vm-lab.sh --xen --sched credit2 up
+	scripts/vm-lab.sh --xen --sched credit2 run $(VM_PYTEST) -m credit2 tests/vm-xen
 
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:

@@ -132,7 +132,7 @@ def _apply(driver, name, paths, settings, deadline, event):
     dom = virt.lookup(conn, name)
     if dom is None:
         return Result("stopped", "domain is gone; nothing to apply")
-    if not virt.is_running(dom):
+    if not virt.is_running(dom) and not _built(dom, paths, name, event, deadline):
         return Result("stopped", "domain is not running; nothing to apply")
     host = virt.host_facts(conn)
     facts = virt.facts(dom, name)
@@ -189,6 +189,23 @@ def _outsiders(paths, settings, driver, conn, before, after, skip=None):
         return effects.describe_moves(moved)
     except PolicyError as e:
         return "occupancy (running mode): %s" % e
+
+
+def _built(dom, paths, name, event, deadline):
+    """True once a domain starting at `start begin` runs. QEMU's is active (paused) when
+    its hook runs; libvirt's libxl driver runs the hook before libxl builds the domain
+    and marks it active only when built, seconds later under load (measured in the
+    lab's Xen dom0). Waits while the runtime state the hook recorded is there: release
+    end drops it when the start fails."""
+    from . import state, virt
+
+    if event != "start/begin":
+        return False
+    while time.monotonic() < deadline and state.read(paths, name) is not None:
+        time.sleep(0.1)
+        if virt.is_running(dom):
+            return True
+    return False
 
 
 def _host_isolation(paths, settings, conn, host_cpus, driver):

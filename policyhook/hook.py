@@ -69,7 +69,7 @@ def _plan(call, settings):
     """Plan from the registry and the XML on stdin, under the registry lock."""
     from . import planner, registry
     from .domxml import parse_domain_xml
-    from .hostinfo import online_cpus
+    from .hostinfo import host_cpus
     from .locking import FlockLock
     from .mapping import local_cgroup_version
     from .names import name_problem
@@ -91,7 +91,8 @@ def _plan(call, settings):
             # Persistent mode: plan from the domain's own pins, not from what we wrote.
             from . import originals
             originals.own_pins(facts, originals.load(call.paths, call.name, facts.uuid))
-    return planner.plan(policy, host, facts, online_cpus(), local_cgroup_version())
+    sysfs = call.paths.sysfs if os.path.isdir(call.paths.sysfs) else "/sys/devices/system"
+    return planner.plan(policy, host, facts, host_cpus(call.driver, sysfs), local_cgroup_version())
 
 
 VERBS = {"prepare": "to start", "migrate": "to migrate", "restore": "to restore"}

@@ -2,8 +2,8 @@
 and what each driver can put in force at all.
 
 The one place that knows libvirt's scheduler parameter names and the drivers'
-capabilities (measured on libvirt 9.0's QEMU and LXC drivers, read from libvirt's
-libxl driver; doc/drivers.md has the table).
+capabilities (measured on libvirt 9.0's QEMU and LXC drivers, and on libvirt 11.3's
+libxl driver with Xen 4.20 in the lab's Xen guest; doc/drivers.md has the table).
 
 - weight: 1..65535, default 256, relative (Xen credit).
   QEMU/LXC on cgroup v1: cpu_shares = 4 * weight (default 1024 = cpu.shares' default).
@@ -19,15 +19,16 @@ libxl driver; doc/drivers.md has the table).
   libxl: `cap` as it is.
 
 Xen's schedulers. The RFC's weight and cap are the credit scheduler's (`xl
-sched-credit -w -c`), and libvirt's libxl driver reads and sets them only when the
-host runs credit: under any other scheduler both calls fail with "Only 'credit'
-scheduler is supported". credit2 has been Xen's default since 4.12. It has a weight
-(1..65535, default 256) and, since Xen 4.10, a cap in the same unit (percent of one
-CPU), but its weight sets how fast a vCPU burns credit against the others on its
-runqueue, so the proportions hold per runqueue (a socket or a group of cores), not
-host-wide as under credit. So when the domain's scheduler is known and is not
-credit, weight and cap are reported as unsupported for it (set them by hand with
-`xl sched-credit2 -d DOMAIN -w WEIGHT -c CAP`); vCPU pins still apply.
+sched-credit -w -c`). credit2, Xen's default since 4.12, has the same two with the
+same ranges and meaning in Xen's documentation (weight 1..65535, default 256,
+relative; cap in percent of one CPU, since Xen 4.10), and libvirt's libxl driver reads
+and sets both under either scheduler (measured: `xl sched-credit2` shows what
+setSchedulerParametersFlags set). credit2 weighs a vCPU against the others on its
+runqueue (one per socket by default) and balances load between runqueues, so its
+proportions hold host-wide as closely as that balancing keeps them. Under any other
+scheduler (rtds, null, arinc653) there is no weight and cap: when the domain's
+scheduler is known and is one of those, they are reported as unsupported for it;
+vCPU pins still apply.
 
 What a driver cannot do (`unsupported`) is data here; the planner leaves it out of
 the plan and says so, and policyctl refuses to record it for such a domain.
@@ -50,8 +51,8 @@ CAP_KEYS = {"qemu": ("global_period", "global_quota"), "lxc": ("vcpu_period", "v
 
 # What libvirt's drivers cannot pin, with the reason: from the table (tunables.PINS).
 CANNOT = {driver: _cannot(driver) for driver in DRIVERS}
-# The Xen schedulers whose weight and cap libvirt's libxl driver sets.
-LIBXL_SCHEDULERS = ("credit",)
+# The Xen schedulers with a weight and a cap, which libvirt's libxl driver sets.
+LIBXL_SCHEDULERS = ("credit", "credit2")
 # libvirt's libxl driver takes scheduler parameters only with flags 0 (the running
 # domain); VIR_DOMAIN_AFFECT_LIVE is refused as an unsupported flag.
 LIVE_SCHED_FLAG = {"qemu": True, "lxc": True, "libxl": False}
@@ -129,8 +130,8 @@ def unsupported(driver, scheduler=None):
     scheduler when known (libxl), None when not (the hook at `prepare`)."""
     cannot = _cannot(driver)
     if driver == "libxl" and scheduler is not None and scheduler not in LIBXL_SCHEDULERS:
-        why = ("libvirt's libxl driver sets weight and cap only under Xen's credit scheduler; "
-               "this host runs %s" % scheduler)
+        why = ("weight and cap are Xen's credit and credit2 schedulers'; this host runs %s"
+               % scheduler)
         cannot["weight"] = cannot["cap"] = why
     return cannot
 

@@ -92,9 +92,94 @@ def is_local(conn):
 
 
 def host_facts(conn):
-    total, cpumap, _online = conn.getCPUMap()
     local = is_local(conn)
-    return HostFacts(CpuSet.from_bools(cpumap), total, local_cgroup_version() if local else None, local)
+    try:
+        total, cpumap, _online = conn.getCPUMap()
+        cpus = CpuSet.from_bools(cpumap)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+        # libvirt's libxl driver has no virNodeGetCPUMap; virsh counts the CPUs with
+        # virNodeGetInfo then, and so do we (Xen's physical CPUs, all online).
+        total, cpus = _node_cpus(conn)
+    return HostFacts(cpus, total, local_cgroup_version() if local else None, local)
+
+
+def _node_cpus(conn):
+    """(cpumap length, CpuSet) from virNodeGetInfo: its CPU count, and the length of
+    a map as virsh sizes it (nodes x sockets x cores x threads, when larger)."""
+    _model, _memory, count, _mhz, nodes, sockets, cores, threads = conn.getInfo()
+    return max(count, nodes * sockets * cores * threads), CpuSet.range(count)
+
+
+# libvirt-python sizes the cpumaps of pinVcpuFlags and vcpuPinInfo with virNodeGetCPUMap,
+# so on libvirt's libxl driver, which lacks it, both fail with VIR_ERR_NO_SUPPORT before
+# the driver is asked (virsh falls back to virNodeGetInfo; the binding does not). The
+# same C functions of the libvirt the binding has loaded work there, given the length.
+_C = {}
+
+
+def _no_cpumap(e):
+    """True when the binding could not size a cpumap, as against a driver without the
+    call itself: the unsupported function libvirt names (str2) is virNodeGetCPUMap."""
+    return e.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT and e.get_str2() == "virNodeGetCPUMap"
+
+
+def _c_api():
+    if not _C:
+        import ctypes
+        lib = ctypes.CDLL("libvirt.so.0")
+        cpumap = ctypes.POINTER(ctypes.c_ubyte)
+        for name in ("virDomainPinVcpuFlags", "virDomainGetVcpuPinInfo"):
+            getattr(lib, name).restype = ctypes.c_int
+        lib.virDomainPinVcpuFlags.argtypes = (ctypes.c_void_p, ctypes.c_uint, cpumap, ctypes.c_int,
+                                              ctypes.c_uint)
+        lib.virDomainGetVcpuPinInfo.argtypes = (ctypes.c_void_p, ctypes.c_int, cpumap, ctypes.c_int,
+                                                ctypes.c_uint)
+        pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+            ("PyCapsule_GetPointer", ctypes.pythonapi))
+        _C.update(lib=lib, ctypes=ctypes, domain=lambda dom: pointer(dom._o, b"virDomainPtr"))
+    return _C
+
+
+def _pin_vcpu(dom, vcpu, bools, flags):
+    try:
+        return dom.pinVcpuFlags(vcpu, bools, flags)
+    except libvirt.libvirtError as e:
+        if not _no_cpumap(e):
+            raise
+    c = _c_api()
+    maplen = (len(bools) + 7) // 8
+    cpumap = (c["ctypes"].c_ubyte * maplen)()
+    for cpu, on in enumerate(bools):
+        if on:
+            cpumap[cpu // 8] |= 1 << (cpu % 8)
+    if c["lib"].virDomainPinVcpuFlags(c["domain"](dom), vcpu, cpumap, maplen, flags) < 0:
+        raise libvirt.libvirtError("virDomainPinVcpuFlags() failed")
+    return 0
+
+
+def _vcpu_pin_info(dom, flags):
+    try:
+        return dom.vcpuPinInfo(flags)
+    except libvirt.libvirtError as e:
+        if not _no_cpumap(e):
+            raise
+    c = _c_api()
+    length, _cpus = _node_cpus(dom.connect())
+    maplen = (length + 7) // 8
+    count = dom.vcpusFlags(flags | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+    cpumaps = (c["ctypes"].c_ubyte * (count * maplen))()
+    got = c["lib"].virDomainGetVcpuPinInfo(c["domain"](dom), count, cpumaps, maplen, flags)
+    if got < 0:
+        raise libvirt.libvirtError("virDomainGetVcpuPinInfo() failed")
+    return [tuple(bool(cpumaps[v * maplen + cpu // 8] & (1 << (cpu % 8))) for cpu in range(length))
+            for v in range(got)]
+
+
+# The setters and getters of tunables.PINS that need the above where the binding fails.
+_SETTERS = {"pinVcpuFlags": _pin_vcpu}
+_GETTERS = {"vcpuPinInfo": _vcpu_pin_info}
 
 
 def cgroup_version(host, domain_driver, live):
@@ -224,7 +309,11 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
             step = steps[i]
             row = PIN[kind]
             args = (index,) if row.indexed else ()
-            getattr(dom, row.setter)(*(args + (cpus.to_bools(cpumap_len), flags)))
+            args += (cpus.to_bools(cpumap_len), flags)
+            if row.setter in _SETTERS:
+                _SETTERS[row.setter](dom, *args)
+            else:
+                getattr(dom, row.setter)(*args)
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
         raise PolicyError("%s: %s failed: %s" % (plan.domain, step, error_text(e)), LIBVIRT) from None
@@ -239,7 +328,8 @@ def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True):
     try:
         for row in PINS:
             if row.key not in cannot:
-                answer = getattr(dom, row.getter)(flags)
+                answer = (_GETTERS[row.getter](dom, flags) if row.getter in _GETTERS
+                          else getattr(dom, row.getter)(flags))
                 pins.update(((row.kind, i), CpuSet.from_bools(m)) for i, m in _READ[row.getter](answer))
     except libvirt.libvirtError as e:
         raise PolicyError("cannot read the pins of '%s': %s" % (dom.name(), error_text(e)),

@@ -35,8 +35,7 @@ XEN_PINS = {"emulatorpin": "libvirt's libxl driver cannot pin the emulator",
             "iothreadpin": "libvirt's libxl driver cannot pin IOThreads"}
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 LXC_CANNOT = "libvirt's LXC driver cannot pin"
-CREDIT2 = ("libvirt's libxl driver sets weight and cap only under Xen's credit scheduler; "
-           "this host runs credit2")
+RTDS = "weight and cap are Xen's credit and credit2 schedulers'; this host runs rtds"
 
 
 def facts(driver, vcpus=2, scheduler=None, name="vm"):
@@ -57,8 +56,9 @@ def said(outcome):
     ("lxc", None, LXC_PINS),
     ("libxl", None, XEN_PINS),
     ("libxl", "credit", XEN_PINS),
-    ("libxl", "credit2", dict(XEN_PINS, weight=CREDIT2, cap=CREDIT2)),
-    ("lxc", "credit2", LXC_PINS),
+    ("libxl", "credit2", XEN_PINS),
+    ("libxl", "rtds", dict(XEN_PINS, weight=RTDS, cap=RTDS)),
+    ("lxc", "rtds", LXC_PINS),
 ])
 def test_unsupported_per_driver(driver, scheduler, expected):
     assert mapping.unsupported(driver, scheduler) == expected
@@ -124,12 +124,16 @@ def test_libxl_plan_pins_vcpus_but_not_the_emulator():
         "emulator pin, emulator kept off CPU 0 (cpuoccupy) (libvirt's libxl driver cannot pin the emulator)"]
 
 
-def test_libxl_under_credit2_keeps_pins_and_reports_weight_and_cap():
-    p = plan(policy("xen", {0: "1"}, weight=512, cap=50), HostPolicy(), facts("libxl", scheduler="credit2"),
+def test_libxl_without_weight_and_cap_keeps_pins_and_reports_them():
+    p = plan(policy("xen", {0: "1"}, weight=512, cap=50), HostPolicy(), facts("libxl", scheduler="rtds"),
              HOST4)
     assert p.to_doc()["vcpupin"] == {"0": "1"}
     assert p.sched == {}
-    assert unsupported_lines(p.unsupported) == ["weight, cap (%s)" % CREDIT2]
+    assert unsupported_lines(p.unsupported) == ["weight, cap (%s)" % RTDS]
+    # credit2 has them, as credit does (measured with libvirt 11.3 and Xen 4.20).
+    p = plan(policy("xen", {0: "1"}, weight=512, cap=50), HostPolicy(), facts("libxl", scheduler="credit2"),
+             HOST4)
+    assert (p.sched, p.unsupported) == ({"weight": 512, "cap": 50}, [])
     # Unknown scheduler (the hook at prepare): planned for credit; the applier knows better.
     assert plan(policy("xen", weight=512), HostPolicy(), facts("libxl"), HOST4).sched == {"weight": 512}
 
@@ -352,14 +356,24 @@ def test_weight_and_cap_on_lxc_are_applied_live(paths):
     assert (r.driver, r.drift, r.live_weight, r.live_cap) == ("lxc", [], 512, 0)
 
 
-def test_weight_on_xen_under_credit2_is_refused(paths):
-    pm = manager(paths, FakeConn("Xen", FakeDomain("xen", "libxl", scheduler="credit2")))
+def test_weight_on_xen_without_weight_and_cap_is_refused(paths):
+    pm = manager(paths, FakeConn("Xen", FakeDomain("xen", "libxl", scheduler="rtds")))
     with pytest.raises(PolicyError) as info:
         pm.set_sched("xen", "weight", 512)
     assert str(info.value) == ("weight cannot be put in force on 'xen' (libxl (Xen)): %s; nothing saved"
-                               % CREDIT2)
+                               % RTDS)
     # Pins still work there.
     assert virsh_steps(pm.set_pin("xen", "vcpu", 1, "2").applied) == ["vcpupin 1 2"]
+
+
+def test_weight_and_cap_on_xen_under_credit2_go_with_flags_0(paths):
+    dom = FakeDomain("xen", "libxl", scheduler="credit2")
+    pm = manager(paths, FakeConn("Xen", dom))
+    pm.set_sched("xen", "weight", 512)
+    pm.set_sched("xen", "cap", 50)
+    assert [c for c in dom.calls if c[0] == "setSchedulerParametersFlags"] == [
+        ("setSchedulerParametersFlags", {"weight": 512}, 0),
+        ("setSchedulerParametersFlags", {"weight": 512, "cap": 50}, 0)]
 
 
 def test_cpupolicy_shows_what_the_driver_cannot_do_once(paths):
