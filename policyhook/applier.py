@@ -123,8 +123,9 @@ class _Stopped(Exception):
 
 def _apply(driver, name, paths, settings, deadline, event):
     from . import originals, virt
-    from .enforce import Target, enforce, previous_plan, reader
+    from .enforce import Target, enforce, previous_plan, reader, rememberer
     from .errors import PolicyError
+    from .locking import FlockLock
 
     conn = _retry(deadline, settings, lambda: virt.connect(uri_for(driver, settings)))
     # Blocks while libvirtd holds the domain. At `start begin` the domain is already
@@ -150,6 +151,7 @@ def _apply(driver, name, paths, settings, deadline, event):
     # has since lost them: put libvirt's defaults back for those.
     previous = previous_plan(paths, name)
     read = reader(paths, name, 5.0)
+    remember = rememberer(paths, lambda: FlockLock(paths.lock, 5.0), dom, name, facts.uuid)
 
     # Only what differs from what runs where a definition may hold it all already
     # (persistent mode) or a domain ran on (reconnect); a fresh start in hook mode
@@ -161,7 +163,7 @@ def _apply(driver, name, paths, settings, deadline, event):
 
     def attempt():
         try:
-            return enforce(target, read, previous=previous, compare=compare)
+            return enforce(target, read, previous=previous, compare=compare, remember=remember)
         except PolicyError:
             if not virt.is_running(dom):
                 raise _Stopped() from None

@@ -59,7 +59,7 @@ def reader(paths, name, lock_timeout):
 
 
 def enforce(target, read, first=None, previous=None, scope="all", rounds=3, apply=None,
-            live=True, define=None, compare=None):
+            live=True, define=None, compare=None, remember=None):
     """Put the stored policy in force on `target`; returns Enforced.
 
     read(): (policy, host policy) under the registry lock; `first`: that pair when the
@@ -70,8 +70,9 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
     virt.apply_plan; `live=False` leaves the running domain alone (it does not run);
     `define(plan)` also writes the plan into the persistent definition (persistent
     mode); `compare(dom)` reads the live values first, so that only what differs is
-    applied (the applier: a definition may have put it all in force already).
-    Raises PolicyError (LIBVIRT) naming the step libvirt refused."""
+    applied (the applier: a definition may have put it all in force already);
+    `remember(plan)` runs before a plan is applied live (a transient domain's
+    originals: originals.remember). Raises PolicyError (LIBVIRT) naming the step libvirt refused."""
     if apply is None and live:
         from .virt import apply_plan as apply
     stored = first if first is not None else read()
@@ -89,6 +90,8 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
             if now is not None and compare is not None:
                 now = differences(now, compare(target.dom))
             if now is not None and not now.is_empty():
+                if remember is not None:
+                    remember(now)
                 apply(target.dom, now, target.host.cpumap_len)
                 applied = now
         if define is not None:
@@ -99,6 +102,25 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
             return Enforced(effective, applied, n, True, defined)
         stored = again
     return Enforced(effective, applied, rounds, False, defined)
+
+
+def rememberer(paths, lock, dom, name, uuid):
+    """remember() for enforce(): a transient domain's originals saved before its live
+    definition is first changed (originals.remember); nothing for a persistent domain,
+    whose own values its definition keeps, or a name no file can carry. libvirt is asked
+    only when something is applied, with no lock held."""
+    from .names import name_problem
+
+    if name_problem(name) is not None:
+        return None
+
+    def remember(plan):
+        from . import originals, virt
+        from .cputune import find_cputune
+
+        if not virt.is_persistent(dom):
+            originals.remember(paths, lock, name, uuid, find_cputune(virt.definition_xml(dom)), plan)
+    return remember
 
 
 def record(paths, name, source, enforced=None, error=None, **fields):

@@ -59,6 +59,24 @@ def save(paths, originals):
     return True
 
 
+def remember(paths, lock, name, uuid, cputune, plan):
+    """A transient domain (Xen's dom0, `virsh create`) has no definition but its live one,
+    which live pins change: before policyhook first writes a value there, what the domain
+    had (`cputune`, its live <cputune> as text) is saved, under `lock()`, so that its own
+    pins stay known (own_pins) and come back when a policy or an occupancy set goes. A
+    value already saved is kept: the first one is the domain's."""
+    from .cputune import rewrite
+
+    with lock():
+        record = load(paths, name, uuid) or Originals(name, uuid)
+        _tune, saved = rewrite(cputune, plan, record.saved)
+        added = {k: v for k, v in saved.items() if k not in record.saved}
+        if added:
+            record.saved.update(added)
+            record.uuid = uuid or record.uuid
+            save(paths, record)
+
+
 def own_pins(facts, originals):
     """`facts` (from a definition policyhook wrote into) with the domain's own pins: each
     pin policyhook wrote replaced by the one it had before, or by none."""

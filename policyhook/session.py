@@ -218,6 +218,9 @@ class Session:
         saying how to retry)."""
         read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
         kw.setdefault("live", ctx.running)
+        if kw["live"] and ctx.dom is not None:
+            kw.setdefault("remember", enforce.rememberer(self.paths, self.registry.lock, ctx.dom,
+                                                         ctx.name, ctx.facts.uuid))
         try:
             done = enforce.enforce(ctx.target(self.view), read, **kw)
         except PolicyError as e:

@@ -278,6 +278,28 @@ def test_cpuoccupy_repins_running_domains(paths, fake, conn):
     assert Registry(paths).load_host() == HostPolicy()
 
 
+TRANSIENT = """<domain type="test"><name>transient1</name>
+<uuid>11111111-2222-3333-4444-888888888888</uuid><memory unit="MiB">64</memory>
+<vcpu placement="static">1</vcpu><os><type arch="i686">hvm</type></os></domain>"""
+
+
+def test_cpuoccupy_gives_a_transient_domain_its_cpus_back(paths, fake, conn):
+    # A transient domain (Xen's dom0, virsh create) has no definition but its live one,
+    # which the live pins change: what it had is recorded before policyhook first pins
+    # it, so clearing the set gives it back (not the pins cpuoccupy gave it).
+    conn.createXML(TRANSIENT, 0)
+    pm = manager(paths, fake)
+    pm.occupy("2", "running2")
+    assert ("transient1", "pinVcpuFlags", 0, bools("0,4"), LIVE) in fake.calls
+    assert os.path.exists(paths.originals_file("transient1"))
+    del fake.calls[:]
+    out = pm.occupy("2", None)
+    assert said(out)[0] == "CPU 2 no longer occupied: saved; applied live to 2 running domains"
+    assert ("transient1", "pinVcpuFlags", 0, bools("0,2,4"), LIVE) in fake.calls
+    # A persistent domain's own pins come from its definition, never from a record.
+    assert not os.path.exists(paths.originals_file("pinned1"))
+
+
 def test_host_policy_active_keeps_the_sets_with_one_running():
     host = HostPolicy({1: ["a", "b"], 2: ["c"]})
     assert host.active({"b", "x"}) == HostPolicy({1: ["a", "b"]})

@@ -201,6 +201,9 @@ class FakeDomain:
     def isActive(self):
         return self.running
 
+    def isPersistent(self):
+        return True
+
     def XMLDesc(self, flags=0):
         return self.XML[self.driver].format(self._name)
 

@@ -96,3 +96,25 @@ def test_occupying_every_cpu_is_refused(installed):
     assert r.stderr == ("Error: cpuoccupy would occupy every host CPU (0-1); domains outside the "
                         "occupancy sets would have no CPU left\n")
     assert _host_bytes() is None
+
+
+def test_a_transient_domain_gets_its_cpus_back(domains):
+    """A domain made with `virsh create` has no definition but its live one, which the
+    pins cpuoccupy gives it change (Xen's dom0 is such a domain too): clearing the set
+    gives it both CPUs back, not the pins cpuoccupy gave it."""
+    a, t = domains("-a"), domains("-t")
+    lab.virsh("undefine", t)
+    lab.virsh("create", "/tmp/%s.xml" % t)
+    r = lab.policyctl("cpuoccupy", "1", a)
+    assert r.returncode == 0, r.stderr
+    assert _pins(t) == ({0: "0", 1: "0"}, "0")
+    # What policyhook wrote is now in the only definition libvirt has of it.
+    assert "<vcpupin vcpu='0' cpuset='0'/>" in lab.virsh("dumpxml", "--inactive", t).stdout
+    r = lab.policyctl("cpuoccupy", "1", "--clear")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "CPU 1 no longer occupied: saved; applied live to 1 running domain",
+        "  %s: re-pinned live: vCPU 0 -> 0-1, vCPU 1 -> 0-1, emulator -> 0-1" % t,
+    ]
+    assert _pins(t) == ({0: "0-1", 1: "0-1"}, "0-1")
+    assert json.loads(lab.policyctl("cpupolicy", t, "--json").stdout)["drift"] == []
