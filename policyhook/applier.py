@@ -151,7 +151,7 @@ def _apply(driver, name, paths, settings, deadline, event):
     # has since lost them: put libvirt's defaults back for those.
     previous = previous_plan(paths, name)
     read = reader(paths, name, 5.0)
-    remember = rememberer(paths, lambda: FlockLock(paths.lock, 5.0), dom, name, facts.uuid)
+    remember = rememberer(paths, lambda: FlockLock(paths.lock, 5.0), dom, name, facts.uuid, facts.driver)
 
     # Only what differs from what runs where a definition may hold it all already
     # (persistent mode) or a domain ran on (reconnect); a fresh start in hook mode

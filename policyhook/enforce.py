@@ -104,11 +104,12 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
     return Enforced(effective, applied, rounds, False, defined)
 
 
-def rememberer(paths, lock, dom, name, uuid):
-    """remember() for enforce(): a transient domain's originals saved before its live
-    definition is first changed (originals.remember); nothing for a persistent domain,
-    whose own values its definition keeps, or a name no file can carry. libvirt is asked
-    only when something is applied, with no lock held."""
+def rememberer(paths, lock, dom, name, uuid, driver):
+    """remember() for enforce(): the originals of a domain whose only definition is its
+    live one (transient; Xen's dom0), saved before live changes first alter it
+    (originals.remember); nothing for a domain whose persistent definition keeps its own
+    values, or a name no file can carry. libvirt is asked only when something is
+    applied, with no lock held."""
     from .names import name_problem
 
     if name_problem(name) is not None:
@@ -118,7 +119,7 @@ def rememberer(paths, lock, dom, name, uuid):
         from . import originals, virt
         from .cputune import find_cputune
 
-        if not virt.is_persistent(dom):
+        if not virt.has_own_definition(dom, driver):
             originals.remember(paths, lock, name, uuid, find_cputune(virt.definition_xml(dom)), plan)
     return remember
 

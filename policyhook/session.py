@@ -205,7 +205,7 @@ class Session:
         if not (self.settings.persistent or always) or ctx.dom is None:
             return None
         from . import definition, virt
-        if not virt.is_persistent(ctx.dom):
+        if not virt.has_own_definition(ctx.dom, ctx.facts.driver):
             return None
         conn = self.connection()
         keep = self.settings.persistent
@@ -220,7 +220,7 @@ class Session:
         kw.setdefault("live", ctx.running)
         if kw["live"] and ctx.dom is not None:
             kw.setdefault("remember", enforce.rememberer(self.paths, self.registry.lock, ctx.dom,
-                                                         ctx.name, ctx.facts.uuid))
+                                                         ctx.name, ctx.facts.uuid, ctx.facts.driver))
         try:
             done = enforce.enforce(ctx.target(self.view), read, **kw)
         except PolicyError as e:

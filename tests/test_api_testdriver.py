@@ -300,6 +300,26 @@ def test_cpuoccupy_gives_a_transient_domain_its_cpus_back(paths, fake, conn):
     assert not os.path.exists(paths.originals_file("pinned1"))
 
 
+class Dom0:
+    """Xen's dom0 as libvirt's libxl driver shows it: persistent, ID 0."""
+
+    def isPersistent(self):
+        return 1
+
+    def ID(self):
+        return 0
+
+
+def test_xen_dom0_has_no_definition_apart_from_its_live_one(conn):
+    from policyhook import virt
+
+    assert not virt.has_own_definition(Dom0(), "libxl")
+    assert virt.has_own_definition(Dom0(), "qemu")   # ID 0 means nothing there
+    assert virt.has_own_definition(conn.lookupByName("pinned1"), "test")
+    dom = conn.createXML(TRANSIENT, 0)
+    assert not virt.has_own_definition(dom, "test")
+
+
 def test_host_policy_active_keeps_the_sets_with_one_running():
     host = HostPolicy({1: ["a", "b"], 2: ["c"]})
     assert host.active({"b", "x"}) == HostPolicy({1: ["a", "b"]})

@@ -204,6 +204,9 @@ class FakeDomain:
     def isPersistent(self):
         return True
 
+    def ID(self):
+        return 7 if self.running else -1
+
     def XMLDesc(self, flags=0):
         return self.XML[self.driver].format(self._name)
 
