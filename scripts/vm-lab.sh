@@ -394,7 +394,7 @@ wait_guest() {
 
 # Xen's dom0 can crash while it boots, in the kernel's live code patching ("Oops: int3"
 # in text_poke_bp's wake, with two vCPUs): a race of QEMU 7.2's multi-threaded TCG, seen
-# in 2 of 6 boots while other guests loaded this machine's 2 CPUs and in none of 9
+# in 2 of 6 boots while other guests loaded this machine's 2 CPUs and in 1 of 16
 # without them; with thread=single it never came, but the Xen tier took 1.6 times as
 # long. So a boot whose dom0 crashed is tried again, twice, with the console kept.
 DOM0_CRASHED="Hardware Dom0 crashed"
