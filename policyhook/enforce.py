@@ -71,8 +71,8 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
     `define(plan)` also writes the plan into the persistent definition (persistent
     mode); `compare(dom)` reads the live values first, so that only what differs is
     applied (the applier: a definition may have put it all in force already);
-    `remember(plan)` runs before a plan is applied live (a transient domain's
-    originals: originals.remember). Raises PolicyError (LIBVIRT) naming the step libvirt refused."""
+    `remember(plan)` runs before a plan is applied live (rememberer()). Raises
+    PolicyError (LIBVIRT) naming the step libvirt refused."""
     if apply is None and live:
         from .virt import apply_plan as apply
     stored = first if first is not None else read()
@@ -109,17 +109,22 @@ def rememberer(paths, lock, dom, name, uuid, driver):
     live one (transient; Xen's dom0), saved before live changes first alter it
     (originals.remember); nothing for a domain whose persistent definition keeps its own
     values, or a name no file can carry. libvirt is asked only when something is
-    applied, with no lock held."""
+    applied, with no lock held, and whether the domain has a definition of its own only
+    once (enforce() may apply in several rounds)."""
     from .names import name_problem
 
     if name_problem(name) is not None:
         return None
+    own = None
 
     def remember(plan):
+        nonlocal own
         from . import originals, virt
         from .cputune import find_cputune
 
-        if not virt.has_own_definition(dom, driver):
+        if own is None:
+            own = virt.has_own_definition(dom, driver)
+        if not own:
             originals.remember(paths, lock, name, uuid, find_cputune(virt.definition_xml(dom)), plan)
     return remember
 
