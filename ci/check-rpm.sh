@@ -12,9 +12,8 @@
 #   CHECK_RPM_TESTS=0 ci/check-rpm.sh   builds --without tests, and says so loudly
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T0=$(date +%s%N)
-say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[check-rpm %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
-fail() { printf 'check-rpm: FAILED: %s\n' "$*" >&2; exit 1; }
+CI_NAME="check-rpm"
+. ci/lib.sh
 
 [ "$(id -u)" = 0 ] || fail "run as root: it installs packages and an RPM into a scratch root (rpm --root)"
 
@@ -22,15 +21,8 @@ fail() { printf 'check-rpm: FAILED: %s\n' "$*" >&2; exit 1; }
 PY=/usr/bin/python3   # the interpreter the spec builds and tests with (%{python3})
 PKGS="rpm make git python3 python3-pip python3-setuptools python3-wheel
       python3-pytest python3-hypothesis python3-jsonschema python3-filelock python3-libvirt"
-missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"; done)
-if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    # shellcheck disable=SC2086
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null \
-        || fail "apt-get install $(echo $missing) failed"
-    say "installed $(echo $missing)"
-fi
+# shellcheck disable=SC2086  # PKGS is a list
+install_missing $PKGS
 command -v rpmbuild >/dev/null || fail "no rpmbuild after installing rpm"
 
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)

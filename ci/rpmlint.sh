@@ -7,9 +7,8 @@
 #   ci/rpmlint.sh            (as root, after ci/check-rpm.sh; installs what it needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T0=$(date +%s%N)
-say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[rpmlint %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
-fail() { printf 'rpmlint: FAILED: %s\n' "$*" >&2; exit 1; }
+CI_NAME="rpmlint"
+. ci/lib.sh
 
 RPMLINT_VERSION=2.10.0
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)
@@ -20,15 +19,8 @@ SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
 # rpm's Python binding comes from Debian (python3-rpm), so the venv is Debian's python3's
 # and sees its packages; libenchant and the dictionary make the spelling check run.
 PKGS="python3-rpm python3-venv libenchant-2-2 hunspell-en-us libmagic1"
-missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"; done)
-if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get -o DPkg::Lock::Timeout=300 update -qq
-    # shellcheck disable=SC2086
-    apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $missing >/dev/null \
-        || fail "apt-get install $(echo $missing) failed"
-    say "installed $(echo $missing)"
-fi
+# shellcheck disable=SC2086  # PKGS is a list
+install_missing $PKGS
 
 WORK=$(mktemp -d /tmp/rpmlint.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -13,9 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
-T0=$(date +%s%N)
-say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[unit-py39 %3d.%ds] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
-fail() { printf 'unit-py39: FAILED: %s\n' "$*" >&2; exit 1; }
+CI_NAME="unit-py39"
+. ci/lib.sh
 
 # What RHEL 9 ships; the test tools as the suite needs them.
 PINS=("jsonschema==3.2.0" "filelock==3.7.*")
