@@ -29,13 +29,11 @@ def main():
     ap.add_argument("--vcpus", type=int, default=16)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    import libvirt
 
     from policyhook.api import PolicyManager
     from policyhook.paths import Paths
 
-    libvirt.registerErrorHandler(lambda c, e: None, None)
-    conn = libvirt.open("qemu:///system")
+    conn = throwaway.connect()
     ncpus = conn.getCPUMap()[0]
     policyctl = throwaway.POLICYCTL
     dom = throwaway.define_fresh(conn, NAME, args.vcpus, 128)

@@ -26,8 +26,7 @@ def main():
     args = ap.parse_args()
     import libvirt
 
-    libvirt.registerErrorHandler(lambda c, e: None, None)
-    conn = libvirt.open("qemu:///system")
+    conn = throwaway.connect()
     ncpus = conn.getCPUMap()[0]
     dom = throwaway.define_fresh(conn, NAME, args.vcpus, 64)
     try:

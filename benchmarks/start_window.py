@@ -120,10 +120,8 @@ def main():
     ap.add_argument("--vcpus", default="2,16,64", help="comma-separated sizes")
     ap.add_argument("--mode", default="hook,persistent,peer", help="comma-separated: hook, persistent, peer")
     args = ap.parse_args()
-    import libvirt
 
-    libvirt.registerErrorHandler(lambda c, e: None, None)
-    conn = libvirt.open("qemu:///system")
+    conn = throwaway.connect()
     last = conn.getCPUMap()[0] - 1
     policyctl = throwaway.POLICYCTL
     with open(CONF) as f:

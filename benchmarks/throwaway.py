@@ -12,6 +12,15 @@ XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>{memory}</mem
 POLICYCTL = os.path.join(os.path.dirname(sys.executable), "policyctl")
 
 
+def connect():
+    """A connection to qemu:///system; libvirt's own printing of errors is off (they
+    still raise)."""
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda c, e: None, None)
+    return libvirt.open("qemu:///system")
+
+
 def define_fresh(conn, name, vcpus, memory_mib=64):
     """Define `name` anew, after removing one a crashed run may have left."""
     import libvirt

@@ -40,10 +40,8 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--domains", type=int, default=3)
     args = ap.parse_args()
-    import libvirt
 
-    libvirt.registerErrorHandler(lambda c, e: None, None)
-    conn = libvirt.open("qemu:///system")
+    conn = throwaway.connect()
     names = ["phbench-watch%d" % i for i in range(args.domains)]
     doms = []
     watcher = None
