@@ -34,8 +34,3 @@ def count_phrase(label, indexes):
     if not count:
         return "no %ss" % label
     return "%d %s%s (%s)" % (count, label, "" if count == 1 else "s", ranges(indexes))
-
-
-def vcpu_range(count):
-    """'2 vCPUs (0-1)', '1 vCPU (0)': how messages name a domain's vCPUs."""
-    return count_phrase("vCPU", range(count))
