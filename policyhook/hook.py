@@ -91,8 +91,8 @@ def _plan(call, settings):
             # Persistent mode: plan from the domain's own pins, not from what we wrote.
             from . import originals
             originals.own_pins(facts, originals.load(call.paths, call.name, facts.uuid))
-    sysfs = call.paths.sysfs if os.path.isdir(call.paths.sysfs) else "/sys/devices/system"
-    return planner.plan(policy, host, facts, host_cpus(call.driver, sysfs), local_cgroup_version())
+    return planner.plan(policy, host, facts, host_cpus(call.driver, call.paths.host_sysfs()),
+                        local_cgroup_version())
 
 
 VERBS = {"prepare": "to start", "migrate": "to migrate", "restore": "to restore"}

@@ -27,6 +27,11 @@ class Paths:
         environ = os.environ if environ is None else environ
         return cls(environ.get("POLICYHOOK_ROOT") or "/")
 
+    def host_sysfs(self):
+        """This machine's /sys/devices/system, or the tree under the root when it has one
+        (a host prepared elsewhere, tests)."""
+        return self.sysfs if os.path.isdir(self.sysfs) else "/sys/devices/system"
+
     def domain_file(self, name):
         # check_name refuses '/', a leading '.', NUL and control characters, so the
         # joined path cannot leave the domains directory.

@@ -85,17 +85,14 @@ class Session:
         if self._host is None:
             conn = self.connection()
             if conn is None:
-                self._host = LocalHost(self._cgroup_version or local_cgroup_version(), self.sysfs())
+                self._host = LocalHost(self._cgroup_version or local_cgroup_version(),
+                                       self.paths.host_sysfs())
             else:
                 from . import virt
                 self._host = virt.host_facts(conn)
                 if self._cgroup_version:
                     self._host.cgroup_version = self._cgroup_version
         return self._host
-
-    def sysfs(self):
-        """This machine's sysfs (/sys/devices/system), or the one under --root if any."""
-        return self.paths.sysfs if os.path.isdir(self.paths.sysfs) else "/sys/devices/system"
 
     def topology(self):
         """The topology of the connection's host (libvirt's capabilities), or of this
@@ -109,7 +106,7 @@ class Session:
                 from . import virt
                 found = topology.from_capabilities(virt.capabilities(conn), host.cpus)
             else:
-                found = topology.from_sysfs(self.sysfs())
+                found = topology.from_sysfs(self.paths.host_sysfs())
         except PolicyError:
             found = None
         if found is None or found.online() != host.cpus:
