@@ -1,6 +1,5 @@
 """End-to-end fixtures: a real libvirtd, our hook installed by `make install`."""
 
-import glob
 import os
 import subprocess
 import sys
@@ -37,34 +36,20 @@ def installed():
 
 
 def _clean_all():
-    for name in lab.virsh("list", "--all", "--name").stdout.split():
-        if name.startswith(lab.PREFIX):
-            lab.undefine(name)
+    lab.remove_throwaways(lab.PREFIX)
     # Containers too, where libvirtd has its LXC driver.
-    listed = lab.virsh("list", "--all", "--name", uri=lab.LXC_URI, check=False)
-    for name in listed.stdout.split() if listed.returncode == 0 else []:
-        if name.startswith(lab.PREFIX):
-            lab.undefine(name, lab.LXC_URI)
-    for path in glob.glob("/etc/policyhook/domains/%s*.json" % lab.PREFIX):
-        os.unlink(path)
-    if os.path.exists("/etc/policyhook/host.json"):
-        os.unlink("/etc/policyhook/host.json")
+    lab.remove_throwaways(lab.PREFIX, lab.LXC_URI, missing_ok=True)
+    lab.remove_test_policies(lab.PREFIX)
 
 
 @pytest.fixture
 def domains(installed, request):
-    """A factory of throwaway 2-vCPU domains, named after the test; all removed after."""
-    made = []
-
-    def make(suffix="", vcpus=2, **kw):
-        name = lab.PREFIX + request.node.name.replace("test_", "")[:30].replace("[", "-").rstrip("]") + suffix
-        lab.define(name, vcpus, **kw)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
+    """A factory of throwaway domains (2 vCPUs unless vcpus=N; lab.define's keywords),
+    named after the test; all removed after, with their policy and runtime state."""
+    def remove(name):
         lab.undefine(name)
         for path in ("/etc/policyhook/domains/%s.json" % name, "/run/policyhook/state/%s.json" % name):
             if os.path.exists(path):
                 os.unlink(path)
+
+    yield from lab.throwaways(request, lab.PREFIX, 30, lab.define, remove)

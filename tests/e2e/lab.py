@@ -2,6 +2,7 @@
 (libvirt-lab.md). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
 containers)."""
 
+import glob
 import json
 import os
 import re
@@ -104,7 +105,7 @@ def _zombie(pid):
         return True
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, interval=0.05):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -112,7 +113,31 @@ def wait_for(predicate, timeout, what):
             return value
         if time.monotonic() > deadline:
             raise LabError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(0.05)
+        time.sleep(interval)
+
+
+def settled(read, expected, timeout=60, interval=0.2):
+    """What `read()` gives once it equals `expected`, or its last value at the timeout
+    (the assertion then shows the difference); a read that fails gives its error."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = read()
+        except (OSError, KeyError, LabError) as e:
+            value = "unreadable: %s" % e
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def journal(*args):
+    """journalctl's messages (the lab guests run systemd)."""
+    return run(["journalctl", "--no-pager", "-q", "-o", "cat"] + list(args)).stdout
+
+
+def journal_cursor():
+    out = run(["journalctl", "--no-pager", "-q", "-n", "0", "--show-cursor"]).stdout
+    return out.strip().rsplit("cursor: ", 1)[-1]
 
 
 def define(name, vcpus=2, uri=URI, iothreads=0, current=None, cputune=""):
@@ -241,3 +266,58 @@ def log_text(path="/var/log/policyhook/policyhook.log"):
             return f.read()
     except FileNotFoundError:
         return ""
+
+
+# ---- what the conftests of tests/e2e, tests/vm and tests/vm-xen share -------------------
+
+
+def throwaways(request, prefix, width, define, remove):
+    """The body of a `domains` fixture (`yield from` it): yields make(suffix="", **kw),
+    which defines with define(name, **kw) a domain named after the test (`prefix`, the
+    test's name cut to `width`, `suffix`) and returns its name; each is removed after
+    with remove(name)."""
+    made = []
+
+    def make(suffix="", **kw):
+        name = prefix + request.node.name.replace("test_", "")[:width].replace("[", "-").rstrip("]") + suffix
+        define(name, **kw)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        remove(name)
+
+
+def remove_throwaways(prefix, uri=URI, remove=None, missing_ok=False):
+    """Every domain of `uri` whose name starts with `prefix`, removed with remove(name)
+    (default: undefine on `uri`); with `missing_ok`, nothing where libvirtd has no such
+    driver."""
+    listed = virsh("list", "--all", "--name", uri=uri, check=not missing_ok)
+    for name in listed.stdout.split() if listed.returncode == 0 else []:
+        if name.startswith(prefix):
+            (remove or (lambda n: undefine(n, uri)))(name)
+
+
+def remove_test_policies(prefix):
+    """The policies of domains named `prefix`..., and the host policy."""
+    for path in glob.glob("/etc/policyhook/domains/%s*.json" % prefix):
+        os.unlink(path)
+    if os.path.exists("/etc/policyhook/host.json"):
+        os.unlink("/etc/policyhook/host.json")
+
+
+def write_readings(terminalreporter, title, readings):
+    """pytest's summary section `title`: each (what, value) read (any value, as %s
+    shows it), one of several lines indented under its name."""
+    if not readings:
+        return
+    terminalreporter.section(title)
+    for what, value in readings:
+        text = "%s" % (value,)
+        if "\n" in text:
+            terminalreporter.write_line("%s:" % what)
+            for line in text.rstrip("\n").splitlines():
+                terminalreporter.write_line("    " + line)
+        else:
+            terminalreporter.write_line("%s: %s" % (what, text))

@@ -5,7 +5,6 @@ what Xen itself enforces with xl. `make e2e-vm-xen` runs it twice: with Xen boot
 with sched=credit (the tests not marked credit2) and with sched=credit2 (those that
 are). The host's pytest never collects this directory (norecursedirs)."""
 
-import glob
 import os
 import sys
 
@@ -51,13 +50,8 @@ def installed():
 
 
 def _clean_all():
-    for name in xen.virsh("list", "--all", "--name").stdout.split():
-        if name.startswith(xen.PREFIX):
-            xen.undefine(name)
-    for path in glob.glob("/etc/policyhook/domains/%s*.json" % xen.PREFIX):
-        os.unlink(path)
-    if os.path.exists("/etc/policyhook/host.json"):
-        os.unlink("/etc/policyhook/host.json")
+    lab.remove_throwaways(xen.PREFIX, xen.URI, remove=xen.undefine)
+    lab.remove_test_policies(xen.PREFIX)
 
 
 def _scheduler_fixture(wanted):
@@ -74,30 +68,16 @@ credit = pytest.fixture(scope="session")(_scheduler_fixture("credit"))
 credit2 = pytest.fixture(scope="session")(_scheduler_fixture("credit2"))
 
 
+def _remove(name):
+    xen.undefine(name)
+    xen.policyctl("remove", name)
+
+
 @pytest.fixture
 def domains(installed, request):
     """A factory of throwaway 2-vCPU PV domains, named after the test; removed after."""
-    made = []
-
-    def make(suffix=""):
-        name = xen.PREFIX + request.node.name.replace("test_", "")[:24].replace("[", "-").rstrip("]") + suffix
-        xen.define(name)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        xen.undefine(name)
-        xen.policyctl("remove", name)
+    yield from lab.throwaways(request, xen.PREFIX, 24, xen.define, _remove)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if xen.READINGS:
-        terminalreporter.section("values read in the Xen guest")
-        for what, value in xen.READINGS:
-            if "\n" in value:
-                terminalreporter.write_line("%s:" % what)
-                for line in value.rstrip("\n").splitlines():
-                    terminalreporter.write_line("    " + line)
-            else:
-                terminalreporter.write_line("%s: %s" % (what, value))
+    lab.write_readings(terminalreporter, "values read in the Xen guest", xen.READINGS)

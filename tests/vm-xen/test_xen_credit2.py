@@ -18,7 +18,7 @@ def test_policy_in_force_under_credit2(domains, credit2):
                  ("schedweight", name, "512"), ("schedcap", name, "50")):
         r = xen.policyctl(*args)
         assert r.returncode == 0, r.stdout + r.stderr
-    cursor = xen.journal_cursor()
+    cursor = lab.journal_cursor()
     xen.virsh("start", name, timeout=300)
     pins = {0: "2", 1: "3"}
     assert xen.settled(lambda: xen.vcpu_list(name), pins) == pins

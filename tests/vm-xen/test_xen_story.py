@@ -39,7 +39,7 @@ def in_force(name):
 def test_policy_in_force_at_start(domains, credit):
     name = domains()
     record_policy(name)
-    cursor = xen.journal_cursor()
+    cursor = lab.journal_cursor()
     start(name)
     in_force(name)
     xen.record("xl vcpu-list %s (vcpupin 0 2, vcpupin 1 3)" % name, xen.xl("vcpu-list", name))
@@ -74,7 +74,7 @@ def test_reboot_builds_the_domain_anew_and_the_policy_again(domains, credit):
     xen.xl("vcpu-pin", name, "all", "all")
     xen.xl("sched-credit", "-d", name, "-w", "256", "-c", "0")
     assert xen.vcpu_list(name) == {0: "all", 1: "all"}
-    cursor = xen.journal_cursor()
+    cursor = lab.journal_cursor()
     xen.virsh("reboot", name)
 
     def rebuilt():

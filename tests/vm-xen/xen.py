@@ -3,7 +3,6 @@ domains defined through libvirt's libxl driver, and what Xen itself says of them
 its own tool, xl. Every output read is recorded, and the tier's summary lists them."""
 
 import re
-import time
 
 import lab
 
@@ -101,32 +100,15 @@ def sched_params(name, sched="credit"):
 
 
 def settled(read, expected, timeout=60):
-    """What `read()` gives once it equals `expected`, or its last value at the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = read()
-        except lab.LabError as e:
-            value = "unreadable: %s" % e
-        if value == expected or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
-
-
-def journal(*args):
-    return lab.run(["journalctl", "--no-pager", "-q", "-o", "cat"] + list(args)).stdout
-
-
-def journal_cursor():
-    out = lab.run(["journalctl", "--no-pager", "-q", "-n", "0", "--show-cursor"]).stdout
-    return out.strip().rsplit("cursor: ", 1)[-1]
+    """lab.settled, reading twice a second: every xl command takes a while in this dom0."""
+    return lab.settled(read, expected, timeout, interval=0.5)
 
 
 def logged(cursor, *wanted, timeout=120):
     """The first line of policyhook's journal (syslog identifier policyhook) after
     `cursor` starting with each of `wanted`, in that order, once they are all there."""
     def found():
-        lines = journal("-t", "policyhook", "--after-cursor", cursor).splitlines()
+        lines = lab.journal("-t", "policyhook", "--after-cursor", cursor).splitlines()
         picked, at = [], 0
         for w in wanted:
             hit = next((i for i in range(at, len(lines)) if lines[i].startswith(w)), None)
@@ -135,14 +117,10 @@ def logged(cursor, *wanted, timeout=120):
             picked.append(lines[hit])
             at = hit + 1
         return picked
-    # Each journalctl takes a while in this dom0: look once a second, not lab.wait_for's 20.
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = found()
-        if lines:
-            return lines
-        if time.monotonic() > deadline:
-            raise lab.LabError("timed out after %ss waiting for %s in journalctl -t policyhook:\n%s"
-                               % (timeout, " ... ".join(wanted), journal("-t", "policyhook",
-                                                                        "--after-cursor", cursor)))
-        time.sleep(1)
+    # Each journalctl takes a while in this dom0: look once a second, not 20 times.
+    what = "%s in journalctl -t policyhook" % " ... ".join(wanted)
+    try:
+        return lab.wait_for(found, timeout, what, interval=1)
+    except lab.LabError as e:
+        since = lab.journal("-t", "policyhook", "--after-cursor", cursor)
+        raise lab.LabError("%s:\n%s" % (e, since)) from None

@@ -3,7 +3,6 @@ libvirt 11, the distribution's python3), inside the lab guest of scripts/vm-lab.
 root, with policyhook installed there by `make install`. `make e2e-vm` runs it; the
 host's pytest never collects this directory (norecursedirs in pyproject.toml)."""
 
-import glob
 import os
 import sys
 
@@ -38,34 +37,20 @@ def installed():
 
 
 def _clean_all():
-    for name in lab.virsh("list", "--all", "--name").stdout.split():
-        if name.startswith(PREFIX):
-            lab.undefine(name)
-    for path in glob.glob("/etc/policyhook/domains/%s*.json" % PREFIX):
-        os.unlink(path)
-    if os.path.exists("/etc/policyhook/host.json"):
-        os.unlink("/etc/policyhook/host.json")
+    lab.remove_throwaways(PREFIX)
+    lab.remove_test_policies(PREFIX)
+
+
+def _remove(name):
+    lab.undefine(name)
+    lab.policyctl("remove", name)
 
 
 @pytest.fixture
 def domains(installed, request):
     """A factory of throwaway 2-vCPU domains, named after the test; all removed after."""
-    made = []
-
-    def make(suffix=""):
-        name = PREFIX + request.node.name.replace("test_", "")[:24].replace("[", "-").rstrip("]") + suffix
-        lab.define(name)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        lab.undefine(name)
-        lab.policyctl("remove", name)
+    yield from lab.throwaways(request, PREFIX, 24, lab.define, _remove)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if guest.READINGS:
-        terminalreporter.section("values read in the guest")
-        for what, value in guest.READINGS:
-            terminalreporter.write_line("%s: %s" % (what, value))
+    lab.write_readings(terminalreporter, "values read in the guest", guest.READINGS)

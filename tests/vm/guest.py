@@ -3,8 +3,6 @@ QEMU domain's cgroup v2 files under machine.slice, its threads' CPU affinity, an
 journal. Every value read is recorded, and the tier's summary lists them."""
 
 import os
-import subprocess
-import time
 
 import lab
 
@@ -69,28 +67,3 @@ def vcpu_affinity(name, vcpus=2):
     """{vCPU: set of CPUs} as the kernel has the vCPU threads' affinity."""
     tids = threads(name)
     return {v: os.sched_getaffinity(tids["CPU %d/TCG" % v]) for v in range(vcpus)}
-
-
-def journal(*args):
-    return subprocess.run(["journalctl", "--no-pager", "-q", "-o", "cat"] + list(args),
-                          capture_output=True, text=True, check=True).stdout
-
-
-def journal_cursor():
-    out = subprocess.run(["journalctl", "--no-pager", "-q", "-n", "0", "--show-cursor"],
-                         capture_output=True, text=True, check=True).stdout
-    return out.strip().rsplit("cursor: ", 1)[-1]
-
-
-def settled(read, expected, timeout=60):
-    """What `read()` gives once it equals `expected`, or its last value at the timeout
-    (the assertion then shows the difference)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = read()
-        except (OSError, KeyError, lab.LabError) as e:
-            value = "unreadable: %s" % e
-        if value == expected or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)

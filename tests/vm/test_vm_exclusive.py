@@ -70,12 +70,12 @@ def test_host_isolation_follows_the_occupant(domains, isolating):
     assert lab.policyctl("cpuoccupy", "6-7", a).returncode == 0
     assert all_allowed() == {u: "" for u in UNITS}          # no occupant runs yet
     lab.virsh("start", a)
-    running = guest.settled(all_allowed, {u: "0-5" for u in UNITS})
+    running = lab.settled(all_allowed, {u: "0-5" for u in UNITS})
     guest.record("AllowedCPUs while %s (occupying 6-7) runs" % a, running)
     assert running == {u: "0-5" for u in UNITS}
     assert os.path.exists(RECORD)
     lab.virsh("destroy", a)
-    stopped = guest.settled(all_allowed, {u: "" for u in UNITS})
+    stopped = lab.settled(all_allowed, {u: "" for u in UNITS})
     guest.record("AllowedCPUs after %s stopped" % a, stopped)
     assert stopped == {u: "" for u in UNITS}
     assert not os.path.exists(RECORD)
@@ -108,7 +108,7 @@ def test_a_killed_updater_is_put_right(domains, isolating):
     assert all_allowed() == {u: "0-5" for u in UNITS}
     # A record left as a crash leaves it, with nothing running: apply --all gives back.
     lab.virsh("destroy", a)
-    guest.settled(all_allowed, {u: "" for u in UNITS})
+    lab.settled(all_allowed, {u: "" for u in UNITS})
     lab.run(["systemctl", "set-property", "--runtime", "system.slice", "AllowedCPUs=0-5"])
     with open(RECORD, "w") as f:
         f.write('{"saved": {"system.slice": ""}, "applied": {"system.slice": "0-5"}}\n')

@@ -66,7 +66,7 @@ def _make(target):
 
 
 def _reloaded_since(cursor):
-    lines = guest.journal("--after-cursor", cursor, "-u", "libvirtd.service")
+    lines = lab.journal("--after-cursor", cursor, "-u", "libvirtd.service")
     return [line for line in lines.splitlines() if line.startswith("Reloaded ")]
 
 
@@ -75,14 +75,14 @@ def test_make_uninstall_and_install_reload_libvirtd(installed):
     it reloads, and under systemd that is `systemctl reload`."""
     try:
         lab.start_daemon()   # socket-activated: it stops when idle, and then nothing reloads
-        cursor = guest.journal_cursor()
+        cursor = lab.journal_cursor()
         _make("uninstall")
         assert not os.path.exists(lab.HOOK)
         assert not os.path.exists(lab.POLICYCTL)
         assert not os.path.exists(SITE + "/policyhook")
         lab.wait_for(lambda: _reloaded_since(cursor), 30, "libvirtd to reload after make uninstall")
         lab.start_daemon()
-        cursor = guest.journal_cursor()
+        cursor = lab.journal_cursor()
     finally:
         _make("install")
     assert os.access(lab.HOOK, os.X_OK)

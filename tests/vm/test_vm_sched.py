@@ -46,7 +46,7 @@ def test_weight_live(running, weight):
     r = lab.policyctl("schedweight", running, str(weight))
     assert r.returncode == 0 and "applied live" in r.stdout, r.stdout + r.stderr
     want = WEIGHT_TO_CPU_WEIGHT[weight]
-    got = guest.settled(lambda: read_sched(running)[0], want)
+    got = lab.settled(lambda: read_sched(running)[0], want)
     guest.record("weight %d live: cpu.weight" % weight, got)
     guest.record("weight %d live: virsh schedinfo cpu_shares" % weight, lab.schedinfo(running)["cpu_shares"])
     assert got == want
@@ -58,7 +58,7 @@ def test_cap_live(running, cap):
     r = lab.policyctl("schedcap", running, str(cap))
     assert r.returncode == 0 and "applied live" in r.stdout, r.stdout + r.stderr
     want = CAP_TO_CPU_MAX[cap]
-    got = guest.settled(lambda: read_sched(running)[1], want)
+    got = lab.settled(lambda: read_sched(running)[1], want)
     guest.record("cap %d live: libvirt/cpu.max" % cap, got)
     guest.record("cap %d live: virsh schedinfo global_quota" % cap, lab.schedinfo(running)["global_quota"])
     assert got == want
@@ -74,7 +74,7 @@ def test_weight_and_cap_at_start(domains, weight, cap):
     assert lab.policyctl("schedcap", name, str(cap)).returncode == 0
     lab.virsh("start", name, timeout=180)
     want = (WEIGHT_TO_CPU_WEIGHT[weight], CAP_TO_CPU_MAX[cap])
-    got = guest.settled(lambda: read_sched(name), want)
+    got = lab.settled(lambda: read_sched(name), want)
     guest.record("weight %d at start: cpu.weight" % weight, got[0])
     guest.record("cap %d at start: libvirt/cpu.max" % cap, got[1])
     assert got == want
@@ -86,7 +86,7 @@ def test_weight_and_cap_at_start(domains, weight, cap):
 # VIR_CGROUP_CPU_QUOTA_MAX), where cgroup v1 gives -1: both mean no cap, no drift.
 def test_no_drift_without_a_cap(running):
     assert lab.policyctl("schedcap", running, "0").returncode == 0
-    assert guest.settled(lambda: read_sched(running)[1], CAP_TO_CPU_MAX[0]) == CAP_TO_CPU_MAX[0]
+    assert lab.settled(lambda: read_sched(running)[1], CAP_TO_CPU_MAX[0]) == CAP_TO_CPU_MAX[0]
     assert lab.schedinfo(running)["global_quota"] == "17592186044415"
     doc = json.loads(lab.policyctl("cpupolicy", running, "--json", check=True).stdout)
     assert (doc["drift"], doc["live"]["cap"]) == ([], 0)

@@ -40,14 +40,14 @@ def test_policy_and_occupancy_in_the_kernels_files(domains):
                  ("schedweight", a, "512"), ("schedcap", a, "50"), ("cpuoccupy", "2-3", a)):
         r = lab.policyctl(*args)
         assert r.returncode == 0, r.stdout + r.stderr
-    cursor = guest.journal_cursor()
+    cursor = lab.journal_cursor()
     for name in (a, b):
         t0 = time.monotonic()
         lab.virsh("start", name, timeout=180)
         guest.record("virsh start %s (TCG inside TCG)" % name, "%.1f s" % (time.monotonic() - t0))
 
-    assert guest.settled(lambda: cgroup_files(a, POLICY_FILES), POLICY_FILES) == POLICY_FILES
-    assert guest.settled(lambda: cgroup_files(b, KEPT_OFF_FILES), KEPT_OFF_FILES) == KEPT_OFF_FILES
+    assert lab.settled(lambda: cgroup_files(a, POLICY_FILES), POLICY_FILES) == POLICY_FILES
+    assert lab.settled(lambda: cgroup_files(b, KEPT_OFF_FILES), KEPT_OFF_FILES) == KEPT_OFF_FILES
     guest.record("scope of %s" % a, guest.scope(a))
     for f, value in cgroup_files(a, POLICY_FILES).items():
         guest.record("%s (weight 512, cap 50) %s" % (a, f), value)
@@ -68,7 +68,7 @@ def test_policy_and_occupancy_in_the_kernels_files(domains):
 
     # The hook and the applier logged to the journal (syslog identifier policyhook).
     def logged():
-        lines = guest.journal("-t", "policyhook", "--after-cursor", cursor).splitlines()
+        lines = lab.journal("-t", "policyhook", "--after-cursor", cursor).splitlines()
         wanted = ("qemu %s prepare/begin: admitted" % a, "qemu %s start/begin: applier started" % a,
                   "qemu %s applier (start/begin): " % a)
         found = [next((line for line in lines if line.startswith(w)), None) for w in wanted]
