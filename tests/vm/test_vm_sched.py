@@ -41,30 +41,24 @@ def running(installed):
     lab.policyctl("remove", name)
 
 
-@pytest.mark.parametrize("weight", sorted(WEIGHT_TO_CPU_WEIGHT))
-def test_weight_live(running, weight):
-    r = lab.policyctl("schedweight", running, str(weight))
-    assert r.returncode == 0 and "applied live" in r.stdout, r.stdout + r.stderr
-    want = WEIGHT_TO_CPU_WEIGHT[weight]
-    got = lab.settled(lambda: read_sched(running)[0], want)
-    guest.record("weight %d live: cpu.weight" % weight, got)
-    guest.record("weight %d live: virsh schedinfo cpu_shares" % weight, lab.schedinfo(running)["cpu_shares"])
-    assert got == want
-    assert drift(running, "weight %d live" % weight) == []
+# Each setting: policyctl's command, its value in read_sched(), the file that is, and
+# the field virsh schedinfo shows it in.
+SETTINGS = {"weight": ("schedweight", 0, "cpu.weight", "cpu_shares"),
+            "cap": ("schedcap", 1, "libvirt/cpu.max", "global_quota")}
+LIVE = ([("weight", w, WEIGHT_TO_CPU_WEIGHT[w]) for w in sorted(WEIGHT_TO_CPU_WEIGHT)]
+        + [("cap", c, CAP_TO_CPU_MAX[c]) for c in sorted(CAP_TO_CPU_MAX, reverse=True)])
 
 
-@pytest.mark.parametrize("cap", sorted(CAP_TO_CPU_MAX, reverse=True))
-def test_cap_live(running, cap):
-    r = lab.policyctl("schedcap", running, str(cap))
+@pytest.mark.parametrize("setting,value,want", LIVE, ids=["%s-%d" % (s, v) for s, v, _ in LIVE])
+def test_live(running, setting, value, want):
+    command, index, path, field = SETTINGS[setting]
+    r = lab.policyctl(command, running, str(value))
     assert r.returncode == 0 and "applied live" in r.stdout, r.stdout + r.stderr
-    want = CAP_TO_CPU_MAX[cap]
-    got = lab.settled(lambda: read_sched(running)[1], want)
-    guest.record("cap %d live: libvirt/cpu.max" % cap, got)
-    guest.record("cap %d live: virsh schedinfo global_quota" % cap, lab.schedinfo(running)["global_quota"])
+    got = lab.settled(lambda: read_sched(running)[index], want)
+    guest.record("%s %d live: %s" % (setting, value, path), got)
+    guest.record("%s %d live: virsh schedinfo %s" % (setting, value, field), lab.schedinfo(running)[field])
     assert got == want
-    found = drift(running, "cap %d live" % cap)
-    if cap:   # cap 0's drift: test_no_drift_without_a_cap
-        assert found == []
+    assert drift(running, "%s %d live" % (setting, value)) == []
 
 
 @pytest.mark.parametrize("weight,cap", [(1, 400), (256, 0), (65535, 50)])
