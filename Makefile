@@ -258,8 +258,10 @@ e2e-vm-xen:
 demo:
 	./scripts/demo.sh
 
+# ruff everywhere; mypy on the typed pure core (the modules pyproject.toml's [tool.mypy] names).
 lint:
 	$(PYTHON) -m ruff check policyhook tests benchmarks scripts tools
+	$(PYTHON) -m mypy
 
 # The spec's Version must be the package's; a release tarball is built from git.
 check-version:

@@ -34,7 +34,14 @@ What a driver cannot do (`unsupported`) is data here; the planner leaves it out 
 the plan and says so, and policyctl refuses to record it for such a domain.
 """
 
+from __future__ import annotations
+
 from .tunables import cannot as _cannot
+
+# For the checker alone: the hook imports this module, and `typing` costs ~10 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PERIOD_US = 100000
 # libvirt's largest CFS quota (VIR_CGROUP_CPU_QUOTA_MAX). No limit reads back as -1 on
@@ -44,10 +51,11 @@ CGROUP_DRIVERS = ("qemu", "lxc")
 DRIVERS = ("qemu", "lxc", "libxl")
 
 # libvirt's scheduler parameter for each policy value, per driver: weight, then the
-# cap's (period, quota) or the cap itself.
+# cap's quota (or the cap itself), with its period on the cgroup drivers.
 WEIGHT_KEY = {"qemu": "cpu_shares", "lxc": "cpu_shares", "libxl": "weight"}
-CAP_KEYS = {"qemu": ("global_period", "global_quota"), "lxc": ("vcpu_period", "vcpu_quota"),
-            "libxl": (None, "cap")}
+QUOTA_KEY = {"qemu": "global_quota", "lxc": "vcpu_quota", "libxl": "cap"}
+PERIOD_KEY = {"qemu": "global_period", "lxc": "vcpu_period"}
+CAP_KEYS = {driver: (PERIOD_KEY.get(driver), QUOTA_KEY[driver]) for driver in DRIVERS}
 
 # What libvirt's drivers cannot pin, with the reason: from the table (tunables.PINS).
 CANNOT = {driver: _cannot(driver) for driver in DRIVERS}
@@ -62,49 +70,50 @@ URI = {"qemu": "qemu:///system", "lxc": "lxc:///system", "libxl": "xen:///system
 LABEL = {"qemu": "QEMU", "lxc": "LXC", "libxl": "libxl (Xen)"}
 
 
-def shares(weight, cgroup_version):
+def shares(weight: int, cgroup_version: int) -> int:
     if cgroup_version == 2:
         return max(1, min(10000, int(round(weight * 100.0 / 256))))
     return 4 * weight
 
 
-def sched_params(driver, cgroup_version, weight=None, cap=None):
+def sched_params(driver: str, cgroup_version: int, weight: int | None = None,
+                 cap: int | None = None) -> dict[str, int]:
     """libvirt scheduler parameters for the given policy values (None = leave alone)."""
     if driver not in WEIGHT_KEY:
         raise ValueError("unknown driver %r" % (driver,))
-    params = {}
-    period_key, quota_key = CAP_KEYS[driver]
+    params: dict[str, int] = {}
     if driver in CGROUP_DRIVERS:
         if weight is not None:
             params[WEIGHT_KEY[driver]] = shares(weight, cgroup_version)
         if cap is not None:
-            params[period_key] = PERIOD_US
-            params[quota_key] = cap * 1000 if cap else -1
+            params[PERIOD_KEY[driver]] = PERIOD_US
+            params[QUOTA_KEY[driver]] = cap * 1000 if cap else -1
     else:
         if weight is not None:
             params[WEIGHT_KEY[driver]] = weight
         if cap is not None:
-            params[quota_key] = cap
+            params[QUOTA_KEY[driver]] = cap
     return params
 
 
-def sets(driver, setting, params):
+def sets(driver: str, setting: str, params: Mapping[str, int]) -> bool:
     """True when libvirt parameters `params` set `setting` ("weight" or "cap")."""
     if setting == "weight":
         return WEIGHT_KEY.get(driver) in params
-    return driver in CAP_KEYS and CAP_KEYS[driver][1] in params
+    return QUOTA_KEY.get(driver) in params
 
 
-def from_live(driver, cgroup_version, params):
+def from_live(driver: str, cgroup_version: int,
+              params: Mapping[str, int]) -> tuple[int | None, int | None]:
     """(weight, cap) as the live scheduler parameters express them; None when unknown."""
-    weight = cap = None
+    weight: int | None = None
+    cap: int | None = None
     if driver in CGROUP_DRIVERS:
-        period_key, quota_key = CAP_KEYS[driver]
         if "cpu_shares" in params:
             value = params["cpu_shares"]
             weight = round(value * 256 / 100.0) if cgroup_version == 2 else value // 4
-        quota = params.get(quota_key)
-        period = params.get(period_key)
+        quota = params.get(QUOTA_KEY[driver])
+        period = params.get(PERIOD_KEY[driver])
         if quota is not None:
             cap = 0 if quota_is_unlimited(quota) else int(round(quota * 100.0 / (period or PERIOD_US)))
     elif driver == "libxl":
@@ -113,19 +122,19 @@ def from_live(driver, cgroup_version, params):
     return weight, cap
 
 
-def quota_is_unlimited(quota):
+def quota_is_unlimited(quota: int) -> bool:
     """True when a live CFS quota (global_quota, vcpu_quota) means no cap: -1 on cgroup v1;
     on cgroup v2 libvirt reads cpu.max "max" back as QUOTA_MAX itself (measured on
     libvirt 11.3 in the lab guest: 17592186044415)."""
     return quota <= 0 or quota >= QUOTA_MAX
 
 
-def is_quota(key):
+def is_quota(key: str) -> bool:
     """True for the CFS quota parameters, whose 'no limit' has several spellings."""
     return key in ("global_quota", "vcpu_quota")
 
 
-def unsupported(driver, scheduler=None):
+def unsupported(driver: str, scheduler: str | None = None) -> dict[str, str]:
     """{setting key: reason} for what `driver` cannot put in force; `scheduler` is the Xen
     scheduler when known (libxl), None when not (the hook at `prepare`)."""
     cannot = _cannot(driver)
@@ -147,7 +156,7 @@ CPUTUNE = {
 }
 
 
-def driver_of(domain_type):
+def driver_of(domain_type: str | None) -> str | None:
     """Our driver name for a domain XML `type` or a connection URI scheme."""
     domain_type = (domain_type or "").lower()
     if domain_type in ("qemu", "kvm", "hvf", "tcg"):
@@ -159,7 +168,7 @@ def driver_of(domain_type):
     return None
 
 
-def cgroup_version_of(driver, params):
+def cgroup_version_of(driver: str, params: Mapping[str, int]) -> int | None:
     """1 or 2 as a running domain's live scheduler parameters show it, None when they
     cannot: a quota with no limit reads -1 on cgroup v1 and above QUOTA_MAX on v2
     (libvirt-lab.md 10), and libvirt leaves the vCPU and emulator quotas unlimited
@@ -177,7 +186,7 @@ def cgroup_version_of(driver, params):
     return None
 
 
-def local_cgroup_version(sysfs="/sys/fs/cgroup"):
+def local_cgroup_version(sysfs: str = "/sys/fs/cgroup") -> int:
     """2 on a unified (cgroup v2) host, else 1 (v1 or hybrid: libvirt uses v1's cpu)."""
     import os
     return 2 if os.path.exists(os.path.join(sysfs, "cgroup.controllers")) else 1

@@ -18,11 +18,23 @@ silently; it is not checked against the domain or the host either, since it neve
 takes effect.
 """
 
+from __future__ import annotations
+
 from .cpuset import CpuSet
 from .errors import conflict
 from .limits import count_phrase
 from .mapping import is_quota, quota_is_unlimited, sched_params, sets, unsupported
 from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, pin_order, pins_doc
+
+# For the checker alone: the hook imports this module, and `typing` costs ~10 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from .domxml import DomainFacts
+    from .model import DomainPolicy, HostPolicy
+    from .tunables import PinKey, PinKind
 
 
 class Note:
@@ -30,19 +42,19 @@ class Note:
 
     __slots__ = ("pin", "base", "removed", "owners")
 
-    def __init__(self, pin, base, removed, owners):
+    def __init__(self, pin: PinKey, base: CpuSet, removed: CpuSet, owners: Iterable[str]) -> None:
         self.pin = pin            # (kind, index)
         self.base = base          # CpuSet: the policy's or the XML's pin
         self.removed = removed    # CpuSet taken out of it
         self.owners = tuple(owners)
 
-    def to_doc(self):
+    def to_doc(self) -> dict[str, object]:
         kind, index = self.pin
         return {"pin": PIN[kind].key, "index": index if PIN[kind].indexed else None,
                 "base": str(self.base), "removed": str(self.removed), "owners": list(self.owners)}
 
     @classmethod
-    def from_doc(cls, doc):
+    def from_doc(cls, doc: Mapping[str, Any]) -> Note:
         row = PIN_BY_KEY[doc["pin"]]
         return cls((row.kind, doc["index"] or 0), CpuSet.parse(doc["base"]),
                    CpuSet.parse(doc["removed"]), doc["owners"])
@@ -54,17 +66,17 @@ class Lost:
 
     __slots__ = ("setting", "reason", "kept_off")
 
-    def __init__(self, setting, reason, kept_off=None):
+    def __init__(self, setting: str, reason: str, kept_off: CpuSet | None = None) -> None:
         self.setting = setting    # a tunables key: "vcpupin", "weight"
         self.reason = reason
         self.kept_off = kept_off
 
-    def to_doc(self):
+    def to_doc(self) -> dict[str, object]:
         return {"setting": self.setting, "reason": self.reason,
                 "kept_off": None if self.kept_off is None else str(self.kept_off)}
 
     @classmethod
-    def from_doc(cls, doc):
+    def from_doc(cls, doc: Mapping[str, Any]) -> Lost:
         return cls(doc["setting"], doc["reason"],
                    None if doc.get("kept_off") is None else CpuSet.parse(doc["kept_off"]))
 
@@ -74,13 +86,14 @@ class Drift:
 
     __slots__ = ("pin", "param", "want", "have")
 
-    def __init__(self, pin=None, param=None, want=None, have=None):
+    def __init__(self, pin: PinKey | None = None, param: str | None = None,
+                 want: CpuSet | int | None = None, have: CpuSet | int | None = None) -> None:
         self.pin = pin
         self.param = param
         self.want = want
         self.have = have
 
-    def to_doc(self):
+    def to_doc(self) -> dict[str, object]:
         if self.pin is not None:
             row = PIN[self.pin[0]]
             return {"setting": row.key, "index": self.pin[1] if row.indexed else None,
@@ -93,12 +106,13 @@ class Live:
 
     __slots__ = ("pins", "sched", "offline")
 
-    def __init__(self, pins=None, sched=None, offline=()):
+    def __init__(self, pins: Mapping[PinKey, CpuSet] | None = None, sched: Mapping[str, int] | None = None,
+                 offline: Iterable[PinKey] = ()) -> None:
         self.pins = dict(pins or {})    # (kind, index) -> CpuSet
         self.sched = dict(sched or {})  # libvirt's scheduler parameters
         self.offline = frozenset(offline)  # pins of threads not running now (offline vCPUs)
 
-    def pins_of(self, kind):
+    def pins_of(self, kind: str) -> dict[int, CpuSet]:
         return {i: c for (k, i), c in self.pins.items() if k == kind}
 
 
@@ -107,8 +121,10 @@ class Plan:
 
     __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported", "elsewhere")
 
-    def __init__(self, domain, driver, pins=None, sched=None, kept_off=None, notes=None,
-                 unsupported=None, elsewhere=None):
+    def __init__(self, domain: str, driver: str, pins: Mapping[PinKey, CpuSet] | None = None,
+                 sched: Mapping[str, int] | None = None, kept_off: CpuSet | None = None,
+                 notes: Iterable[Note] | None = None, unsupported: Iterable[Lost] | None = None,
+                 elsewhere: str | None = None) -> None:
         self.domain = domain
         self.driver = driver
         self.pins = dict(pins or {})         # (kind, index) -> CpuSet
@@ -120,17 +136,17 @@ class Plan:
         # the same name: the policy is not applied and the domain counts as a stranger.
         self.elsewhere = elsewhere
 
-    def is_empty(self):
+    def is_empty(self) -> bool:
         return not self.pins and not self.sched
 
-    def sorted_pins(self):
+    def sorted_pins(self) -> list[tuple[PinKey, CpuSet]]:
         return sorted(self.pins.items(), key=lambda kv: pin_order(kv[0]))
 
-    def pins_of(self, kind):
+    def pins_of(self, kind: str) -> dict[int, CpuSet]:
         return {i: c for (k, i), c in self.pins.items() if k == kind}
 
-    def to_doc(self):
-        doc = {"domain": self.domain, "driver": self.driver}
+    def to_doc(self) -> dict[str, object]:
+        doc: dict[str, object] = {"domain": self.domain, "driver": self.driver}
         doc.update(pins_doc(self.pins))
         doc["sched"] = dict(sorted(self.sched.items()))
         doc["kept_off"] = None if self.kept_off is None else str(self.kept_off)
@@ -140,8 +156,8 @@ class Plan:
         return doc
 
     @classmethod
-    def from_doc(cls, doc):
-        pins = {}
+    def from_doc(cls, doc: Mapping[str, Any]) -> Plan:
+        pins: dict[PinKey, CpuSet] = {}
         for row in PINS:
             value = doc.get(row.key)
             if row.indexed:
@@ -155,18 +171,19 @@ class Plan:
                    [Lost.from_doc(u) for u in doc.get("unsupported") or ()],
                    doc.get("policy_uuid_differs"))
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Plan) and self.to_doc() == other.to_doc()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Plan(%r)" % (self.to_doc(),)
 
 
-def _owners(host, cpus):
+def _owners(host: HostPolicy, cpus: Iterable[int]) -> list[str]:
     return sorted({d for c in cpus for d in host.occupancy.get(c, ())})
 
 
-def _check_stored(row, stored, indexes, name, host_cpus):
+def _check_stored(row: PinKind, stored: Mapping[int, CpuSet], indexes: tuple[int, ...] | None, name: str,
+                  host_cpus: CpuSet) -> None:
     """CONFLICT for a stored pin of a thread the domain does not have, or beyond the host."""
     if indexes is not None:
         for index in sorted(stored):
@@ -179,7 +196,8 @@ def _check_stored(row, stored, indexes, name, host_cpus):
                            % (row.subject(index, name), cpus, host_cpus))
 
 
-def _kept_off(row, index, pinned, source, taken, host, name, host_cpus):
+def _kept_off(row: PinKind, index: int, pinned: CpuSet | None, source: str, taken: CpuSet, host: HostPolicy,
+              name: str, host_cpus: CpuSet) -> tuple[CpuSet, Note | None]:
     """The effective set of one pin under occupancy, with a Note when a pin lost CPUs.
     `pinned` is the policy's or the XML's pin, None for a thread with no pin."""
     base = pinned if pinned is not None else host_cpus
@@ -197,7 +215,8 @@ def _kept_off(row, index, pinned, source, taken, host, name, host_cpus):
     return effective, note
 
 
-def plan(policy, host, facts, host_cpus, cgroup_version=1):
+def plan(policy: DomainPolicy | None, host: HostPolicy, facts: DomainFacts, host_cpus: CpuSet,
+         cgroup_version: int = 1) -> Plan:
     """The Plan for one domain, or a CONFLICT error.
 
     policy: DomainPolicy or None; host: HostPolicy; facts: DomainFacts (name, driver,
@@ -212,8 +231,10 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
     stored_pins = policy.pins if policy else {}
     cannot = unsupported(facts.driver, facts.scheduler)
     taken = host.occupied_by_others(name) & host_cpus
-    lost, lost_kept_off = [], []
-    pins, notes = {}, []
+    lost: list[Lost] = []
+    lost_kept_off: list[Lost] = []
+    pins: dict[PinKey, CpuSet] = {}
+    notes: list[Note] = []
     kept_off = None
     for row in PINS:
         stored = {i: c for (k, i), c in stored_pins.items() if k == row.kind}
@@ -239,22 +260,22 @@ def plan(policy, host, facts, host_cpus, cgroup_version=1):
             pins[(row.kind, index)] = effective
             if note:
                 notes.append(note)
-    values = {}
-    lost_sched = []
-    for row in SCHED:
-        value = policy.sched.get(row.key) if policy else None
+    values: dict[str, int] = {}
+    lost_sched: list[Lost] = []
+    for setting in SCHED:
+        value = policy.sched.get(setting.key) if policy else None
         if value is None:
             continue
-        if row.key in cannot:
-            lost_sched.append(Lost(row.key, cannot[row.key]))
+        if setting.key in cannot:
+            lost_sched.append(Lost(setting.key, cannot[setting.key]))
         else:
-            values[row.key] = value
+            values[setting.key] = value
     sched = sched_params(facts.driver, cgroup_version, **values)
     return Plan(name, facts.driver, pins, sched, kept_off, notes, lost + lost_kept_off + lost_sched,
                 elsewhere)
 
 
-def restores(new, old, facts, host_cpus, cgroup_version):
+def restores(new: Plan, old: Plan, facts: DomainFacts, host_cpus: CpuSet, cgroup_version: int) -> Plan:
     """`new` plus what puts libvirt's defaults back for what `old` set and `new` no
     longer does: an unset pin runs on its XML pin or every host CPU again, an unset
     weight or cap goes back to the default."""
@@ -270,12 +291,12 @@ def restores(new, old, facts, host_cpus, cgroup_version):
                 new.elsewhere)
 
 
-def pins_only(p):
+def pins_only(p: Plan) -> Plan:
     """`p` without its scheduler parameters (cpuoccupy changes pins only)."""
     return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported, p.elsewhere)
 
 
-def drift(effective, live, offline=False):
+def drift(effective: Plan, live: Live, offline: bool = False) -> list[Drift]:
     """[Drift] where the live values differ from the effective plan. A pin of a thread
     that is not running (an offline vCPU) is not drift: libvirt keeps it and applies it
     when the thread comes online; with `offline`, such pins are listed all the same
@@ -284,9 +305,9 @@ def drift(effective, live, offline=False):
     for key, cpus in effective.sorted_pins():
         if key in live.offline and not offline:
             continue
-        now = live.pins.get(key)
-        if now != cpus:
-            found.append(Drift(pin=key, want=cpus, have=now))
+        pinned = live.pins.get(key)
+        if pinned != cpus:
+            found.append(Drift(pin=key, want=cpus, have=pinned))
     for param, value in sorted(effective.sched.items()):
         now = live.sched.get(param)
         if now != value and not (is_quota(param) and value < 0
@@ -295,7 +316,7 @@ def drift(effective, live, offline=False):
     return found
 
 
-def differences(p, live):
+def differences(p: Plan, live: Live) -> Plan:
     """`p` reduced to what differs from `live`: what needs applying (the pins of offline
     vCPUs always: libvirt keeps them for hotplug, and does not show them)."""
     keep = drift(p, live, offline=True)

@@ -10,7 +10,23 @@ tunable is a row and its tests (DESIGN.md "One table of tunables").
 Pure data and standard library only: the hook imports it.
 """
 
+from __future__ import annotations
+
 from .limits import CAP_MAX, MAX_IOTHREAD, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX, WEIGHT_MIN
+
+# For the checker alone: the hook imports this module, and `typing` costs ~10 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .cpuset import CpuSet
+    from .domxml import DomainFacts
+
+    # A pin's key: (kind, index), the emulator's index 0.
+    PinKey = tuple[str, int]
+    # One document's pins as JSON: {"0": "1-2"} for an indexed kind, "1-2" or None for one
+    # per domain.
+    PinsDoc = dict[str, "dict[str, str] | str | None"]
 
 
 class PinKind:
@@ -20,8 +36,9 @@ class PinKind:
                  "max_index", "index_name", "index_word", "element", "attr", "setter", "getter",
                  "cannot", "order")
 
-    def __init__(self, kind, key, label, what, plural, element, setter, getter, cannot,
-                 index_name=None, attr=None, first=0, max_index=0):
+    def __init__(self, kind: str, key: str, label: str, what: str, plural: str, element: str,
+                 setter: str, getter: str, cannot: dict[str, str], index_name: str | None = None,
+                 attr: str | None = None, first: int = 0, max_index: int = 0) -> None:
         self.kind = kind              # "vcpu": the first half of a pin's key
         self.key = key                # "vcpupin": policy files, CLI command, `unset` word
         self.command = key
@@ -40,21 +57,22 @@ class PinKind:
         self.cannot = cannot          # {driver: why libvirt's driver cannot put it in force}
         self.order = 0
 
-    def name(self, index):
+    def name(self, index: int) -> str:
         """'vCPU 0', 'emulator', 'IOThread 1': one pin in messages."""
         return "%s %d" % (self.label, index) if self.indexed else self.label
 
-    def subject(self, index, domain):
+    def subject(self, index: int, domain: str) -> str:
         """"vCPU 0 of 'vm'", "the emulator of 'vm'": a pin as the subject of a sentence."""
         return ("%s of '%s'" if self.indexed else "the %s of '%s'") % (self.name(index), domain)
 
-    def indexes(self, facts):
+    def indexes(self, facts: DomainFacts) -> tuple[int, ...] | None:
         """The indexes this kind has on a domain, or None when its XML is not known."""
         if not self.indexed:
             return (0,)
-        return facts.indexes.get(self.kind)
+        known: tuple[int, ...] | None = facts.indexes.get(self.kind)
+        return known
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "PinKind(%r)" % self.kind
 
 
@@ -81,7 +99,7 @@ PIN = {row.kind: row for row in PINS}
 PIN_BY_KEY = {row.key: row for row in PINS}
 
 
-def pin_order(key):
+def pin_order(key: PinKey) -> tuple[int, int]:
     """Sort key of a pin (kind, index): table order, then index."""
     return PIN[key[0]].order, key[1]
 
@@ -92,7 +110,8 @@ class SchedSetting:
 
     __slots__ = ("key", "command", "label", "what", "lo", "hi", "default", "metavar", "per_host_cpu")
 
-    def __init__(self, key, command, label, lo, hi, default, metavar, per_host_cpu=False):
+    def __init__(self, key: str, command: str, label: str, lo: int, hi: int, default: int,
+                 metavar: str, per_host_cpu: bool = False) -> None:
         self.key = key              # "weight": policy files, `unset` word, sched_params()
         self.command = command      # "schedweight"
         self.label = label
@@ -102,7 +121,7 @@ class SchedSetting:
         self.metavar = metavar
         self.per_host_cpu = per_host_cpu  # at most 100 per host CPU (the cap)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "SchedSetting(%r)" % self.key
 
 
@@ -116,16 +135,16 @@ SCHED_BY_KEY = {row.key: row for row in SCHED}
 SETTINGS = {row.key: row for row in PINS + SCHED}
 
 
-def cannot(driver):
+def cannot(driver: str) -> dict[str, str]:
     """{setting key: why} for what libvirt's `driver` can never put in force."""
     return {row.key: row.cannot[driver] for row in PINS if driver in row.cannot}
 
 
-def pins_doc(pins, omit_empty=False):
+def pins_doc(pins: Mapping[PinKey, CpuSet], omit_empty: bool = False) -> PinsDoc:
     """{(kind, index): CpuSet} as JSON, one key per kind of the table: indexed kinds as
     {"index": "cpulist"}, the emulator as "cpulist" (or {} / None when unset, unless
     `omit_empty` leaves those out, as policy files do)."""
-    doc = {}
+    doc: PinsDoc = {}
     for row in PINS:
         mine = {i: c for (k, i), c in pins.items() if k == row.kind}
         if omit_empty and not mine:

@@ -99,5 +99,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    libvirt-python jsonschema filelock pytest hypothesis ruff setuptools wheel
+    libvirt-python jsonschema filelock pytest hypothesis ruff "mypy==1.14.1" setuptools wheel
 say "virtualenv $VENV ready ($("$VENV/bin/python" -c 'import libvirt; print("libvirt-python", libvirt.getVersion())'))"

@@ -12,27 +12,27 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
+import oracle
 import pytest
 from hookrun import REPO, domain_xml, run_hook
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from unit_helpers import make_registry, policy, snapshot_policy_files, write_raw
 
-from policyhook import errors, hook, planner, registry
+from policyhook import errors, hook, registry
 from policyhook.cli import main as policyctl_main
-from policyhook.cputune import with_cputune
 from policyhook.domxml import parse_domain_xml
 from policyhook.errors import PolicyError, printable
-from policyhook.hostinfo import online_cpus
-from policyhook.mapping import local_cgroup_version
 from policyhook.names import MAX_NAME
 from policyhook.paths import Paths
 from policyhook.registry import Registry
 from policyhook.settings import load_settings
 
-HOST = online_cpus()
-LAST = HOST.max()
+# This machine's CPUs read from sysfs by the test itself: what the hook plans against.
+HOST = oracle.host_cpus()
+LAST = HOST[-1]
 CONF = "[libvirt]\nuri = test:///default\n[applier]\ntimeout = 2\n"
 HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture,
           HealthCheck.data_too_large]
@@ -145,46 +145,87 @@ def policy_bytes(draw):
 # ---- the hook's expected behaviour, from the design's rule table -----------------------
 
 def expected_hook(root, name, op, sub, xml_bytes):
-    """(exit code, stdout, stderr) the hook must give, worked out from the registry, the
-    settings and the XML with the same library functions, or None when the event is not
-    one that reads the registry (then: 0, nothing printed)."""
+    """(exit code, stderr, the <cputune> children stdout must hold or None for no output)
+    the hook must give. Whether a file is readable and the XML is domain XML comes from the
+    registry's loader and the XML parser; what the plan holds, and whether it conflicts,
+    from the documented rules (tests/oracle.py), never from the planner or the mapping."""
     paths = Paths(root)
     if (op, sub) not in (("prepare", "begin"), ("migrate", "begin"), ("restore", "begin")):
-        return 0, "", ""
+        return 0, "", None
     from policyhook.names import name_problem
 
     valid = name_problem(name) is None
     if not ((valid and os.path.lexists(paths.domain_file(name))) or os.path.lexists(paths.host_file)):
-        return 0, "", ""
+        return 0, "", None
     try:
         conf = load_settings(paths)
     except PolicyError:
-        return 0, "", ""
-    try:
-        facts = parse_domain_xml(xml_bytes.decode("utf-8", "replace"))
-        facts.name = name
-        stored = registry.read_domain(paths, name) if valid else None
-        host = registry.read_host(paths)
-        plan = planner.plan(stored, host, facts, HOST, local_cgroup_version())
-    except PolicyError as e:
-        setting = conf.on_conflict if e.code == errors.CONFLICT else conf.on_error
+        return 0, "", None
+
+    def refusal(e, code):
+        setting = conf.on_conflict if code == errors.CONFLICT else conf.on_error
         if setting == "refuse":
-            return 1, "", printable("policyhook: refusing %s '%s': %s" % (VERBS[op], name, e)) + "\n"
-        return 0, "", ""
+            return 1, printable("policyhook: refusing %s '%s': %s" % (VERBS[op], name, e)) + "\n", None
+        return 0, "", None
+    text = xml_bytes.decode("utf-8", "replace")
+    try:
+        facts = parse_domain_xml(text)
+        stored = registry.read_domain(paths, name) if valid else None
+        registry.read_host(paths)
+    except PolicyError as e:
+        return refusal(e, e.code)
+    doc = _json(paths.domain_file(name)) if stored is not None else None
+    occupancy = (_json(paths.host_file) or {}).get("cpuoccupy", {})
+    indexes = {k: list(v) for k, v in facts.indexes.items()}
+    xml_pins = {key: set(cpus) for key, cpus in facts.pins.items()}
+    try:
+        pins, params = oracle.plan(doc, occupancy, name, facts.driver, facts.uuid, indexes, xml_pins,
+                                   HOST, oracle.cgroup_version())
+    except oracle.Conflict as e:
+        return refusal(e, errors.CONFLICT)
     if op == "prepare":
-        return 0, "", ""
-    return 0, with_cputune(xml_bytes.decode("utf-8", "replace"), plan), ""
+        return 0, "", None
+    return 0, "", oracle.cputune(pins, params, facts.driver)
     # (XML nested deeper than Python's recursion limit cannot be written back: the
     # strategies stay below it; test_xml_too_deep_to_write_back covers that case.)
 
 
-def check_hook_result(code, out, err, expected, op):
+def _json(path):
+    if not os.path.lexists(path):
+        return None
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def _children(tune):
+    return sorted((e.tag, tuple(sorted(e.attrib.items())), (e.text or "").strip()) for e in tune) \
+        if tune is not None else []
+
+
+def check_hook_result(code, out, err, expected, op, xml_bytes):
+    """The hook's result against expected_hook's: the same exit code and stderr; on
+    migrate and restore, the input XML with the plan's elements in <cputune> (the
+    input's other <cputune> children kept) and nothing else changed, or no output when
+    the plan writes nothing."""
     assert "Traceback" not in err
     assert code in (0, 1)
     if code == 1:
         assert op in REFUSING_OPS
         assert err.endswith("\n") and err[:-1].isprintable(), err
-    assert (code, out, err) == expected
+    want_code, want_err, tune = expected
+    assert (code, err) == (want_code, want_err)
+    if not tune:
+        assert out == ""
+        return
+    got = ET.fromstring(out)
+    given = ET.fromstring(xml_bytes.decode("utf-8", "replace"))
+    written = {oracle.element_key(tag, attrs) for tag, attrs, _text in tune}
+    kept = [c for c in _children(given.find("cputune")) if oracle.element_key(c[0], c[1]) not in written]
+    assert _children(got.find("cputune")) == sorted(kept + tune)
+    for root in (got, given):
+        for element in root.findall("cputune"):
+            root.remove(element)
+    assert ET.tostring(got) == ET.tostring(given)
 
 
 def conf_text(on_error, on_conflict):
@@ -220,7 +261,7 @@ def _policy_file_case(scratch, data, event, pair, in_process):
     else:
         r = run_hook(root, "vm1", op, sub, xml=xml.decode())
         code, out, err = r.returncode, r.stdout.decode(), r.stderr.decode()
-    check_hook_result(code, out, err, expected, op)
+    check_hook_result(code, out, err, expected, op, xml)
 
 
 @PROCESS
@@ -229,7 +270,17 @@ def test_fuzz_policy_files_through_the_hook(scratch, data, event, pair):
     _policy_file_case(scratch, data, event, pair, in_process=False)
 
 
+# Examples run every time, whatever the draw: values that reach <cputune>, at both ends
+# of each range, and a pin the domain cannot take.
 @INPROC
+@example(data=b'{"version": 1, "domain": "vm1", "weight": 300, "cap": 50, "vcpupin": {"1": "0"}}',
+         event=("migrate", "begin"), pair=("refuse", "refuse"))
+@example(data=b'{"version": 1, "domain": "vm1", "weight": 1, "cap": 0, "emulatorpin": "0"}',
+         event=("restore", "begin"), pair=("refuse", "refuse"))
+@example(data=b'{"version": 1, "domain": "vm1", "weight": 65535, "cap": 1}',
+         event=("migrate", "begin"), pair=("refuse", "refuse"))
+@example(data=b'{"version": 1, "domain": "vm1", "vcpupin": {"2": "0"}}',
+         event=("prepare", "begin"), pair=("start", "refuse"))
 @given(data=policy_bytes(), event=in_process_events, pair=settings_pairs)
 def test_fuzz_policy_files_through_the_hook_in_process(scratch, data, event, pair):
     _policy_file_case(scratch, data, event, pair, in_process=True)
@@ -426,7 +477,7 @@ def _xml_case(scratch, xml_bytes, event, pair, stored, in_process):
         r = subprocess.run([sys.executable, os.path.join(REPO, "hooks", "qemu"), "vm1", op, sub, "-"],
                            input=xml_bytes, capture_output=True, env=env, timeout=60)
         code, out, err = r.returncode, r.stdout.decode(), r.stderr.decode()
-    check_hook_result(code, out, err, expected, op)
+    check_hook_result(code, out, err, expected, op, xml_bytes)
 
 
 xml_texts = st.one_of(
@@ -470,6 +521,13 @@ def test_fuzz_hook_stdin_xml(scratch, xml, event, pair, stored):
 
 
 @INPROC
+@example(xml=domain_xml("vm1", 2, "libxl").encode(), event=("migrate", "begin"), pair=("refuse", "refuse"),
+         stored=policy("vm1", {1: "0"}, emulator="0", weight=512, cap=50))
+@example(xml=domain_xml("vm1", 2, "lxc").encode(), event=("restore", "begin"), pair=("refuse", "refuse"),
+         stored=policy("vm1", {1: "0"}, weight=512, cap=50))
+@example(xml=b"<domain type='qemu'><name>vm1</name><vcpu>2</vcpu><cputune><shares>7</shares>"
+             b"<vcpupin vcpu='0' cpuset='0'/><emulatorpin cpuset='0'/></cputune></domain>",
+         event=("migrate", "begin"), pair=("refuse", "refuse"), stored=policy("vm1", {1: "0"}, cap=25))
 @given(xml=xml_texts, event=xml_events, pair=settings_pairs, stored=stored_policies)
 def test_fuzz_hook_stdin_xml_in_process(scratch, xml, event, pair, stored):
     _xml_case(scratch, xml, event, pair, stored, in_process=True)

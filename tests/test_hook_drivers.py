@@ -10,18 +10,17 @@ at the hook level, and in the mapping and planner tests; LXC also runs end to en
 import os
 import time
 
+import oracle
 import pytest
 from hookrun import HOOKS, domain_xml, log_text, notes, run_hook, save, state, unsupported
 from unit_helpers import pinned
 
 from policyhook.cpuset import CpuSet
 from policyhook.hook import HANDLERS, OPERATIONS
-from policyhook.hostinfo import online_cpus
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 
-HOST = online_cpus()
-LAST = HOST.max()
+LAST = oracle.host_cpus()[-1]   # read from sysfs by the test
 CONF = ("[libvirt]\nuri = test:///default\nlxc_uri = test:///default\nlibxl_uri = test:///default\n"
         "[applier]\ntimeout = 10\n")
 LXC_PINS = "vCPU pins, emulator pin (libvirt's LXC driver cannot pin)"

@@ -12,6 +12,7 @@ from unit_helpers import write_raw
 from policyhook import topology
 from policyhook.cli import main
 from policyhook.cpuset import CpuSet
+from policyhook.errors import PolicyError
 from policyhook.paths import Paths
 
 
@@ -75,6 +76,21 @@ def test_topology_from_libvirt_capabilities():
     t = topology.from_capabilities(caps)
     assert t.layout() == [(0, 0, 0, [0, 1]), (1, 1, 0, [2, 3])]
     assert topology.from_capabilities(caps, CpuSet.parse("0-1")).online() == CpuSet.parse("0-1")
+
+
+@pytest.mark.parametrize("caps,why", [
+    ("<capabilities><host><topology><cells><cell id='0'><cpus><cpu socket_id='0'/></cpus></cell>"
+     "</cells></topology></host></capabilities>", "invalid literal for int() with base 10: ''"),
+    ("<capabilities><host><topology><cells><cell id='0'><cpus><cpu id='0' core_id='x'/></cpus></cell>"
+     "</cells></topology></host></capabilities>", "invalid literal for int() with base 10: 'x'"),
+    ("<capabilities>", "no element found: line 1, column 14"),
+])
+def test_capabilities_that_cannot_be_read_are_an_error_not_a_traceback(caps, why):
+    # policyctl's session falls back to a flat topology on this PolicyError; a TypeError
+    # from int(None) once escaped it as a traceback.
+    with pytest.raises(PolicyError) as info:
+        topology.from_capabilities(caps)
+    assert str(info.value) == "cannot read the host's topology from libvirt's capabilities: %s" % why
 
 
 def run(root, *argv):
