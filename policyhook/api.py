@@ -283,16 +283,7 @@ class PolicyManager(Session):
     def list(self):
         """([(policy, CPUs it occupies)] of every readable policy, [problem] of each file
         that cannot be read): one broken file hides nothing else."""
-        try:
-            host = self.registry.load_host()
-        except PolicyError as e:
-            if e.code != REGISTRY:
-                raise
-            host, problems = None, [str(e)]
-        else:
-            problems = []
-        policies, broken = self.registry.readable()
-        return [(p, host.occupies(p.domain) if host else []) for p in policies], problems + broken
+        return self.registry.listing()
 
     def check(self):
         return self.registry.check()

@@ -135,6 +135,20 @@ class Registry:
                 found.append(policy)
         return found, problems
 
+    def listing(self):
+        """([(policy, CPUs it occupies)] of every readable policy, [problem] of each file
+        that cannot be read): one broken file hides nothing else (`policyctl list`)."""
+        try:
+            host = self.load_host()
+        except PolicyError as e:
+            if e.code != REGISTRY:
+                raise
+            host, problems = None, [str(e)]
+        else:
+            problems = []
+        policies, broken = self.readable()
+        return [(p, host.occupies(p.domain) if host else []) for p in policies], problems + broken
+
     def names(self):
         """Names of the domains with a policy file, sorted."""
         if not safeio.check_dir(self.paths.domains):

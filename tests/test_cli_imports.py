@@ -1,0 +1,78 @@
+"""What each policyctl command loads: a structural check of what keeps it quick
+(benchmarks/cli_latency.py measures the time). jsonschema only where a document must be
+judged by it (`check` of a broken file), libvirt only where libvirt is asked, filelock
+nowhere (locking.FlockLock is the registry's lock), the planner not for `list`."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from testdriver import URI
+from unit_helpers import REPO, make_registry, policy, write_raw
+
+from policyhook.paths import Paths
+
+# Runs policyctl as its console script does, then names every module it loaded.
+PROBE = """
+import sys
+from policyhook.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as e:
+    code = e.code
+print("MODULES", " ".join(sorted(sys.modules)))
+sys.exit(code)
+"""
+
+HEAVY = ("jsonschema", "libvirt", "filelock", "policyhook.api", "policyhook.planner", "policyhook.session",
+         "policyhook.virt", "policyhook.enforce")
+NO_SCHEMA = ("jsonschema", "libvirt", "filelock")
+
+
+def loaded(root, argv):
+    r = subprocess.run([sys.executable, "-c", PROBE] + [a.replace("ROOT", str(root)) for a in argv],
+                       capture_output=True, text=True, cwd=str(root), env=dict(os.environ, PYTHONPATH=REPO),
+                       timeout=60)
+    lines = [line for line in r.stdout.splitlines() if line.startswith("MODULES ")]
+    assert lines, (r.returncode, r.stdout, r.stderr)
+    return r.returncode, set(lines[-1].split()[1:]), r.stderr
+
+
+def top(modules):
+    return {m.split(".")[0] for m in modules} | modules
+
+
+CASES = [
+    # (argv, exit code, must not be loaded, must be loaded)
+    (["--version"], 0, HEAVY + ("policyhook.registry",), ()),
+    (["--root", "ROOT", "list"], 0, HEAVY, ("policyhook.registry",)),
+    (["--root", "ROOT", "list", "--json"], 0, ("jsonschema", "libvirt", "filelock", "policyhook.api"), ()),
+    (["--root", "ROOT", "--offline", "vcpupin", "vm1", "0", "0"], 0,
+     ("jsonschema", "libvirt", "filelock", "policyhook.virt"), ("policyhook.api",)),
+    (["--root", "ROOT", "--offline", "schedweight", "vm1", "512"], 0, NO_SCHEMA, ()),
+    (["--root", "ROOT", "--offline", "cpuoccupy", "0", "vm1"], 0, NO_SCHEMA, ()),
+    (["--root", "ROOT", "--offline", "cpupolicy", "vm1"], 0, NO_SCHEMA, ()),
+    (["--root", "ROOT", "--offline", "check"], 0, NO_SCHEMA, ()),
+    # Through libvirt (its test driver): libvirt, but no jsonschema for the write.
+    (["--root", "ROOT", "-c", URI, "vcpupin", "stopped", "0", "0"], 0, ("jsonschema", "filelock"),
+     ("libvirt", "policyhook.virt")),
+    (["--root", "ROOT", "-c", URI, "list"], 0, HEAVY, ()),
+]
+
+
+@pytest.mark.parametrize("argv,code,absent,present", CASES, ids=[" ".join(c[0][2:] or c[0]) for c in CASES])
+def test_what_a_command_loads(tmp_path, argv, code, absent, present):
+    make_registry(str(tmp_path), [policy("vm1", pins={0: "0"}, weight=300), policy("vm2", cap=50)])
+    rc, modules, err = loaded(tmp_path, argv)
+    assert rc == code, err
+    assert sorted(top(modules) & set(absent)) == []
+    assert sorted(set(present) - modules) == []
+
+
+def test_check_judges_a_broken_file_with_jsonschema(tmp_path):
+    make_registry(str(tmp_path), [policy("vm1", weight=300)])
+    write_raw(Paths(str(tmp_path)).domain_file("vm2"), '{"version": 1, "domain": "vm2", "weight": 0}\n')
+    rc, modules, _err = loaded(tmp_path, ["--root", "ROOT", "--offline", "check"])
+    assert rc == 4
+    assert "jsonschema" in modules
