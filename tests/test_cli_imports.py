@@ -1,7 +1,8 @@
 """What each policyctl command loads: a structural check of what keeps it quick
 (benchmarks/cli_latency.py measures the time). jsonschema only where a document must be
 judged by it (`check` of a broken file), libvirt only where libvirt is asked, filelock
-nowhere (locking.FlockLock is the registry's lock), the planner not for `list`."""
+nowhere (locking.FlockLock is the registry's lock), the planner not for `list`; and
+`--version` with no parser, a parser of the one command asked for otherwise."""
 
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 from testdriver import URI
 from unit_helpers import REPO, make_registry, policy, write_raw
 
+from policyhook.cli.parser import build, command_word
 from policyhook.paths import Paths
 
 # Runs policyctl as its console script does, then names every module it loaded.
@@ -76,3 +78,84 @@ def test_check_judges_a_broken_file_with_jsonschema(tmp_path):
     rc, modules, _err = loaded(tmp_path, ["--root", "ROOT", "--offline", "check"])
     assert rc == 4
     assert "jsonschema" in modules
+
+
+# ---- the parser of the one command asked for --------------------------------------------
+
+WORDS = [
+    (["list"], "list"),
+    (["--root", "/r", "-c", "qemu:///system", "vcpupin", "vm", "0", "1"], "vcpupin"),
+    (["--roo", "/r", "--conn", "list", "cpupolicy", "vm"], "cpupolicy"),   # prefixes take values
+    (["--root=/r", "-cqemu:///system", "--offline", "--debug", "verify"], "verify"),
+    (["--help", "list"], None),
+    (["--he", "list"], None),
+    (["-h"], None),
+    (["--", "list"], None),
+    ([], None),
+    (["--version"], None),
+    (["nosuch", "x"], "nosuch"),
+    (["list", "--help"], "list"),
+]
+
+
+@pytest.mark.parametrize("argv,word", WORDS, ids=[" ".join(w[0]) or "(none)" for w in WORDS])
+def test_command_word(argv, word):
+    assert command_word(argv) == word
+
+
+SAME = [
+    ["vcpupin", "vm1", "0", "0-1", "--dry-run"],
+    ["--root", "/r", "-c", "test:///default", "emulatorpin", "--json", "vm1", "0"],
+    ["iothreadpin", "vm1", "1", "0", "--undefined"],
+    ["schedweight", "vm1", "512"],
+    ["schedcap", "--dry-run", "vm1", "50"],
+    ["cpuoccupy", "1", "vm1,vm2", "--whole-cores"],
+    ["cpuoccupy", "1", "--clear"],
+    ["unset", "vm1", "vcpupin", "0"],
+    ["remove", "vm1"],
+    ["rename", "a", "b"],
+    ["rebind", "vm1"],
+    ["cpupolicy", "--json", "vm1"],
+    ["verify", "a", "b"],
+    ["--offline", "list"],
+    ["occupancy", "--json"],
+    ["check"],
+    ["watch"],
+    ["apply", "--all", "--config"],
+]
+
+
+@pytest.mark.parametrize("argv", SAME, ids=[" ".join(a) for a in SAME])
+def test_one_command_parses_as_the_whole_parser_does(argv):
+    only = command_word(argv)
+    assert only is not None
+    assert vars(build(only).parse_args(argv)) == vars(build().parse_args(argv))
+
+
+def _commands(parser):
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+@pytest.mark.parametrize("command", sorted(_commands(build())))
+def test_one_command_helps_as_the_whole_parser_does(command, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert list(_commands(build(command))) == [command]
+    assert _commands(build(command))[command].format_help() == _commands(build())[command].format_help()
+
+
+def test_no_such_command_builds_them_all():
+    assert sorted(_commands(build("nosuch"))) == sorted(_commands(build()))
+
+
+def test_version_needs_no_parser():
+    import io
+
+    from policyhook import __version__
+    from policyhook.cli import main
+    out = io.StringIO()
+    assert main(["--version"], out) == 0
+    assert out.getvalue() == "policyctl %s\n" % __version__
+    r = subprocess.run([sys.executable, "-m", "policyhook.cli", "--root", "/nonexistent", "--version"],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, out.getvalue(), "")
+

@@ -17,11 +17,14 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
     `environ` os.environ in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    if argv == ["--version"]:   # what scripts and packagers ask first: no parser to build
+        from .. import __version__
+        out.write("policyctl %s\n" % __version__)
+        return 0
     try:
-        from .parser import build
-
-        args = build().parse_args(argv)
+        args = parse(argv)
         return run(args, out, err, connect, os.environ if environ is None else environ)
     except PolicyError as e:
         if debug:
@@ -44,6 +47,20 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
         err.write("Error: internal error: %s: %s (run with --debug for a traceback)\n"
                   % (type(e).__name__, printable(str(e))))
         return INTERNAL
+
+
+def parse(argv):
+    """argparse's namespace: from a parser of the one command asked for, else (no plain
+    command word, or a usage error, whose words come from the whole parser) of all."""
+    from .parser import build, command_word
+
+    only = command_word(argv)
+    if only is not None:
+        try:
+            return build(only).parse_args(argv)
+        except PolicyError:
+            pass
+    return build().parse_args(argv)
 
 
 def run(args, out, err, connect, environ):
