@@ -57,7 +57,7 @@ CASES = [
     (["--root", "ROOT", "--offline", "cpupolicy", "vm1"], 0, NO_SCHEMA, ()),
     (["--root", "ROOT", "--offline", "check"], 0, NO_SCHEMA, ()),
     # Through libvirt (its test driver): libvirt, but no jsonschema for the write.
-    (["--root", "ROOT", "-c", URI, "vcpupin", "stopped", "0", "0"], 0, ("jsonschema", "filelock"),
+    (["--root", "ROOT", "-c", URI, "vcpupin", "stopped", "0", "0"], 0, ("jsonschema", "filelock", "urllib"),
      ("libvirt", "policyhook.virt")),
     (["--root", "ROOT", "-c", URI, "list"], 0, HEAVY, ()),
 ]
@@ -159,3 +159,17 @@ def test_version_needs_no_parser():
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (0, out.getvalue(), "")
 
+
+URIS = ["qemu:///system", "qemu:///session", "lxc:///system", "xen:///system", "test:///default",
+        "test:///tmp/host.xml", "qemu+ssh://root@Host.Example:2222/system", "qemu+ssh://host/system",
+        "qemu+tcp://10.0.0.1/system?no_verify=1", "qemu+tls://[fe80::1]:16514/system",
+        "qemu+ssh://user@[2001:DB8::1]/system", "qemu://localhost/system", "qemu+unix:///system?socket=/x",
+        "qemu+ssh://h?x=1", "qemu+ssh://h#frag", "qemu+ssh://@/system", "qemu", "", "qemu:/system"]
+
+
+@pytest.mark.parametrize("uri", URIS)
+def test_uri_host_is_urlsplits_hostname(uri):
+    from urllib.parse import urlsplit
+
+    from policyhook.virt import uri_host
+    assert uri_host(uri) == urlsplit(uri).hostname
