@@ -173,3 +173,47 @@ def test_uri_host_is_urlsplits_hostname(uri):
 
     from policyhook.virt import uri_host
     assert uri_host(uri) == urlsplit(uri).hostname
+
+
+# ---- what a live vcpupin asks libvirt -----------------------------------------------------
+
+
+class Traced:
+    """A connection or domain whose calls are listed (domains handed out are traced too)."""
+
+    def __init__(self, target, who, calls):
+        self._target, self._who, self._calls = target, who, calls
+
+    def __getattr__(self, attr):
+        value = getattr(self._target, attr)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            self._calls.append("%s.%s" % (self._who, attr))
+            found = value(*args, **kwargs)
+            if hasattr(found, "pinVcpuFlags"):
+                return Traced(found, "dom", self._calls)
+            return found
+        return call
+
+
+def test_a_live_vcpupin_asks_libvirt_only_what_it_needs(tmp_path):
+    """The host's CPUs, the domain, its definition (vCPU count, own pins), whether it runs,
+    whether it has a definition of its own (a transient domain's originals are saved
+    first), and the pin: dom.name() and getURI() are answered by the client library."""
+    import io
+
+    import libvirt
+    from testdriver import RecordingConn
+
+    from policyhook.cli import main
+    calls = []
+    conn = Traced(RecordingConn(libvirt.open(URI)), "conn", calls)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--root", str(tmp_path), "-c", URI, "vcpupin", "running2", "0", "2"], out, err,
+                connect=lambda uri: conn, environ={})
+    assert (code, out.getvalue(), err.getvalue()) == (
+        0, "running2: vCPU 0 pinned to 2: saved; applied live\n  vcpupin 0 2\n", "")
+    assert calls == ["conn.getURI", "conn.getCPUMap", "conn.lookupByName", "dom.name", "dom.XMLDesc",
+                     "dom.isActive", "dom.isPersistent", "dom.pinVcpuFlags"]
