@@ -108,7 +108,7 @@ class PolicyManager(Session):
             else:
                 del policy.pins[(row.kind, index)]
         return self._edit(name, Change("unset", row.key, index if row.indexed else None),
-                          mutate, dry_run)
+                          mutate, dry_run, None)
 
     def set_sched(self, name, key, value, dry_run=False, undefined=False):
         """Set a scheduler setting: "weight" or "cap" (tunables.SCHED)."""
@@ -130,7 +130,7 @@ class PolicyManager(Session):
 
         def mutate(policy, _ctx):
             policy.sched.pop(row.key, None)
-        return self._edit(name, Change("unset", row.key), mutate, dry_run)
+        return self._edit(name, Change("unset", row.key), mutate, dry_run, None)
 
     def remove(self, name, dry_run=False):
         def mutate(policy, _ctx):
@@ -283,16 +283,7 @@ class PolicyManager(Session):
     def list(self):
         """([(policy, CPUs it occupies)] of every readable policy, [problem] of each file
         that cannot be read): one broken file hides nothing else."""
-        try:
-            host = self.registry.load_host()
-        except PolicyError as e:
-            if e.code != REGISTRY:
-                raise
-            host, problems = None, [str(e)]
-        else:
-            problems = []
-        policies, broken = self.registry.readable()
-        return [(p, host.occupies(p.domain) if host else []) for p in policies], problems + broken
+        return self.registry.listing()
 
     def check(self):
         return self.registry.check()
@@ -333,7 +324,7 @@ class PolicyManager(Session):
         else:
             contexts = [self.context(text) for text in names]
             for ctx in contexts:
-                self.known(ctx, self.registry.load(ctx.name))
+                self.known(ctx, self.recorded(ctx.name), None)
         return [self._apply_config(ctx) if config else self._apply_live(ctx) for ctx in contexts]
 
     def _apply_live(self, ctx):

@@ -1,7 +1,9 @@
-"""The registry lock, seen from the hook: fcntl.flock with a short, polled timeout.
+"""The registry lock: fcntl.flock with a polled timeout, short for the hook, longer for
+policyctl (registry.Registry.lock).
 
-filelock (used by policyctl) takes the same kind of lock on the same file, so the
-two exclude each other without the hook paying filelock's import cost.
+filelock's UnixFileLock takes the same kind of lock on the same file, so a policyhook
+that used it (policyctl before this module served it too) and this one exclude each
+other.
 """
 
 import errno

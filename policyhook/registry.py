@@ -1,15 +1,17 @@
 """The registry: the only module that reads and writes policy files.
 
 Two ways in, over the same files:
-- `Registry` (policyctl, the Python API): jsonschema on every load and save, a
-  filelock writer lock with a timeout, atomic writes.
+- `Registry` (policyctl, the Python API): every load and save checked against the JSON
+  Schemas (schema.conforms), a writer lock with a timeout (locking.FlockLock, the
+  hook's), atomic writes.
 - `read_domain` / `read_host` (the hook): the strict standard-library loader.
 """
 
 import os
 
 from . import jsondoc, safeio
-from .errors import REGISTRY, PolicyError, registry_error, write_error
+from .errors import REGISTRY, PolicyError, registry_error
+from .locking import FlockLock
 from .model import HostPolicy, domain_from_doc, host_from_doc
 from .names import name_problem
 
@@ -63,16 +65,15 @@ class Registry:
 
     # Locking. Writers hold it across read-modify-write so no update is lost.
     def lock(self):
-        import filelock
-
         safeio.ensure_dir(self.paths.run)
-        return _Locked(filelock.FileLock(self.paths.lock, timeout=self.lock_timeout),
-                       self.paths.lock, self.lock_timeout)
+        return FlockLock(self.paths.lock, self.lock_timeout)
 
     def _validate(self, path, doc, schema):
-        from .schema import problems
+        from .schema import conforms, problems
 
-        found = problems(doc, schema)
+        if conforms(doc, schema):
+            return
+        found = problems(doc, schema)   # jsonschema: the judge, and the words
         if found:
             raise registry_error(path, found[0])
 
@@ -133,6 +134,20 @@ class Registry:
             if policy is not None:
                 found.append(policy)
         return found, problems
+
+    def listing(self):
+        """([(policy, CPUs it occupies)] of every readable policy, [problem] of each file
+        that cannot be read): one broken file hides nothing else (`policyctl list`)."""
+        try:
+            host = self.load_host()
+        except PolicyError as e:
+            if e.code != REGISTRY:
+                raise
+            host, problems = None, [str(e)]
+        else:
+            problems = []
+        policies, broken = self.readable()
+        return [(p, host.occupies(p.domain) if host else []) for p in policies], problems + broken
 
     def names(self):
         """Names of the domains with a policy file, sorted."""
@@ -207,29 +222,3 @@ class Registry:
 def _schemas():
     from .schema import DOMAIN_SCHEMA, HOST_SCHEMA
     return DOMAIN_SCHEMA, HOST_SCHEMA
-
-
-class _Locked:
-    """filelock's lock, with our error (who holds it) when it times out."""
-
-    def __init__(self, lock, path, timeout):
-        self._lock = lock
-        self._path = path
-        self._timeout = timeout
-
-    def __enter__(self):
-        import filelock
-
-        from .locking import locked_message, open_lock_file
-
-        os.close(open_lock_file(self._path))  # created 0600 (or tightened) before filelock opens it
-        try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise PolicyError(locked_message(self._path, self._timeout), 5) from None
-        except OSError as e:
-            raise write_error(self._path, "cannot be locked", e) from None
-        return self
-
-    def __exit__(self, *exc):
-        self._lock.release()

@@ -56,8 +56,9 @@ def report(pm, text):
     ctx = pm.context(text)
     name = ctx.name
     stored = pm.registry.load(name)
-    pm.known(ctx, stored)
     host = pm.registry.load_host()
+    # A member of an occupancy set with no policy of its own is known to policyhook too.
+    pm.known(ctx, stored if stored is not None else (host.occupies(name) or None), None)
     r.domain = name
     r.uuid = ctx.facts.uuid
     r.policy = stored or DomainPolicy(name)
@@ -147,7 +148,7 @@ def verify(pm, names=None):
         contexts = []
         for text in names:
             ctx = pm.context(text)
-            pm.known(ctx, pm.registry.load(ctx.name))
+            pm.known(ctx, pm.recorded(ctx.name), None)
             contexts.append(ctx)
     found = []
     for ctx in sorted(contexts, key=lambda c: c.name):

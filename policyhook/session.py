@@ -143,10 +143,11 @@ class Session:
 
     def known(self, ctx, stored, undefined=False, suggest=True):
         """INVALID for a domain libvirt does not know and the registry has no policy of,
-        unless `undefined` (a policy recorded ahead of the domain's definition). With
-        `suggest`, the closest name libvirt knows: a listing of every domain, so never
-        under the registry lock (it can wait on a starting domain whose hook waits on
-        the lock)."""
+        unless `undefined` (a policy recorded ahead of the domain's definition); None
+        for a command that cannot record one (a read, unset), whose error then offers no
+        --undefined. With `suggest`, the closest name libvirt knows: a listing of every
+        domain, so never under the registry lock (it can wait on a starting domain whose
+        hook waits on the lock)."""
         conn = self.connection()
         if ctx.dom is not None or conn is None or stored is not None or undefined:
             return
@@ -154,9 +155,16 @@ class Session:
 
         from . import virt
         close = get_close_matches(ctx.name, virt.domain_names(conn), 1, 0.75) if suggest else ()
-        raise invalid("domain '%s' is not defined in libvirt (%s)%s; --undefined records a policy "
-                      "for a domain not defined yet" % (ctx.name, self.uri,
-                                                       "; did you mean '%s'?" % close[0] if close else ""))
+        raise invalid("domain '%s' is not defined in libvirt (%s)%s%s" % (
+            ctx.name, self.uri, " and has no policy" if undefined is None else "",
+            "; did you mean '%s'?" % close[0] if close else "") + (
+            "" if undefined is None else "; --undefined records a policy for a domain not defined yet"))
+
+    def recorded(self, name):
+        """What the registry holds of `name`, for known(): its policy, else the CPUs it
+        occupies (a member of an occupancy set with no policy of its own), else None."""
+        stored = self.registry.load(name)
+        return stored if stored is not None else (self.registry.load_host().occupies(name) or None)
 
     def not_live(self, ctx):
         """The status of a saved change that was not applied live."""

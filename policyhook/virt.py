@@ -5,8 +5,6 @@ It reads facts and live values and executes plans, iterating the table of tunabl
 hook itself, only by policyctl, the detached applier and the watcher.
 """
 
-from urllib.parse import urlsplit
-
 import libvirt
 
 from .cpuset import CpuSet
@@ -85,10 +83,28 @@ def capabilities(conn):
 def is_local(conn):
     """True when the connection's host is this machine (no host in its URI)."""
     try:
-        host = urlsplit(conn.getURI()).hostname
-    except (libvirt.libvirtError, ValueError):
+        host = uri_host(conn.getURI())
+    except libvirt.libvirtError:
         return True
     return host in (None, "", "localhost")
+
+
+def uri_host(uri):
+    """The host a libvirt URI names (driver[+transport]://[user@]host[:port]/path), in
+    lower case, or None: urllib.parse.urlsplit(uri).hostname without importing
+    urllib.parse (and ipaddress), which a quick policyctl command would pay for."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or not scheme or "/" in scheme:
+        return None
+    netloc = rest
+    for end in "/?#":
+        netloc = netloc.partition(end)[0]
+    host = netloc.rpartition("@")[2]
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    else:
+        host = host.partition(":")[0]
+    return host.lower() or None
 
 
 def host_facts(conn):

@@ -68,12 +68,11 @@ REFUSED = [
     (["cpuoccupy", "0", "running2,stoped"],
      "domain 'stoped' is not defined in libvirt (%s); did you mean 'stopped'?; --undefined records a "
      "policy for a domain not defined yet" % URI),
+    # Read commands cannot record a policy: no --undefined offered (tests/test_cli_flags.py).
     (["cpupolicy", "pinned"],
-     "domain 'pinned' is not defined in libvirt (%s); did you mean 'pinned1'?; --undefined records a "
-     "policy for a domain not defined yet" % URI),
+     "domain 'pinned' is not defined in libvirt (%s) and has no policy; did you mean 'pinned1'?" % URI),
     (["verify", "nosuch"],
-     "domain 'nosuch' is not defined in libvirt (%s); --undefined records a policy for a domain not "
-     "defined yet" % URI),
+     "domain 'nosuch' is not defined in libvirt (%s) and has no policy" % URI),
     (["rebind", "nosuch"],
      "domain 'nosuch' is not defined in libvirt (%s); rebind binds a policy to a defined domain" % URI),
     (["remove", "running2"], "domain 'running2' has no policy"),

@@ -240,7 +240,7 @@ def test_environment_reads_finds_every_way_to_read_a_variable(tmp_path):
 
 
 def test_the_package_reads_only_documented_variables():
-    assert set(mkman.environment_reads()) == {"POLICYHOOK_ROOT", "LIBVIRT_DEFAULT_URI"}
+    assert set(mkman.environment_reads()) == {"POLICYHOOK_ROOT", "LIBVIRT_DEFAULT_URI", "COLUMNS"}
 
 
 SCHEMA = {"type": "object", "required": ["version"], "additionalProperties": False, "properties": {

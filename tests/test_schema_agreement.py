@@ -1,5 +1,7 @@
 """The strict loader (model.py, used by the hook) and the JSON Schema (schema.py, used by
-every write and by `check`) accept exactly the same documents."""
+every write and by `check`) accept exactly the same documents; and schema.conforms(),
+which spares policyctl's writes the import of jsonschema, never accepts what jsonschema
+refuses, and accepts every document policyhook writes."""
 
 import json
 
@@ -14,7 +16,7 @@ from policyhook.errors import PolicyError
 from policyhook.limits import CAP_MAX, MAX_IOTHREAD, MAX_VCPU, WEIGHT_MAX, WEIGHT_MIN
 from policyhook.model import HostPolicy, domain_from_doc, host_from_doc
 from policyhook.names import MAX_NAME
-from policyhook.schema import DOMAIN_SCHEMA, HOST_SCHEMA, problems
+from policyhook.schema import DOMAIN_SCHEMA, HOST_SCHEMA, conforms, problems
 
 SETTINGS = settings(max_examples=400, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -189,6 +191,9 @@ def loader_verdict(loader, doc):
 def assert_agree(doc, loader, schema):
     accepted, why = loader_verdict(loader, doc)
     found = problems(doc, schema)
+    verdict = conforms(doc, schema)
+    assert verdict in (None, not found), (
+        "conforms() says %s, jsonschema %s on %s" % (verdict, found or "valid", _short(doc)))
     assert accepted == (not found), (
         "loader %s, schema %s on %s\n  loader: %s\n  schema: %s"
         % ("accepts" if accepted else "refuses", "accepts" if not found else "refuses",
@@ -198,6 +203,7 @@ def assert_agree(doc, loader, schema):
         policy = loader(doc)
         again = policy.to_doc()
         assert problems(again, schema) == []
+        assert conforms(again, schema) is True   # a write needs no jsonschema
         assert loader(again) == policy
         assert json.loads(json.dumps(again)) == again
 
@@ -333,3 +339,43 @@ def test_schema_reports_every_problem_sorted():
         "$.weight: 0 is less than the minimum of 1",
         "$: Additional properties are not allowed ('x' was unexpected)",
     ]
+
+
+# ---- conforms() knows what it does not know -------------------------------------------
+
+UNKNOWN_CASES = [
+    ({"type": "object", "patternProperties": {"^a": {}}}, {"a": 1}),
+    ({"type": "number"}, 1),
+    ({"const": 1.0}, 1),
+    ({"const": 1}, 1.0),
+    ({"format": "email"}, "a@b"),
+    ({"items": [{"type": "string"}]}, ["a"]),
+    ({"uniqueItems": True}, [1, True]),
+    ({"additionalProperties": False, "patternProperties": {"x": {}}}, {"x": 1}),
+    ({"oneOf": [{"type": "string"}]}, "a"),
+]
+
+
+@pytest.mark.parametrize("schema,doc", UNKNOWN_CASES, ids=[repr(c[0]) for c in UNKNOWN_CASES])
+def test_conforms_leaves_to_jsonschema_what_it_does_not_know(schema, doc):
+    assert conforms(doc, schema) is None
+
+
+CONFORMS_CASES = [
+    ({"version": 1, "domain": "vm", "vcpupin": {"0": "0-1"}, "weight": 512}, DOMAIN_SCHEMA, True),
+    ({"version": 1, "domain": "vm", "weight": 0}, DOMAIN_SCHEMA, False),
+    ({"version": 1, "domain": "vm", "weight": True}, DOMAIN_SCHEMA, False),
+    ({"version": True, "domain": "vm"}, DOMAIN_SCHEMA, False),
+    ({"version": 1, "domain": "vm", "x": 1}, DOMAIN_SCHEMA, False),
+    ({"version": 1, "domain": "x" * (MAX_NAME + 1)}, DOMAIN_SCHEMA, False),
+    ({"version": 1, "cpuoccupy": {"1": ["a", "b"]}}, HOST_SCHEMA, True),
+    ({"version": 1, "cpuoccupy": {"1": ["a", "a"]}}, HOST_SCHEMA, False),
+    ({"version": 1, "cpuoccupy": {"1": []}}, HOST_SCHEMA, False),
+    ({"version": 1, "cpuoccupy": {"01": ["a"]}}, HOST_SCHEMA, False),
+]
+
+
+@pytest.mark.parametrize("doc,schema,verdict", CONFORMS_CASES, ids=[repr(c[0])[:60] for c in CONFORMS_CASES])
+def test_conforms_fixed_cases(doc, schema, verdict):
+    assert conforms(doc, schema) is verdict
+    assert (problems(doc, schema) == []) is verdict

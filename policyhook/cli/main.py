@@ -1,17 +1,15 @@
-"""policyctl's entry point: parse, call the API, print. No policy logic here."""
+"""policyctl's entry point: parse, call the API, print. No policy logic here.
+
+Each command imports what it uses, when it runs: `policyctl list` or `--version` should
+start about as fast as `virsh list` (benchmarks/cli_latency.py), and libvirt, the
+planner and jsonschema are most of what a Python process would load first otherwise.
+tests/test_cli_imports.py holds each command to its share.
+"""
 
 import os
 import sys
 
-from ..api import PolicyManager
 from ..errors import INTERNAL, INVALID, LIBVIRT, NOT_IN_FORCE, REGISTRY, PolicyError, printable
-from ..paths import Paths
-from ..report import policy_row
-from ..results import Status
-from ..settings import load_settings
-from ..tunables import PINS, SCHED_BY_KEY, SETTINGS
-from . import checks, show
-from .parser import build
 
 
 def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
@@ -19,9 +17,14 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
     `environ` os.environ in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    if argv == ["--version"]:   # what scripts and packagers ask first: no parser to build
+        from .. import __version__
+        out.write("policyctl %s\n" % __version__)
+        return 0
     try:
-        args = build().parse_args(argv)
+        args = parse(argv)
         return run(args, out, err, connect, os.environ if environ is None else environ)
     except PolicyError as e:
         if debug:
@@ -46,11 +49,35 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
         return INTERNAL
 
 
+def parse(argv):
+    """argparse's namespace: from a parser of the one command asked for, else (no plain
+    command word, or a usage error, whose words come from the whole parser) of all."""
+    from .parser import build, command_word
+
+    only = command_word(argv)
+    if only is not None:
+        try:
+            return build(only).parse_args(argv)
+        except PolicyError:
+            pass
+    return build().parse_args(argv)
+
+
 def run(args, out, err, connect, environ):
+    from ..paths import Paths
+    from ..settings import load_settings
+    from . import show
+
     paths = Paths(args.root)
     if args.command == "check":
+        from . import checks
         return checks.check(paths, args, out, err, connect, environ)
     settings = load_settings(paths)
+    if args.command == "list":
+        return list_policies(paths, settings, args, out, err)
+    from ..api import PolicyManager
+    from ..tunables import SCHED_BY_KEY, SETTINGS
+
     # virsh's order: -c, then LIBVIRT_DEFAULT_URI; then ours.
     uri = args.connect or environ.get("LIBVIRT_DEFAULT_URI") or settings.uri
     pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline)
@@ -65,6 +92,7 @@ def run(args, out, err, connect, environ):
     if cmd == "unset":
         row = SETTINGS[args.setting]
         if args.index is not None and not getattr(row, "indexed", False):
+            from ..tunables import PINS
             raise PolicyError("INDEX goes only with %s" % " or ".join(
                 "'unset DOMAIN %s %s'" % (r.key, r.index_name) for r in PINS if r.indexed), INVALID)
         if args.setting in SCHED_BY_KEY:
@@ -87,8 +115,6 @@ def run(args, out, err, connect, environ):
         return 0
     if cmd == "verify":
         return verify(pm, args, out, err)
-    if cmd == "list":
-        return list_policies(pm, args, out, err)
     if cmd == "occupancy":
         doc = pm.host_map()
         show.dump_json(doc, out) if args.json else show.occupancy_map(doc, out)
@@ -108,6 +134,8 @@ def warn(message, err):
 
 
 def report(outcome, args, out, err):
+    from . import show
+
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:
@@ -116,9 +144,15 @@ def report(outcome, args, out, err):
     return 0
 
 
-def list_policies(pm, args, out, err):
-    rows, problems = pm.list()
+def list_policies(paths, settings, args, out, err):
+    """`list` reads files only (PolicyManager.list without the manager): no libvirt, no
+    planner."""
+    from ..registry import Registry
+    from . import show
+
+    rows, problems = Registry(paths, settings.lock_timeout).listing()
     if args.json:
+        from ..report import policy_row
         show.dump_json([policy_row(p, occ) for p, occ in rows], out)
     else:
         show.policy_list(rows, out)
@@ -128,6 +162,8 @@ def list_policies(pm, args, out, err):
 
 
 def cpuoccupy(pm, args, out, err):
+    from . import show
+
     if args.clear == bool(args.domains):
         raise PolicyError("give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy "
                           "--help')", INVALID)
@@ -150,6 +186,9 @@ def cpuoccupy(pm, args, out, err):
 
 
 def apply(pm, args, out, err):
+    from ..results import Status
+    from . import show
+
     if args.all == bool(args.domains):
         raise PolicyError("give DOMAIN names or --all (see 'policyctl apply --help')", INVALID)
     results = pm.apply(None if args.all else args.domains, args.config)
@@ -182,6 +221,8 @@ def host_isolation(result, args, out, err):
 
 
 def verify(pm, args, out, err):
+    from . import show
+
     results = pm.verify(args.domains or None)
     if args.json:
         show.dump_json([r.to_doc() for r in results], out)
@@ -199,6 +240,7 @@ def verify(pm, args, out, err):
 def watch(paths, settings, uri, connect, err):
     """policyctl watch: every configured connection ([libvirt] uri, lxc_uri, libxl_uri),
     or the one -c (or $LIBVIRT_DEFAULT_URI) names."""
+    from ..api import PolicyManager
     from ..watch import run
 
     uris = [uri] if uri else list(dict.fromkeys([settings.uri, settings.lxc_uri, settings.libxl_uri]))

@@ -1,6 +1,8 @@
 """policyctl's arguments. Also the source of the policyctl(8) man page."""
 
 import argparse
+import os
+import sys
 
 from .. import __version__
 from ..errors import EXIT_CODES, INVALID, PolicyError, printable
@@ -54,6 +56,19 @@ _INDEX_HELP = {"vcpu": "vCPU number, from 0",
                "iothread": "IOThread ID, from 1 (virsh iothreadinfo lists them)"}
 
 
+def _columns():
+    """shutil.get_terminal_size().columns, without importing shutil (and with it zlib,
+    bz2 and lzma) for every policyctl run: argparse sizes a formatter for each argument."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and an INVALID PolicyError."""
 
@@ -61,8 +76,46 @@ class Parser(argparse.ArgumentParser):
         # argparse quotes the arguments as given: escape what would break the line.
         raise PolicyError("%s (see '%s --help')" % (printable(message), self.prog), INVALID)
 
+    def _get_formatter(self):
+        return self.formatter_class(prog=self.prog, width=_columns() - 2)
 
-def build():
+
+# The global options that take a value (argparse also takes any unambiguous prefix of
+# the long ones), and --help.
+_VALUED = ("-c", "--connect", "--root")
+
+
+def command_word(argv):
+    """The command argparse will find in `argv`, or None when that is not plain (no
+    command, --help before it, `--`): build(only=) then builds every command."""
+    valued = False
+    for arg in argv:
+        if valued:
+            valued = False
+        elif arg == "--" or (arg.startswith("--h") and "--help".startswith(arg)) or arg == "-h":
+            return None
+        elif arg in _VALUED or (len(arg) > 2 and "=" not in arg
+                                and any(o.startswith(arg) for o in _VALUED[1:])):
+            valued = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+class _Skipped:
+    """A command build(only=...) was not asked for: its arguments are not built."""
+
+    def add_argument(self, *args, **kwargs):
+        pass
+
+    def set_defaults(self, **kwargs):
+        pass
+
+
+def build(only=None):
+    """policyctl's parser; with `only` (a command word), the arguments of that command
+    alone (every other command is left out: a quick command spends no time building
+    the rest). tools/mkman.py and tools/mkcompletion.py read the whole one."""
     parser = Parser(prog="policyctl", description=DESCRIPTION, epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version="policyctl " + __version__)
@@ -88,6 +141,8 @@ def build():
     sub.required = True
 
     def command(name, help_text, parents=(common,), details=None, **kw):
+        if only is not None and name != only:
+            return _Skipped()
         text = help_text[0].upper() + help_text[1:] + "." + (" " + details if details else "")
         return sub.add_parser(name, help=help_text, description=text, parents=list(parents), **kw)
 
@@ -182,4 +237,6 @@ def build():
                    "defined domain)")
     p.add_argument("--config", action="store_true", help="the persistent definitions, not the running "
                    "domains")
+    if only is not None and only not in sub.choices:
+        return build()   # no such command: argparse's error lists them all
     return parser

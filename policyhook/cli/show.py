@@ -177,7 +177,10 @@ def policy_report(r, out):
         state += ", " + LABEL.get(r.driver, r.driver)
     out.write("Domain:      %s (%s)\n" % (r.domain, state))
     if not r.stored:
-        out.write("Policy:      none stored\n")
+        out.write("Policy:      %s\n" % ("none of its own; a member of the occupancy set of CPU%s %s "
+                                         "(cpuoccupy)" % ("s" if len(r.occupies) > 1 else "",
+                                                          ",".join(map(str, r.occupies)))
+                                         if r.occupies else "none stored"))
     out.write("Host CPUs:   %s\n" % r.host_cpus)
     if r.occupies:
         out.write("Occupies:    %s (cpuoccupy)\n" % ",".join(map(str, r.occupies)))
