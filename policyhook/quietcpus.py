@@ -256,6 +256,8 @@ def update_for(paths, settings, running, lock, systemd=None, complete=True, repa
     if settings.housekeeping:
         with lock():
             held = isolation.held_cpus(registry.read_host(paths), running)
+    if not held and not os.path.lexists(record_path(paths)):
+        return None     # nothing held, nothing to give back: the host is not even read
     if systemd is None:
         from .systemd import Systemd
         systemd = Systemd(root=paths.root)

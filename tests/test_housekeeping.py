@@ -515,3 +515,17 @@ def test_occupancy_names_the_kernel_managed_irqs_per_cpu():
     out = io.StringIO()
     show.occupancy_map(doc, out)
     assert out.getvalue().splitlines()[-1] == "Kernel-managed IRQs on CPU 1 (they stay): 30 virtio2-req.1"
+
+
+def test_nothing_held_nothing_recorded_the_host_is_not_read(tmp_path):
+    paths = Paths(str(tmp_path))       # no /proc, no /sys, no registry under this root
+
+    @contextlib.contextmanager
+    def lock():
+        yield
+    assert quietcpus.update_for(paths, On(), ["a"], lock) is None
+    assert quietcpus.update_for(paths, _Off(), ["a"], lock) is None
+
+
+class _Off:
+    housekeeping = False
