@@ -309,8 +309,11 @@ def describe(q):
     return "quiet CPUs: %s" % "; ".join(parts) if parts else None
 
 
-def _keys(keys):
-    return ", ".join(sorted(keys, key=_order))
+def _keys(keys, most=10):
+    """The first `most` keys, and how many more: a host has hundreds of IRQs and threads."""
+    keys = sorted(keys, key=_order)
+    more = " and %d more" % (len(keys) - most) if len(keys) > most else ""
+    return ", ".join(keys[:most]) + more
 
 
 def _order(key):
