@@ -529,3 +529,24 @@ def test_nothing_held_nothing_recorded_the_host_is_not_read(tmp_path):
 
 class _Off:
     housekeeping = False
+
+
+def test_the_watcher_repairs_quiet_cpus_only_with_on_drift_repair(tmp_path):
+    from policyhook.settings import Settings
+    from policyhook.watch import Watcher
+
+    asked = []
+
+    class PM:
+        uri = "qemu:///system"
+
+        def update_host(self, running=None, repair=True):
+            asked.append(repair)
+
+    for on_drift in ("report", "repair"):
+        settings = Settings()
+        settings.on_drift = on_drift
+        w = Watcher(Paths(str(tmp_path)), settings, [settings.uri], None, say=lambda *a: None)
+        w.links[settings.uri] = PM()
+        w.isolate()
+    assert asked == [False, True]
