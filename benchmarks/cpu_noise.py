@@ -7,7 +7,7 @@ setting says, irqbalance gets its interval to act, and for a fixed time the host
 outside those CPUs: disk I/O (dd with fsync), a workqueue-heavy load (many small files
 written, fsynced and synced: ext4 and writeback work on unbound workqueues), and
 network traffic into the NIC (whatever arrives on standard input: feed it through the
-lab's ssh, `head -c 2G /dev/zero | scripts/vm-lab.sh run ...`; without it, UDP sent to
+lab's ssh, `head -c 1G /dev/zero | scripts/vm-lab.sh run ...`; without it, UDP sent to
 QEMU's user-network gateway). Both settings run with isolate_host = yes, so the host's
 own processes are kept off those CPUs in both and the difference is housekeeping's.
 
@@ -17,7 +17,7 @@ local timer interrupts and IPIs (LOC; RES, CAL, TLB), wakeups on the CPU
 (/proc/schedstat ttwu_count) and context switches of kernel threads last seen there
 (/proc/PID/status, attributed to the CPU /proc/PID/stat names at the end).
 
-    head -c 2G /dev/zero | scripts/vm-lab.sh run python3 benchmarks/cpu_noise.py --cpus 6-7
+    head -c 1G /dev/zero | scripts/vm-lab.sh run python3 benchmarks/cpu_noise.py --cpus 6-7
 """
 
 import argparse
@@ -255,7 +255,7 @@ def main():
     for c in results["no"]:
         for figure, off in results["no"][c].items():
             print("%-4s %-26s %18.1f %19.1f" % (c, figure, off, results["yes"][c][figure]))
-    print("command: head -c 2G /dev/zero | scripts/vm-lab.sh run python3 benchmarks/cpu_noise.py --cpus %s "
+    print("command: head -c 1G /dev/zero | scripts/vm-lab.sh run python3 benchmarks/cpu_noise.py --cpus %s "
           "--seconds %g" % (args.cpus, args.seconds))
 
 
