@@ -263,20 +263,22 @@ class PolicyManager(Session):
         return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED, repinned,
                                 failures, cannot, self.libvirt_error, defined, added, open_siblings, isolated)
 
-    def update_host(self, running=None):
-        """Host isolation ([occupancy] isolate_host) for the domains running now (or
-        `running`): an isolation.Isolation, or None when there is nothing to do."""
-        from . import effects, isolation, virt
+    def update_host(self, running=None, repair=True):
+        """Host isolation ([occupancy] isolate_host) and quiet CPUs (housekeeping) for the
+        domains running now (or `running`): an isolation.Isolation, or None when there is
+        nothing to do. Without `repair`, quiet CPUs' drift is reported, not put back."""
+        from . import effects, isolation, quietcpus, virt
 
         conn = self.connection()
-        if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]):
+        if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]
+                                or quietcpus.pending(self.paths, self.settings)):
             return None
         found, complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
                                                      {self.uri: conn})
         if running is not None:   # this connection's, just listed: the others' from there
             found = sorted(set(running) | set(found))
         return effects.update_host(self.paths, self.settings, found, self.host_facts().cpus,
-                                   lock=self.registry.lock, complete=complete)
+                                   lock=self.registry.lock, complete=complete, repair=repair)
 
     # ---- reading ----------------------------------------------------------
 

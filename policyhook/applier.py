@@ -213,11 +213,12 @@ def _built(dom, paths, name, event, deadline):
 def _host_isolation(paths, settings, conn, host_cpus, driver):
     """effects.update_host for the domains running now on every connection, as one line
     (or None). Its failures are its own: they never undo what was applied."""
-    from . import effects, virt
+    from . import effects, quietcpus, virt
     from .errors import PolicyError
 
     try:
-        if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")):
+        if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")) \
+                and not quietcpus.pending(paths, settings):
             return None
         running, complete = effects.running_everywhere(settings, virt.connect,
                                                        {uri_for(driver, settings): conn})

@@ -2,7 +2,7 @@
 (isolation.py) for the domains running now. Called by the detached applier and
 updater, policyctl (cpuoccupy, apply --all) and the watcher; never by the hook."""
 
-from . import isolation, registry
+from . import isolation, quietcpus, registry
 from .cpuset import CpuSet
 from .errors import PolicyError
 from .locking import FlockLock
@@ -26,7 +26,17 @@ def running_everywhere(settings, connect, connected=None):
     return sorted(names), complete
 
 
-def update_host(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True):
+def update_host(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True, repair=True):
+    """Host isolation (_isolate) and quiet CPUs (quietcpus.py, [occupancy] housekeeping):
+    an isolation.Isolation carrying the latter in .quiet, or None when neither acts."""
+    if lock is None:
+        def lock():
+            return FlockLock(paths.lock, 5.0)
+    quiet = quietcpus.update_for(paths, settings, running, lock, systemd, complete, repair)
+    return quietcpus.attach(_isolate(paths, settings, running, host_cpus, lock, systemd, complete), quiet)
+
+
+def _isolate(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True):
     """Keep the host's units off the CPUs of the occupancy sets one of `running` (domain
     names) belongs to, per [occupancy] isolate_host; with it off, give back whatever an
     earlier run recorded. An isolation.Isolation, or None when there is nothing to do.
@@ -54,6 +64,11 @@ def describe(result):
     """One line for the log or policyctl, or None when nothing happened."""
     if result is None:
         return None
+    lines = [_describe_isolation(result), quietcpus.describe(result.quiet)]
+    return "; ".join(t for t in lines if t) or None
+
+
+def _describe_isolation(result):
     if result.skipped:
         return "host isolation: %s" % result.skipped
     parts = ["%s AllowedCPUs=%s" % kv for kv in sorted(result.changed.items())]

@@ -243,7 +243,8 @@ def on_release(call):
     libvirt is called from the hook itself."""
     on_stopped(call)
     try:
-        if os.path.lexists(os.path.join(call.paths.run, "isolation.json")) or _frees_a_set(call):
+        records = ("isolation.json", "housekeeping.json")   # host isolation, quiet CPUs
+        if any(os.path.lexists(os.path.join(call.paths.run, f)) for f in records) or _frees_a_set(call):
             pid = spawn_applier(call, "host")
             call.log("updater started (pid %d)" % pid)
     except Exception as e:  # noqa: BLE001 - never fail a release for our sake

@@ -24,7 +24,7 @@ class Isolation:
     """What update() did: the CPUs kept from the host, the units changed or given back,
     and why nothing was done (no systemd), as data."""
 
-    __slots__ = ("held", "changed", "restored", "skipped", "problems")
+    __slots__ = ("held", "changed", "restored", "skipped", "problems", "quiet")
 
     def __init__(self, held):
         self.held = held            # CpuSet kept from the host's units
@@ -32,10 +32,12 @@ class Isolation:
         self.restored = {}          # unit -> AllowedCPUs given back
         self.skipped = None         # why nothing was done
         self.problems = []          # [str] what systemctl refused
+        self.quiet = None           # quietcpus.Quiet, when [occupancy] housekeeping acted
 
     def to_doc(self):
         return {"held": str(self.held) if self.held else "", "changed": self.changed,
-                "restored": self.restored, "skipped": self.skipped, "problems": self.problems}
+                "restored": self.restored, "skipped": self.skipped, "problems": self.problems,
+                "quiet_cpus": self.quiet.to_doc() if self.quiet else None}
 
 
 def held_cpus(host, running):

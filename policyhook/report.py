@@ -203,12 +203,15 @@ def host_map(pm):
                 if cpus != every:
                     for cpu in cpus:
                         pinned.setdefault(cpu, set()).add(dom.name())
+    from .quietcpus import managed_by_cpu
+    managed = managed_by_cpu(pm.paths)    # [occupancy] housekeeping: IRQs that stay on held CPUs
     nodes = {}
     for node, socket, core, cpus in topo.layout():
         sockets = nodes.setdefault(node, {})
         cores = sockets.setdefault(socket, [])
         cores.append({"core": core, "cpus": [
-            {"cpu": c, "occupied_by": list(host.occupancy.get(c, ())), "pinned": sorted(pinned.get(c, ()))}
+            {"cpu": c, "occupied_by": list(host.occupancy.get(c, ())), "pinned": sorted(pinned.get(c, ())),
+             "managed_irqs": [{"irq": i, "name": n} for i, n in managed.get(c, ())]}
             for c in cpus]})
     return {"asked_libvirt": conn is not None, "nodes": [
         {"node": n, "cpus": str(CpuSet(c["cpu"] for s in socks.values() for k in s for c in k["cpus"])),

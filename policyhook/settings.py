@@ -11,7 +11,7 @@ class Settings:
     __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
                  "hook_lock_timeout", "lock_timeout", "applier_timeout", "on_drift", "watch_interval",
                  "watch_settle", "metrics_file", "isolate_host", "host_units", "occupancy_mode",
-                 "source")
+                 "housekeeping", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
@@ -30,6 +30,7 @@ class Settings:
         self.isolate_host = False      # keep the host's own units off CPUs occupants use
         self.host_units = ("system.slice", "user.slice", "init.scope")
         self.occupancy_mode = "static"  # occupied CPUs kept from others always, or while one runs
+        self.housekeeping = False      # keep the host's IRQs, workqueues, kernel threads off them too
         self.source = None
 
 
@@ -100,6 +101,7 @@ KEYS = {
     ("occupancy", "mode"): ("occupancy_mode", _choice("static", "running")),
     ("occupancy", "isolate_host"): ("isolate_host", _yes_no),
     ("occupancy", "host_units"): ("host_units", _units),
+    ("occupancy", "housekeeping"): ("housekeeping", _yes_no),
 }
 
 

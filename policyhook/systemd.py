@@ -43,3 +43,18 @@ class Systemd:
     def set_allowed_cpus(self, unit, cpus):
         """Set (or, with "", clear) AllowedCPUs until the next boot: --runtime."""
         self._systemctl("set-property", "--runtime", "--", unit, "AllowedCPUs=%s" % cpus)
+
+    def is_active(self, unit):
+        """True when the unit runs (systemctl is-active exits 0 only then)."""
+        try:
+            self._systemctl("is-active", "--quiet", "--", unit)
+        except SystemdError:
+            return False
+        return True
+
+    def daemon_reload(self):
+        self._systemctl("daemon-reload")
+
+    def try_restart(self, unit):
+        """Restart the unit if it runs (a drop-in of ours takes effect)."""
+        self._systemctl("try-restart", "--", unit)

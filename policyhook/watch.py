@@ -220,7 +220,7 @@ class Watcher:
         for pm in self.links.values():
             if pm is not None and pm.uri == self.settings.uri:
                 try:
-                    result = pm.update_host()
+                    result = pm.update_host(repair=self.settings.on_drift == "repair")
                     done = result.to_doc() if result else None
                     text = describe(result)
                 except PolicyError as e:

@@ -75,6 +75,7 @@ PACKAGES=(
     python3-pip python3-setuptools python3-wheel make             # make install
     python3-pytest                          # tests/vm, run inside
     openssh-server iproute2                 # the way in: sshd on QEMU's user network
+    irqbalance                              # enabled by its package: quiet CPUs against it
 )
 RECIPE_FUNCTIONS=(configure_rootfs in_root install_key)
 CONFIGURE=(configure_rootfs)           # run on the debootstrapped tree, in this order

@@ -20,7 +20,7 @@ def values(settings):
 
 DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "xen:///system",
             "persistent": False, "on_drift": "report", "watch_interval": 60.0, "watch_settle": 2.0,
-            "metrics_file": "", "isolate_host": False,
+            "metrics_file": "", "isolate_host": False, "housekeeping": False,
             "host_units": ("system.slice", "user.slice", "init.scope"), "occupancy_mode": "static",
             "on_conflict": "refuse", "on_error": "start",
             "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
@@ -53,6 +53,7 @@ GOOD = [
     ("[libvirt]\npersistent = yes\n", "persistent", True),
     ("[watch]\non_drift = repair\n", "on_drift", "repair"),
     ("[occupancy]\nisolate_host = yes\n", "isolate_host", True),
+    ("[occupancy]\nhousekeeping = yes\n", "housekeeping", True),
     ("[occupancy]\nmode = running\n", "occupancy_mode", "running"),
     ("[occupancy]\nhost_units = system.slice  machine-extra.slice\n", "host_units",
      ("system.slice", "machine-extra.slice")),

@@ -132,8 +132,8 @@ def test_the_occupancy_picture(big):
     doc = json.loads(run(big, "occupancy", "--json")[1])
     assert [n["node"] for n in doc["nodes"]] == [0, 1]
     core = doc["nodes"][0]["sockets"][0]["cores"][1]
-    assert core == {"core": 1, "cpus": [{"cpu": 1, "occupied_by": ["vm1"], "pinned": []},
-                                        {"cpu": 17, "occupied_by": [], "pinned": []}]}
+    assert core == {"core": 1, "cpus": [{"cpu": 1, "occupied_by": ["vm1"], "pinned": [], "managed_irqs": []},
+                                        {"cpu": 17, "occupied_by": [], "pinned": [], "managed_irqs": []}]}
 
 
 def test_cpupolicy_notes_pins_and_occupancy_across_numa_nodes(big):

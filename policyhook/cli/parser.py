@@ -205,13 +205,19 @@ def build(only=None):
                 details="Compares the live values of every running domain with a policy (or of "
                         "the DOMAINs named) with its effective plan. Exit status 0 when all are "
                         "in force, 7 when any is not (drift, a conflict, a policy recorded for "
-                        "another UUID); offline vCPUs are not drift. For monitoring: --json.")
+                        "another UUID); offline vCPUs are not drift. Without DOMAINs, also the "
+                        "host's quiet CPUs ([occupancy] housekeeping): an IRQ back on an occupied "
+                        "CPU, a workqueue mask changed, a mask not given back (exit 7 too). For "
+                        "monitoring: --json.")
     p.add_argument("domains", metavar="DOMAIN", nargs="*", help="domains to verify (default: all)")
 
     command("list", "list the domains that have a policy",
             details="A policy file that cannot be read is named on stderr and the exit status "
                     "is 4; every other policy is still listed.")
-    command("occupancy", "show which domains occupy which physical CPUs")
+    command("occupancy", "show which domains occupy which physical CPUs",
+            details="One CPU a row, as lscpu -e draws it, with the domains occupying it and the "
+                    "running domains pinned there; then the shared cores, the NUMA nodes, and with "
+                    "[occupancy] housekeeping the kernel-managed IRQs that stay on each occupied CPU.")
     command("check", "validate every policy file and the settings; report each problem",
             details="One line per problem of every file and of policyhook.conf; a policy "
                     "recorded for another UUID than the domain libvirt has under its name; a "

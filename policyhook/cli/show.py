@@ -246,8 +246,26 @@ def policy_report(r, out):
             out.write("             %s\n" % rt["error"])
 
 
-def verified(results, out):
-    if not results:
+def quiet_drift(found, names, out):
+    """verify: the masks [occupancy] housekeeping keeps that are not as it left them."""
+    from ..quietcpus import what
+
+    for key, now, wanted in found:
+        out.write("host: DRIFT (quiet CPUs): %s: %s, wanted %s (policyctl apply --all)\n"
+                  % (what(key, names), now, wanted))
+
+
+def quiet_drift_docs(found, names):
+    """verify --json: one entry for the host when its quiet CPUs drifted, none otherwise."""
+    if not found:
+        return []
+    return [{"domain": None, "host": "quiet-cpus", "status": "drift", "in_force": False,
+             "drift": [{"what": k, "name": names.get(k, ""), "now": n, "wanted": w} for k, n, w in found],
+             "error": None, "uuid": None}]
+
+
+def verified(results, out, more=False):
+    if not results and not more:
         out.write("No running domain has a policy.\n")
         return
     for v in results:
@@ -308,6 +326,15 @@ def occupancy_map(doc, out):
     _table(rows, out)
     for line in shared:
         out.write("Shared core: %s\n" % line)
+    for node in doc["nodes"]:
+        for socket in node["sockets"]:
+            for core in socket["cores"]:
+                for c in core["cpus"]:
+                    irqs = ["%s%s" % (i["irq"], " " + i["name"] if i["name"] else "")
+                            for i in c.get("managed_irqs", ())]
+                    if irqs:
+                        out.write("Kernel-managed IRQs on CPU %d (they stay): %s\n"
+                                  % (c["cpu"], ", ".join(irqs)))
     for node in doc["nodes"] if len(doc["nodes"]) > 1 else ():
         out.write("NUMA node %d: CPUs %s\n" % (node["node"], node["cpus"]))
 
