@@ -8,6 +8,7 @@ SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
 RUNDIR        ?= /run
 BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
 DATADIR       ?= $(PREFIX)/share
 MANDIR        ?= $(DATADIR)/man
 DOCDIR        ?= $(DATADIR)/doc/$(NAME)
@@ -35,9 +36,12 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 MANPAGES   := build/policyctl.8 build/policyhook.conf.5 build/policyhook.8 build/policyhook-policy.5
 COMPLETION := build/policyctl.bash
 UNIT       := build/policyhook-watch.service
-# One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
+# The hook is installed once, as SBINDIR/policyhook, and each libvirt driver with hooks
+# runs it through a symlink HOOKDIR/DRIVER.d/policyhook: a program, not a setting, which
+# a package replaces on upgrade (a file under /etc would be a conffile) and which
+# libvirtd's AppArmor profile lets it execute (doc/packaging.md, "The hook's layout").
 DRIVERS    := qemu lxc libxl
-HOOKS      := $(DRIVERS:%=build/policyhook-%)
+HOOK       := build/policyhook
 
 # make rpm / srpm: everything under build/rpm. On a host whose rpm database does not
 # hold its own packages (Debian's rpm), BuildRequires cannot be checked: --nodeps.
@@ -78,7 +82,7 @@ ifneq ($(filter rpm srpm,$(MAKECMDGOALS)),)
 dist: | $(addprefix check-prereqs-,$(filter rpm srpm,$(MAKECMDGOALS)))
 endif
 
-build: $(HOOKS) $(MANPAGES) $(COMPLETION) $(UNIT)
+build: $(HOOK) $(MANPAGES) $(COMPLETION) $(UNIT)
 
 # The watcher's unit names policyctl where BINDIR puts it.
 $(UNIT): contrib/systemd/policyhook-watch.service.in FORCE
@@ -86,12 +90,12 @@ $(UNIT): contrib/systemd/policyhook-watch.service.in FORCE
 	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
-# Rebuild the hooks when PYTHON changes, not only when hooks/DRIVER does.
+# Rebuild the hook when PYTHON changes, not only when hooks/policyhook does.
 build/python-path: FORCE
 	@mkdir -p build
 	@echo '$(PYTHON_ABS)' | cmp -s - $@ || echo '$(PYTHON_ABS)' > $@
 
-build/policyhook-%: hooks/% build/python-path
+$(HOOK): hooks/policyhook build/python-path
 	@mkdir -p build
 	{ echo '#!$(PYTHON_ABS) -I'; tail -n +2 $<; } > $@.tmp
 	chmod 0755 $@.tmp
@@ -146,8 +150,10 @@ endif
 # Everything but the Python package: the spec installs that with %pyproject_install
 # where the Fedora macros exist, and calls this target for the rest.
 install-data: build
+	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(SBINDIR)/$(NAME)"
 	for driver in $(DRIVERS); do \
-		$(INSTALL) -Dpm 0755 build/policyhook-$$driver "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
+		$(INSTALL) -dm 0755 "$(DESTDIR)$(HOOKDIR)/$$driver.d" && \
+		ln -sfn "$(SBINDIR)/$(NAME)" "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
 	done
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/$(NAME)" "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/domains"
 	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf" ]; then \
@@ -175,7 +181,7 @@ install-data: build
 
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
-	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") \
+	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(SBINDIR)/$(NAME)" \
 		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" "$(DESTDIR)$(UNITDIR)/policyhook-watch.service" \
 		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
@@ -230,8 +236,8 @@ check-tree:
 	mkdir -p $(CHECK_TREE)/hooks
 	cp -a $(wildcard $(CHECK_TREE_FILES)) $(CHECK_TREE)/
 	ln -s "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" $(CHECK_TREE)/$(NAME)
-	for driver in $(DRIVERS); do \
-		ln -s "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" $(CHECK_TREE)/hooks/$$driver || exit 1; done
+	for hook in $(NAME) $(DRIVERS); do \
+		ln -s "$(DESTDIR)$(SBINDIR)/$(NAME)" $(CHECK_TREE)/hooks/$$hook || exit 1; done
 	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
 		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
 		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac
