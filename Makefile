@@ -54,7 +54,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	test unit e2e stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm deb check-version check-spec check-debian check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
@@ -295,6 +295,31 @@ rpm: check-prereqs-rpm dist
 
 srpm: check-prereqs-srpm dist
 	$(RPMBUILD) -ts $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
+
+# make deb: dpkg-buildpackage -b on a copy of the release tree (git archive of DIST_REF)
+# in build/deb, which gets the .deb; the work tree stays clean. DEB_BUILD_OPTIONS=nocheck
+# skips the unit tests; DPKG_BUILDPACKAGE_ARGS adds to the command line.
+DEBDIR                 ?= build/deb
+DPKG_BUILDPACKAGE_ARGS ?=
+# The distribution's tools only: pybuild runs `python3.X` from PATH, which a pyenv or a
+# virtualenv on PATH would otherwise provide.
+DEB_PATH               ?= /usr/sbin:/usr/bin:/sbin:/bin
+DEB_VERSION = $(shell sed -n '1s/^$(NAME) (\(.*\)) .*/\1/p' debian/changelog)
+
+# debian/changelog's upstream version must be the package's, as the spec's Version is.
+check-debian:
+	@if [ "$(DEB_VERSION:%-$(lastword $(subst -, ,$(DEB_VERSION)))=%)" != "$(VERSION)" ]; then \
+		echo "debian/changelog has version $(DEB_VERSION), policyhook/__init__.py has $(VERSION): \
+	add a changelog entry $(VERSION)-1 (dch -v $(VERSION)-1)" >&2; exit 1; fi
+
+deb: check-debian
+	rm -rf $(DEBDIR)
+	mkdir -p $(DEBDIR)
+	git archive --format=tar --prefix=$(NAME)-$(VERSION)/ $(DIST_REF) | tar -x -C $(DEBDIR)
+	@if [ "$(DIST_REF)" = HEAD ] && [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+		echo "note: $(DEBDIR) is built from HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
+	cd $(DEBDIR)/$(NAME)-$(VERSION) && env PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b $(DPKG_BUILDPACKAGE_ARGS)
+	@echo "wrote $$(ls $(DEBDIR)/*.deb)"
 
 clean:
 	rm -rf build dist *.egg-info
