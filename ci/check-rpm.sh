@@ -111,7 +111,8 @@ for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.
 done
 entry "$SITELIB/policyhook-$VERSION.dist-info/METADATA" -rw-r--r--
 entry "$SITELIB/policyhook-$VERSION.dist-info/entry_points.txt" -rw-r--r--
-awk '$1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
+# (a symlink's own mode is lrwxrwxrwx and means nothing)
+awk '$1 !~ /^l/ && $1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
     && fail "group- or world-writable entries in the RPM (above)"
 awk '$2 != "root" || $3 != "root" {print}' "$WORK/rpm.entries" | grep . \
     && fail "entries not owned by root:root (above)"
