@@ -8,6 +8,7 @@ SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
 RUNDIR        ?= /run
 BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
 DATADIR       ?= $(PREFIX)/share
 MANDIR        ?= $(DATADIR)/man
 DOCDIR        ?= $(DATADIR)/doc/$(NAME)
@@ -35,9 +36,12 @@ PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
 MANPAGES   := build/policyctl.8 build/policyhook.conf.5 build/policyhook.8 build/policyhook-policy.5
 COMPLETION := build/policyctl.bash
 UNIT       := build/policyhook-watch.service
-# One hook per libvirt driver with hooks, each installed as HOOKDIR/DRIVER.d/policyhook.
+# The hook is installed once, as SBINDIR/policyhook, and each libvirt driver with hooks
+# runs it through a symlink HOOKDIR/DRIVER.d/policyhook: a program, not a setting, which
+# a package replaces on upgrade (a file under /etc would be a conffile) and which
+# libvirtd's AppArmor profile lets it execute (doc/packaging.md, "The hook's layout").
 DRIVERS    := qemu lxc libxl
-HOOKS      := $(DRIVERS:%=build/policyhook-%)
+HOOK       := build/policyhook
 
 # make rpm / srpm: everything under build/rpm. On a host whose rpm database does not
 # hold its own packages (Debian's rpm), BuildRequires cannot be checked: --nodeps.
@@ -50,7 +54,7 @@ DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
 .PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm check-version check-spec check-tree clean FORCE \
+	test unit e2e stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm deb check-version check-spec check-debian check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
@@ -78,7 +82,7 @@ ifneq ($(filter rpm srpm,$(MAKECMDGOALS)),)
 dist: | $(addprefix check-prereqs-,$(filter rpm srpm,$(MAKECMDGOALS)))
 endif
 
-build: $(HOOKS) $(MANPAGES) $(COMPLETION) $(UNIT)
+build: $(HOOK) $(MANPAGES) $(COMPLETION) $(UNIT)
 
 # The watcher's unit names policyctl where BINDIR puts it.
 $(UNIT): contrib/systemd/policyhook-watch.service.in FORCE
@@ -86,12 +90,12 @@ $(UNIT): contrib/systemd/policyhook-watch.service.in FORCE
 	sed 's|@BINDIR@|$(BINDIR)|g' $< > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
-# Rebuild the hooks when PYTHON changes, not only when hooks/DRIVER does.
+# Rebuild the hook when PYTHON changes, not only when hooks/policyhook does.
 build/python-path: FORCE
 	@mkdir -p build
 	@echo '$(PYTHON_ABS)' | cmp -s - $@ || echo '$(PYTHON_ABS)' > $@
 
-build/policyhook-%: hooks/% build/python-path
+$(HOOK): hooks/policyhook build/python-path
 	@mkdir -p build
 	{ echo '#!$(PYTHON_ABS) -I'; tail -n +2 $<; } > $@.tmp
 	chmod 0755 $@.tmp
@@ -146,8 +150,10 @@ endif
 # Everything but the Python package: the spec installs that with %pyproject_install
 # where the Fedora macros exist, and calls this target for the rest.
 install-data: build
+	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(SBINDIR)/$(NAME)"
 	for driver in $(DRIVERS); do \
-		$(INSTALL) -Dpm 0755 build/policyhook-$$driver "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
+		$(INSTALL) -dm 0755 "$(DESTDIR)$(HOOKDIR)/$$driver.d" && \
+		ln -sfn "$(SBINDIR)/$(NAME)" "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
 	done
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/$(NAME)" "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/domains"
 	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf" ]; then \
@@ -175,7 +181,7 @@ install-data: build
 
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
-	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") \
+	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(SBINDIR)/$(NAME)" \
 		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" "$(DESTDIR)$(UNITDIR)/policyhook-watch.service" \
 		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
@@ -224,14 +230,14 @@ stress:
 # of what the tests read, whose policyhook package and hooks are the installed ones.
 #   make check-tree DESTDIR=... && cd build/check-tree && python3 -m pytest -m "not e2e" tests
 CHECK_TREE       := build/check-tree
-CHECK_TREE_FILES := tests tools etc contrib doc Makefile pyproject.toml $(NAME).spec README.md LICENSE
+CHECK_TREE_FILES := tests tools etc contrib doc debian Makefile pyproject.toml $(NAME).spec README.md LICENSE
 check-tree:
 	rm -rf $(CHECK_TREE)
 	mkdir -p $(CHECK_TREE)/hooks
 	cp -a $(wildcard $(CHECK_TREE_FILES)) $(CHECK_TREE)/
 	ln -s "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" $(CHECK_TREE)/$(NAME)
-	for driver in $(DRIVERS); do \
-		ln -s "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" $(CHECK_TREE)/hooks/$$driver || exit 1; done
+	for hook in $(NAME) $(DRIVERS); do \
+		ln -s "$(DESTDIR)$(SBINDIR)/$(NAME)" $(CHECK_TREE)/hooks/$$hook || exit 1; done
 	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
 		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
 		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac
@@ -291,6 +297,31 @@ rpm: check-prereqs-rpm dist
 
 srpm: check-prereqs-srpm dist
 	$(RPMBUILD) -ts $(RPMBUILD_FLAGS) $(RPMBUILD_ARGS) --define "_topdir $(RPMTOPDIR)" $(TARBALL)
+
+# make deb: dpkg-buildpackage -b on a copy of the release tree (git archive of DIST_REF)
+# in build/deb, which gets the .deb; the work tree stays clean. DEB_BUILD_OPTIONS=nocheck
+# skips the unit tests; DPKG_BUILDPACKAGE_ARGS adds to the command line.
+DEBDIR                 ?= build/deb
+DPKG_BUILDPACKAGE_ARGS ?=
+# The distribution's tools only: pybuild runs `python3.X` from PATH, which a pyenv or a
+# virtualenv on PATH would otherwise provide.
+DEB_PATH               ?= /usr/sbin:/usr/bin:/sbin:/bin
+DEB_VERSION = $(shell sed -n '1s/^$(NAME) (\(.*\)) .*/\1/p' debian/changelog)
+
+# debian/changelog's upstream version must be the package's, as the spec's Version is.
+check-debian:
+	@if [ "$(DEB_VERSION:%-$(lastword $(subst -, ,$(DEB_VERSION)))=%)" != "$(VERSION)" ]; then \
+		echo "debian/changelog has version $(DEB_VERSION), policyhook/__init__.py has $(VERSION): \
+	add a changelog entry $(VERSION)-1 (dch -v $(VERSION)-1)" >&2; exit 1; fi
+
+deb: check-debian
+	rm -rf $(DEBDIR)
+	mkdir -p $(DEBDIR)
+	git archive --format=tar --prefix=$(NAME)-$(VERSION)/ $(DIST_REF) | tar -x -C $(DEBDIR)
+	@if [ "$(DIST_REF)" = HEAD ] && [ -n "$$(git status --porcelain --untracked-files=no)" ]; then \
+		echo "note: $(DEBDIR) is built from HEAD ($$(git rev-parse --short HEAD)); uncommitted changes are not in it"; fi
+	cd $(DEBDIR)/$(NAME)-$(VERSION) && env PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b $(DPKG_BUILDPACKAGE_ARGS)
+	@echo "wrote $$(ls $(DEBDIR)/*.deb)"
 
 clean:
 	rm -rf build dist *.egg-info

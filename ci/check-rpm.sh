@@ -78,9 +78,13 @@ entry() {   # entry PATH MODE [FLAG]: PATH is packaged with MODE, owned by root,
     [ "$5 $6" = "root root" ] || fail "$1 is owned by $5:$6, expected root:root"
     case "$7" in *"$3"*) ;; *) fail "$1 has file flags '$7', expected '$3' among them" ;; esac
 }
+# The hook: one program, linked from each driver's hook directory (not a %config file).
+entry /usr/sbin/policyhook -rwxr-xr-x
 for driver in qemu lxc libxl; do
     entry /etc/libvirt/hooks/$driver.d drwxr-xr-x
-    entry /etc/libvirt/hooks/$driver.d/policyhook -rwxr-xr-x
+    entry /etc/libvirt/hooks/$driver.d/policyhook lrwxrwxrwx
+    target=$(rpm -qp --qf '[%{FILENAMES} %{FILELINKTOS}\n]' "$RPM" | awk -v p=/etc/libvirt/hooks/$driver.d/policyhook '$1 == p {print $2}')
+    [ "$target" = /usr/sbin/policyhook ] || fail "/etc/libvirt/hooks/$driver.d/policyhook links to '$target', expected /usr/sbin/policyhook"
 done
 entry /etc/policyhook drwxr-xr-x
 entry /etc/policyhook/domains drwxr-xr-x
@@ -107,7 +111,8 @@ for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.
 done
 entry "$SITELIB/policyhook-$VERSION.dist-info/METADATA" -rw-r--r--
 entry "$SITELIB/policyhook-$VERSION.dist-info/entry_points.txt" -rw-r--r--
-awk '$1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
+# (a symlink's own mode is lrwxrwxrwx and means nothing)
+awk '$1 !~ /^l/ && $1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
     && fail "group- or world-writable entries in the RPM (above)"
 awk '$2 != "root" || $3 != "root" {print}' "$WORK/rpm.entries" | grep . \
     && fail "entries not owned by root:root (above)"
@@ -184,10 +189,8 @@ rpm --root "$ROOT" -i --nodeps --nosignature --noscripts "$RPM" 2>"$WORK/rpm-i.e
     || { cat "$WORK/rpm-i.err" >&2; fail "rpm --root $ROOT -i $RPM failed"; }
 rpm --root "$ROOT" -V --nodeps policyhook 2>"$WORK/rpm-V.err" \
     || { cat "$WORK/rpm-V.err" >&2; fail "rpm -V: the installed files differ from the package (above)"; }
-for driver in qemu lxc libxl; do
-    hook=$ROOT/etc/libvirt/hooks/$driver.d/policyhook
-    [ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the $driver hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
-done
+hook=$ROOT/usr/sbin/policyhook
+[ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
 export PYTHONPATH=$ROOT$SITELIB
 help=$("$ROOT/usr/bin/policyctl" --help) || fail "policyctl --help exited non-zero"
 grep -q '^usage: policyctl' <<<"$help" || fail "policyctl --help printed no usage line"
@@ -196,10 +199,16 @@ head -n 12 <<<"$help"
 echo "---"
 check=$("$ROOT/usr/bin/policyctl" --root "$ROOT" check) || fail "policyctl --root $ROOT check failed: $check"
 say "policyctl --root ROOT check: ${check#"$ROOT"}"
+# The links name /usr/sbin/policyhook of the real root: run the scratch root's hook
+# through links of the same name in directories of the same names, as libvirtd would.
 for driver in qemu lxc libxl; do
-    POLICYHOOK_ROOT=$ROOT $PY "$ROOT/etc/libvirt/hooks/$driver.d/policyhook" vm1 stopped end - </dev/null \
-        || fail "the installed $driver hook failed on 'stopped end'"
+    mkdir -p "$WORK/hooks/$driver.d"
+    ln -s "$hook" "$WORK/hooks/$driver.d/policyhook"
+    POLICYHOOK_ROOT=$ROOT $PY "$WORK/hooks/$driver.d/policyhook" vm1 stopped end - </dev/null \
+        || fail "the installed hook run as $driver.d/policyhook failed on 'stopped end'"
 done
+out=$(POLICYHOOK_ROOT=$ROOT $PY "$hook" vm1 stopped end - </dev/null 2>&1) && fail "the hook run by hand exited 0"
+grep -q 'runs as /etc/libvirt/hooks/DRIVER.d/policyhook' <<<"$out" || fail "the hook run by hand said: $out"
 bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
 if command -v man >/dev/null; then
     for page in man8/policyctl.8:POLICYCTL man5/policyhook.conf.5:POLICYHOOK.CONF \

@@ -2,9 +2,12 @@
 
     /etc/libvirt/hooks/qemu.d/policyhook DOMAIN OPERATION SUB-OPERATION EXTRA < domain.xml
 
-The same code serves each libvirt driver with hooks: hooks/qemu, hooks/lxc and
-hooks/libxl call main("qemu"), main("lxc"), main("libxl"), and OPERATIONS says which
-events each driver has (libvirt's src/util/virhook.c, docs/hooks.rst).
+The same code serves each libvirt driver with hooks. One file is installed (SBINDIR/
+policyhook) and linked from /etc/libvirt/hooks/qemu.d, lxc.d and libxl.d; run_as()
+tells the driver from the directory libvirtd ran it from (hooks/qemu, hooks/lxc and
+hooks/libxl in the source tree link to hooks/policyhook and are told by their name),
+and OPERATIONS says which events each driver has (libvirt's src/util/virhook.c,
+docs/hooks.rst).
 
 Rules (DESIGN.md "Hook events", libvirt-lab.md 5-6): standard library only on the
 hot path; never call libvirt (the domain is locked while we run, and enumerating
@@ -338,6 +341,28 @@ def spawn_applier(call, job="apply"):
             pass
         code = 1
     os._exit(code)
+
+
+def driver_of(path):
+    """The libvirt driver a hook run as `path` serves: DRIVER for .../DRIVER.d/NAME (how
+    libvirtd runs it, through the link), else the file's own name (hooks/qemu); None
+    when neither names a driver with hooks."""
+    parent = os.path.basename(os.path.dirname(path))
+    name = parent[:-2] if parent.endswith(".d") else os.path.basename(path)
+    return name if name in OPERATIONS else None
+
+
+def run_as(argv=None, stderr=None):
+    """The hook's entry point: main() for the driver its path names."""
+    argv = sys.argv if argv is None else argv
+    driver = driver_of(argv[0]) if argv else None
+    if driver is None:
+        (stderr or sys.stderr).write(
+            "policyhook: %s is libvirtd's hook; it runs as /etc/libvirt/hooks/DRIVER.d/policyhook "
+            "(DRIVER: %s), see policyhook(8)\n" % (printable(argv[0] if argv else "policyhook"),
+                                                   ", ".join(OPERATIONS)))
+        return 2
+    return main(driver, argv)
 
 
 def main(driver, argv=None, stdin=None, stdout=None, stderr=None, environ=None):

@@ -21,8 +21,9 @@ Commands:
   build           build the guest image from Debian 13 packages (debootstrap), unless
                   the cached one was built from the current recipe
   up              build if needed, boot the guest, wait until libvirtd answers, and
-                  install this checkout in it (make install); on a running guest it
-                  only installs the checkout again
+                  install this checkout in it (its Debian package, built here with make
+                  deb and installed with apt-get; make install in the Xen guest); on a
+                  running guest it only installs the checkout again
   run CMD [ARGS]  run CMD as root in the guest, in a fresh copy of this checkout,
                   standard input forwarded; exits with CMD's status
   down            shut the guest down (the image cache is kept)
@@ -477,9 +478,43 @@ push_checkout() {
         || die "could not copy the checkout to the guest's $dest"
 }
 
+# The Debian guest runs policyhook as its package: `make deb` of this checkout (its
+# tracked files with their uncommitted changes, through `git stash create`; without the
+# unit tests, which `make deb` runs in CI), installed with apt-get. The Xen guest gets
+# `make install`. The .deb is also kept at GUEST_DEB for tests/vm's upgrade test.
+DEB_DIR=build/vm-deb
+GUEST_DEB=/root/policyhook-deb
+
+build_deb() {
+    local ref t0=$SECONDS
+    ref=$(cd "$REPO" && git stash create 2>/dev/null) || ref=
+    [ -n "$ref" ] || ref=HEAD
+    if ! (cd "$REPO" && dpkg-checkbuilddeps >/dev/null 2>&1); then
+        say "installing the Build-Depends of debian/control"
+        (cd "$REPO" && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 build-dep -y -qq ./ >/dev/null) \
+            || die "apt-get build-dep ./ failed"
+    fi
+    mkdir -p "$RUN_DIR"
+    DEB_BUILD_OPTIONS=nocheck make -C "$REPO" --no-print-directory deb DIST_REF="$ref" DEBDIR="$DEB_DIR" \
+        >"$RUN_DIR/make-deb.log" 2>&1 || { tail -n 30 "$RUN_DIR/make-deb.log" >&2; die "make deb failed (log: $RUN_DIR/make-deb.log)"; }
+    DEB=$(ls "$REPO/$DEB_DIR"/policyhook_*_all.deb)
+    say "built $(basename "$DEB") from $( [ "$ref" = HEAD ] && echo HEAD || echo "the work tree") in $((SECONDS - t0)) s"
+}
+
 install_checkout() {
     local t0=$SECONDS
     push_checkout "$GUEST_SRC"
+    if [ "$VARIANT" = debian ]; then
+        build_deb
+        guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && cat > $GUEST_DEB/$(basename "$DEB")" <"$DEB" \
+            || die "could not copy $DEB to the guest"
+        # --reinstall: a guest that is up already may have another build of this version.
+        guest "cd $GUEST_DEB && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall ./$(basename "$DEB") \
+            >/var/log/policyhook-install.log 2>&1" \
+            || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "apt-get install of the package failed in the guest"; }
+        say "installed $(basename "$DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
+        return
+    fi
     guest "cd $GUEST_SRC && make install PYTHON=/usr/bin/python3 >/var/log/policyhook-install.log 2>&1" \
         || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "make install failed in the guest"; }
     say "installed this checkout in the guest with make install in $((SECONDS - t0)) s: $(guest policyctl --version)"

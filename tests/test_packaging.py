@@ -68,3 +68,28 @@ def test_make_dist_checks_source0(tree):
     assert err.splitlines()[0] == (
         "policyhook.spec: Source0 https://policyhook.example/releases/policyhook.tar.gz does not name "
         "policyhook-%s.tar.gz, the tarball make dist writes" % version)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("entry, message", [
+    ("policyhook ({v}-1) unstable; urgency=medium", ""),
+    ("policyhook ({v}-0ubuntu2) noble; urgency=medium", ""),
+    ("policyhook (9.9.9-1) unstable; urgency=medium",
+     "debian/changelog has version 9.9.9-1, policyhook/__init__.py has {v}: "
+     "add a changelog entry {v}-1 (dch -v {v}-1)"),
+])
+def test_make_deb_checks_the_changelog_version(tree, entry, message):
+    version = re.search(r'__version__ = "(.*)"', read("policyhook/__init__.py")).group(1)
+    os.makedirs(tree / "debian")
+    (tree / "debian" / "changelog").write_text(entry.format(v=version) + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    r = subprocess.run(["make", "-s", "--no-print-directory", "-f", os.path.join(REPO, "Makefile"),
+                        "PYTHON=" + sys.executable, "check-debian"], cwd=str(tree), capture_output=True,
+                       text=True, env=env)
+    expected = [message.format(v=version)] if message else []
+    assert (r.returncode != 0, r.stderr.splitlines()[:1]) == (bool(message), expected)
+
+
+def test_debian_changelog_is_the_package_version():
+    version = re.search(r'__version__ = "(.*)"', read("policyhook/__init__.py")).group(1)
+    assert re.match(r"policyhook \(%s-\d+\) " % re.escape(version), read("debian/changelog"))

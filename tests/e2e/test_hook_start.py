@@ -18,6 +18,11 @@ def _in_force(name, pins, shares=None, quota=None):
 
 
 def test_policy_written_while_off_is_in_force_after_start(domains):
+    # libvirtd runs the hook through a link to SBINDIR/policyhook, as a package installs
+    # it (doc/packaging.md, "The hook's layout").
+    for hook in (lab.HOOK, lab.LXC_HOOK):
+        target = os.readlink(hook)
+        assert target.endswith("/sbin/policyhook") and os.access(target, os.X_OK), (hook, target)
     name = domains()
     for args in (("vcpupin", name, "0", "1"), ("vcpupin", name, "1", "0"),
                  ("emulatorpin", name, "1"), ("schedweight", name, "512"), ("schedcap", name, "50")):

@@ -1,6 +1,6 @@
 """The guest tier: the end-to-end story on a host like the users' (systemd, cgroup v2,
 libvirt 11, the distribution's python3), inside the lab guest of scripts/vm-lab.sh, as
-root, with policyhook installed there by `make install`. `make e2e-vm` runs it; the
+root, with policyhook installed there as its Debian package (`make deb`, apt-get). `make e2e-vm` runs it; the
 host's pytest never collects this directory (norecursedirs in pyproject.toml)."""
 
 import os
@@ -18,7 +18,7 @@ PREFIX = "phvm-"
 
 @pytest.fixture(scope="session")
 def installed():
-    """libvirtd running in the guest and policyhook installed by `scripts/vm-lab.sh up`."""
+    """libvirtd running in the guest and policyhook's package installed by `scripts/vm-lab.sh up`."""
     if not os.path.exists(MARKER):
         pytest.fail("tests/vm run inside the lab guest only: make e2e-vm "
                     "(scripts/vm-lab.sh up; scripts/vm-lab.sh run python3 -m pytest tests/vm)",
@@ -26,7 +26,7 @@ def installed():
     if os.geteuid() != 0:
         pytest.fail("tests/vm need root in the guest", pytrace=False)
     if lab.POLICYCTL != "/usr/bin/policyctl" or not os.access(lab.POLICYCTL, os.X_OK):
-        pytest.fail("run with the distribution's /usr/bin/python3, after `make install` "
+        pytest.fail("run with the distribution's /usr/bin/python3, after the package "
                     "put /usr/bin/policyctl there (scripts/vm-lab.sh up)", pytrace=False)
     if not os.access(lab.HOOK, os.X_OK):
         pytest.fail("%s is not installed: scripts/vm-lab.sh up" % lab.HOOK, pytrace=False)
