@@ -57,7 +57,8 @@ class PolicyManager(Session):
                 new.uuid = ctx.facts.uuid  # bound to this domain, not to whatever takes its name
             new_plan = self.plan_for(new, host, ctx)
             if dry_run:
-                return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error)
+                return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error,
+                               policy=None if new.is_empty() else new)
             self.registry.save(new)
         define = self.definer(ctx)
         stored = None if new.is_empty() else new
@@ -65,7 +66,7 @@ class PolicyManager(Session):
             if define is not None:
                 self.enforce_on(ctx, "policyctl", first=(stored, host), define=define)
             return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error,
-                           definition=define is not None)
+                           definition=define is not None, policy=stored)
         try:
             previous = self.plan_for(old, host, ctx)
         except PolicyError as e:
@@ -74,7 +75,7 @@ class PolicyManager(Session):
             previous = None  # the old policy no longer fits the domain: nothing to restore
         done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous, define=define)
         return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds,
-                       definition=define is not None)
+                       definition=define is not None, policy=stored)
 
     def set_pin(self, name, kind, index, cpulist, dry_run=False, undefined=False):
         """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""
@@ -83,12 +84,7 @@ class PolicyManager(Session):
         cpus = CpuSet.parse(cpulist)
 
         def mutate(policy, ctx):
-            _check_driver(row.key, ctx)
-            indexes = row.indexes(ctx.facts)
-            if indexes is not None and index not in indexes:
-                raise invalid("invalid %s %d: domain '%s' has %s"
-                              % (row.index_word, index, ctx.name, count_phrase(row.label, indexes)))
-            _check_host(cpus, ctx)
+            _check_pin(row, index, cpus, ctx)
             policy.pins[(row.kind, index)] = cpus
         return self._edit(name, Change("set", row.key, index if row.indexed else None, cpus),
                           mutate, dry_run, undefined)
@@ -116,12 +112,7 @@ class PolicyManager(Session):
         value = parse_int(value, row.label, row.lo, row.hi)
 
         def mutate(policy, ctx):
-            _check_driver(row.key, ctx)
-            if row.per_host_cpu:
-                limit = 100 * len(ctx.host.cpus)
-                if value > limit:
-                    raise invalid("invalid %s %d: above %d (100 x %d host CPUs)"
-                                  % (row.label, value, limit, len(ctx.host.cpus)))
+            _check_sched(row, value, ctx)
             policy.sched[row.key] = value
         return self._edit(name, Change("set", row.key, value=value), mutate, dry_run, undefined)
 
@@ -131,6 +122,36 @@ class PolicyManager(Session):
         def mutate(policy, _ctx):
             policy.sched.pop(row.key, None)
         return self._edit(name, Change("unset", row.key), mutate, dry_run, None)
+
+    def put(self, name, pins=None, sched=None, exclusive=False, dry_run=False, undefined=False):
+        """Set several settings of one domain's policy in one change: all are checked
+        before anything is saved, so a bad value leaves the file as it was. `pins` is
+        {(kind, index): cpulist}, the emulator's index 0; `sched` {key: value}. With
+        `exclusive`, the settings not given are dropped. The Outcome's `policy` is the
+        policy as saved (or, with dry_run, as it would be)."""
+        wanted_pins = {}
+        for (kind, index), cpulist in sorted((pins or {}).items(), key=lambda kv: (PIN[kv[0][0]].order,
+                                                                                    str(kv[0][1]))):
+            row = PIN[kind]
+            index = parse_int(index, row.index_word, row.first, row.max_index) if row.indexed else 0
+            wanted_pins[(row.kind, index)] = (row, CpuSet.parse(cpulist) if isinstance(cpulist, str)
+                                              else cpulist)
+        wanted_sched = {}
+        for key, value in (sched or {}).items():
+            row = SCHED_BY_KEY[key]
+            wanted_sched[row.key] = (row, parse_int(value, row.label, row.lo, row.hi))
+
+        def mutate(policy, ctx):
+            if exclusive:
+                policy.pins.clear()
+                policy.sched.clear()
+            for key, (row, cpus) in wanted_pins.items():
+                _check_pin(row, key[1], cpus, ctx)
+                policy.pins[key] = cpus
+            for key, (row, value) in wanted_sched.items():
+                _check_sched(row, value, ctx)
+                policy.sched[key] = value
+        return self._edit(name, Change("put"), mutate, dry_run, undefined)
 
     def remove(self, name, dry_run=False):
         def mutate(policy, _ctx):
@@ -357,6 +378,27 @@ def _check_driver(setting, ctx):
         raise conflict("%s cannot be put in force on '%s' (%s): %s; nothing saved"
                        % (SETTINGS[setting].what, ctx.name,
                           LABEL.get(ctx.facts.driver, ctx.facts.driver), why))
+
+
+def _check_pin(row, index, cpus, ctx):
+    """A pin of `row`'s kind at `index` to `cpus` fits the domain's driver, its threads
+    and the host, or INVALID/CONFLICT saying why."""
+    _check_driver(row.key, ctx)
+    indexes = row.indexes(ctx.facts)
+    if indexes is not None and index not in indexes:
+        raise invalid("invalid %s %d: domain '%s' has %s"
+                      % (row.index_word, index, ctx.name, count_phrase(row.label, indexes)))
+    _check_host(cpus, ctx)
+
+
+def _check_sched(row, value, ctx):
+    """A scheduler setting fits the domain's driver and, for the cap, the host's CPUs."""
+    _check_driver(row.key, ctx)
+    if row.per_host_cpu:
+        limit = 100 * len(ctx.host.cpus)
+        if value > limit:
+            raise invalid("invalid %s %d: above %d (100 x %d host CPUs)"
+                          % (row.label, value, limit, len(ctx.host.cpus)))
 
 
 def _check_host(cpus, ctx):

@@ -37,10 +37,11 @@ class Change:
 class Outcome:
     """The result of one edit of one domain's policy."""
 
-    __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds", "definition")
+    __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds", "definition",
+                 "policy")
 
     def __init__(self, domain, change, status, plan=None, applied=None, libvirt_error=None,
-                 rounds=0, definition=False):
+                 rounds=0, definition=False, policy=None):
         self.domain = domain
         self.change = change
         self.status = status
@@ -49,6 +50,7 @@ class Outcome:
         self.libvirt_error = libvirt_error  # why libvirt was not used, when it was not
         self.rounds = rounds                # times applied (more than 1: changed meanwhile)
         self.definition = definition        # also written into the persistent definition
+        self.policy = policy                # the DomainPolicy saved (or, dry run, to save); None: none
 
     @property
     def saved(self):
