@@ -102,3 +102,25 @@ def elsewhere_line(name, recorded, actual, outcome="it is not applied"):
     return ("the policy of '%s' was recorded for the domain with UUID %s, but this '%s' has UUID %s; "
             "%s (run 'policyctl rebind %s' to keep it for this domain, or "
             "'policyctl remove %s')" % (name, recorded, name, actual or "?", outcome, name, name))
+
+
+def isolation_line(result):
+    """Host isolation (an isolation.Isolation) as one line for the log or policyctl, or
+    None when nothing happened."""
+    if result is None:
+        return None
+    if result.skipped:
+        return "host isolation: %s" % result.skipped
+    parts = ["%s AllowedCPUs=%s" % kv for kv in sorted(result.changed.items())]
+    parts += ["%s AllowedCPUs=%s (given back)" % (u, v or "all") for u, v in sorted(result.restored.items())]
+    parts += result.problems
+    return "host isolation: %s" % "; ".join(parts) if parts else None
+
+
+def moves_line(moved):
+    """Session.repin_others' [(name, plan or error)] as one line for the log, or None."""
+    if not moved:
+        return None
+    return "occupancy (running mode): " + "; ".join(
+        "%s %s" % (name, "FAILED: " + p if isinstance(p, str) else plan_line(p, "no change"))
+        for name, p in moved)

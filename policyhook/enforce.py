@@ -11,9 +11,8 @@ changed meanwhile (bounded), as kubelet's reconcile does.
 
 import time
 
-from . import registry, state
+from . import state
 from .errors import PolicyError
-from .locking import FlockLock
 from .planner import Plan, differences, pins_only, plan, restores
 
 
@@ -50,11 +49,11 @@ class Enforced:
         self.defined = defined      # the persistent definition was changed
 
 
-def reader(paths, name, lock_timeout):
-    """read() for enforce(): (policy, host policy) read under the registry lock."""
+def reader(registry, name):
+    """read() for enforce(): (policy, host policy) read under the registry lock
+    (registry.Registry.read)."""
     def read():
-        with FlockLock(paths.lock, lock_timeout):
-            return registry.read_domain(paths, name), registry.read_host(paths)
+        return registry.read(lambda snap: (snap.domain(name), snap.host()))
     return read
 
 
@@ -104,7 +103,7 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
     return Enforced(effective, applied, rounds, False, defined)
 
 
-def rememberer(paths, lock, dom, name, uuid, driver):
+def rememberer(registry, dom, name, uuid, driver):
     """remember() for enforce(): the originals of a domain whose only definition is its
     live one (transient; Xen's dom0), saved before live changes first alter it
     (originals.remember); nothing for a domain whose persistent definition keeps its own
@@ -125,23 +124,26 @@ def rememberer(paths, lock, dom, name, uuid, driver):
         if own is None:
             own = virt.has_own_definition(dom, driver)
         if not own:
-            originals.remember(paths, lock, name, uuid, find_cputune(virt.definition_xml(dom)), plan)
+            cputune = find_cputune(virt.definition_xml(dom))
+            registry.transact(lambda snap: originals.remember(snap, name, uuid, cputune, plan))
     return remember
 
 
-def record(paths, name, source, enforced=None, error=None, **fields):
+def record(registry, name, source, enforced=None, error=None, **fields):
     """The runtime state of a domain after enforce(): what was applied, or the error
-    (none for a name no file can carry)."""
+    (none for a name no file can carry); a registry transaction."""
     from .names import name_problem
+    from .results import Writes
 
     if name_problem(name) is not None:
         return None
     if error is not None:
-        return state.update(paths, name, result="failed", error=error, source=source, **fields)
-    applied = enforced.applied or Plan(name, enforced.plan.driver)
-    return state.update(paths, name, plan=enforced.plan.to_doc(), applied=applied.to_doc(),
-                        result="applied", applied_at=time.time(), source=source, error=None,
-                        **fields)
+        fields.update(result="failed", error=error, source=source)
+    else:
+        applied = enforced.applied or Plan(name, enforced.plan.driver)
+        fields.update(plan=enforced.plan.to_doc(), applied=applied.to_doc(), result="applied",
+                      applied_at=time.time(), source=source, error=None)
+    return registry.transact(lambda _snap: Writes(state={name: fields}))
 
 
 def previous_plan(paths, name):

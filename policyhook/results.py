@@ -114,3 +114,25 @@ class OccupancyOutcome:
                 "whole_cores_added": None if self.added is None else str(self.added),
                 "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())},
                 "host_isolation": self.isolation.to_doc() if self.isolation else None}
+
+
+class Writes:
+    """What a transaction's function asks to be saved, and what the caller gets back.
+
+    `domains`: DomainPolicy to save (an empty one removes its file); `remove`: names
+    whose policy file goes; `host`: the new HostPolicy, or None to leave it; `originals`:
+    originals.Originals to save (none saved any more: the file goes); `isolation`: the
+    new isolation record, or None; `state`: {name: fields merged into its runtime
+    state}; `result`: what transact() returns."""
+
+    __slots__ = ("domains", "remove", "host", "originals", "isolation", "state", "result")
+
+    def __init__(self, domains=(), remove=(), host=None, originals=(), isolation=None, state=None,
+                 result=None):
+        self.domains = list(domains)
+        self.remove = list(remove)
+        self.host = host
+        self.originals = list(originals)
+        self.isolation = isolation
+        self.state = dict(state or {})
+        self.result = result

@@ -7,7 +7,7 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_helpers import pinned, policy, write_raw
+from unit_helpers import pinned, policy, store, write_raw
 
 from policyhook import errors, jsondoc, safeio
 from policyhook.cpuset import CpuSet
@@ -15,6 +15,7 @@ from policyhook.errors import PolicyError
 from policyhook.model import DomainPolicy, HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry, read_domain, read_host
+from policyhook.results import Writes
 
 FIX = "; fix it or run 'policyctl check'"
 
@@ -32,11 +33,7 @@ def reg(paths):
 
 
 def save(reg, *policies, host=None):
-    with reg.lock():
-        for p in policies:
-            reg.save(p)
-        if host is not None:
-            reg.save_host(host)
+    store(reg, policies, host)
 
 
 def refused(fn):
@@ -108,12 +105,12 @@ def test_host_round_trip(reg, paths):
 def test_empty_policy_removes_the_file(reg, paths):
     save(reg, policy("vm1", weight=5))
     assert os.path.exists(paths.domain_file("vm1"))
-    with reg.lock():
-        assert reg.save(DomainPolicy("vm1")) is True
-        assert reg.save(DomainPolicy("vm1")) is False
+    save(reg, DomainPolicy("vm1"))
     assert not os.path.exists(paths.domain_file("vm1"))
+    save(reg, DomainPolicy("vm1"))
     assert reg.load("vm1") is None
-    assert reg.remove("vm1") is False
+    reg.transact(lambda _snap: Writes(remove=["vm1"]))
+    assert not os.path.exists(paths.domain_file("vm1"))
 
 
 def test_missing_registry_reads_as_empty(tmp_path):
@@ -213,8 +210,7 @@ def test_hand_broken_domain_file(reg, paths, data, message, check_message):
         assert "\n" not in str(e)
     assert reg.check() == ["%s: %s" % (path, check_message or message)]
     # A broken file is never rewritten behind the admin's back: an edit refuses too.
-    with reg.lock():
-        e = refused(lambda: reg.load("vm1"))
+    e = refused(lambda: reg.transact(lambda snap: Writes(domains=[snap.domain("vm1")])))
     with open(path, "rb") as f:
         assert f.read() == data
 

@@ -170,7 +170,7 @@ def apply(pm, args, out, err):
 def host_isolation(result, args, out, err):
     """Host isolation's part of cpuoccupy and apply --all: a line, or a warning when it
     could do nothing (no systemd) or systemctl refused."""
-    from ..effects import describe
+    from ..describe import isolation_line as describe
 
     text = describe(result)
     if text is None or args.json:
