@@ -286,13 +286,12 @@ class PolicyManager(Session):
     def update_host(self, running=None):
         """Host isolation ([occupancy] isolate_host) for the domains running now (or
         `running`): an isolation.Isolation, or None when there is nothing to do."""
-        from . import effects, isolation, virt
+        from . import effects, isolation
 
         conn = self.connection()
         if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]):
             return None
-        found, complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
-                                                     {self.uri: conn})
+        found, complete = self.running_everywhere()
         if running is not None:   # this connection's, just listed: the others' from there
             found = sorted(set(running) | set(found))
         return effects.update_host(self.paths, self.settings, found, self.host_facts().cpus,

@@ -14,23 +14,11 @@ import os
 import signal
 import time
 
+from .results import ApplierResult as Result
+
 
 class GaveUp(Exception):
     pass
-
-
-class Result:
-    """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
-
-    __slots__ = ("kind", "detail", "enforced", "at", "uuid", "host")
-
-    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None, host=None):
-        self.kind = kind
-        self.detail = detail        # why, for stopped, failed and gave-up
-        self.enforced = enforced    # enforce.Enforced when applied
-        self.at = at                # time.time() when applied
-        self.uuid = uuid            # the domain's UUID
-        self.host = host            # describe.isolation_line() of the host isolation update
 
 
 def uri_for(driver, settings):
@@ -38,12 +26,15 @@ def uri_for(driver, settings):
     return {"lxc": settings.lxc_uri, "libxl": settings.libxl_uri}.get(driver, settings.uri)
 
 
-def run(driver, name, paths, t_hook, event):
+def run(driver, name, paths, t_hook, event, connect=None, lock=None, systemd=None):
+    """Apply the policy of the domain `name` that has just started (or that libvirtd
+    reconnected to); the exit status. `connect(uri)` (virt.connect), `lock(path,
+    timeout)` (the registry lock: flock, 5 s) and `systemd` (systemd.Systemd) are
+    replaced in tests."""
     from . import state
     from .describe import elsewhere_line, unsupported_lines, virsh_steps
     from .enforce import record
     from .errors import PolicyError
-    from .locking import FlockLock
     from .log import log
     from .registry import Registry
     from .results import Writes
@@ -65,7 +56,8 @@ def run(driver, name, paths, t_hook, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(timeout) + 1)
     try:
-        result = _apply(driver, name, paths, settings, time.monotonic() + timeout, event)
+        result = _apply(driver, name, paths, settings, time.monotonic() + timeout, event, connect, lock,
+                        systemd)
     except GaveUp as e:
         result = Result("gave-up", str(e))
     except PolicyError as e:
@@ -75,7 +67,7 @@ def run(driver, name, paths, t_hook, event):
     finally:
         signal.alarm(0)
     source = "hook " + event
-    registry = Registry(paths, 5.0, lambda path, _timeout: FlockLock(path, 5.0))
+    registry = Registry(paths, 5.0, lock or _flock)
     try:
         if result.kind == "applied":
             done = result.enforced
@@ -126,24 +118,30 @@ class _Stopped(Exception):
     pass
 
 
-def session(driver, paths, settings, conn):
-    """The Session (session.py) the applier and the updater reach domains through: on
-    `conn`, the registry lock taken with flock (no filelock import), waited on 5 s."""
-    from . import virt
+def _flock(path, _timeout):
+    """The registry lock as the applier takes it: flock (no filelock import), 5 s."""
     from .locking import FlockLock
+
+    return FlockLock(path, 5.0)
+
+
+def session(driver, paths, settings, conn, connect, lock=None, systemd=None):
+    """The Session (session.py) the applier and the updater reach domains through, on
+    `conn` (the other connections opened with `connect`)."""
     from .session import Session
 
     uri = uri_for(driver, settings)
-    return Session(paths, uri, settings, connect=lambda u: conn if u == uri else virt.connect(u),
-                   lock=lambda path, _timeout: FlockLock(path, 5.0))
+    return Session(paths, uri, settings, connect=lambda u: conn if u == uri else connect(u),
+                   lock=lock or _flock, systemd=systemd)
 
 
-def _apply(driver, name, paths, settings, deadline, event):
+def _apply(driver, name, paths, settings, deadline, event, connect=None, lock=None, systemd=None):
     from . import virt
     from .enforce import enforce, previous_plan, reader, rememberer
     from .errors import PolicyError
 
-    conn = _retry(deadline, settings, lambda: virt.connect(uri_for(driver, settings)))
+    connect = connect or virt.connect
+    conn = _retry(deadline, settings, lambda: connect(uri_for(driver, settings)))
     # Blocks while libvirtd holds the domain. At `start begin` the domain is already
     # active (paused, starting up); the pin calls below wait for the start job to end.
     dom = virt.lookup(conn, name)
@@ -151,7 +149,7 @@ def _apply(driver, name, paths, settings, deadline, event):
         return Result("stopped", "domain is gone; nothing to apply")
     if not virt.is_running(dom) and not _built(dom, paths, name, event, deadline):
         return Result("stopped", "domain is not running; nothing to apply")
-    pm = session(driver, paths, settings, conn)
+    pm = session(driver, paths, settings, conn, connect, lock, systemd)
     ctx = pm.context_of(dom, running=True, live_cgroup=False)
     facts = ctx.facts
     running = None
@@ -224,7 +222,7 @@ def _built(dom, paths, name, event, deadline):
 def _host_isolation(pm, host_cpus):
     """effects.update_host for the domains running now on every connection, as one line
     (or None). Its failures are its own: they never undo what was applied."""
-    from . import effects, virt
+    from . import effects
     from .describe import isolation_line
     from .errors import PolicyError
 
@@ -232,14 +230,14 @@ def _host_isolation(pm, host_cpus):
     try:
         if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")):
             return None
-        running, complete = effects.running_everywhere(settings, virt.connect, {pm.uri: pm.connection()})
+        running, complete = pm.running_everywhere()
         return isolation_line(effects.update_host(paths, settings, running, host_cpus, registry=pm.registry,
                                                   systemd=pm.systemd, complete=complete))
     except (GaveUp, PolicyError) as e:
         return "host isolation: %s" % e
 
 
-def run_host(driver, name, paths, event):
+def run_host(driver, name, paths, event, connect=None, lock=None, systemd=None):
     """The updater forked at `release end`: the host isolation for the domains still
     running (the one released is not) and, with [occupancy] mode = running, the other
     domains' pins when a set is freed; bounded by [applier] timeout."""
@@ -259,9 +257,10 @@ def run_host(driver, name, paths, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(settings.applier_timeout) + 1)
     try:
+        connect = connect or virt.connect
         conn = _retry(time.monotonic() + settings.applier_timeout, settings,
-                      lambda: virt.connect(uri_for(driver, settings)))
-        pm = session(driver, paths, settings, conn)
+                      lambda: connect(uri_for(driver, settings)))
+        pm = session(driver, paths, settings, conn, connect, lock, systemd)
         text = _host_isolation(pm, pm.host_facts().cpus)
         if settings.occupancy_mode == "running":
             # The domain released no longer runs: sets only it kept in force are freed.

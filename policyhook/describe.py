@@ -34,6 +34,16 @@ def virsh_steps(plan):
     return steps
 
 
+def step_failed(error):
+    """errors.StepFailed as one line: 'vm1: vcpupin 0 1 failed: <libvirt's words>'."""
+    steps = virsh_steps(error.plan)
+    if error.step is None:
+        step = steps[-1]
+    else:
+        step = steps[[key for key, _cpus in error.plan.sorted_pins()].index(error.step)]
+    return "%s: %s failed: %s" % (error.plan.domain, step, error.detail)
+
+
 def note_lines(plan):
     """Why effective pins differ from the stored ones (cpuoccupy)."""
     lines = []

@@ -1,7 +1,7 @@
 """The one way a stored policy is put in force on a running domain.
 
 policyctl (a change, `apply`, cpuoccupy's re-pinning), the detached applier and the
-watcher all come here. The lock discipline (DESIGN.md "Lock discipline"): the registry
+watcher all come here. The lock discipline (doc/design.md "Lock discipline"): the registry
 lock covers reading (and the caller's planning and saving) only; every libvirt call is
 made with no lock held, since one can wait up to libvirt's job timeout (about 30 s) on a
 busy domain while a starting domain's hook gives up on the lock after 0.5 s. After the
@@ -12,8 +12,9 @@ changed meanwhile (bounded), as kubelet's reconcile does.
 import time
 
 from . import state
-from .errors import PolicyError
+from .errors import PolicyError, StepFailed
 from .planner import Plan, differences, pins_only, plan, restores
+from .results import Enforced
 
 
 class Target:
@@ -33,20 +34,6 @@ class Target:
         if self.view is not None:
             host_policy = self.view(host_policy)
         return plan(policy, host_policy, self.facts, self.host.cpus, self.cgroup_version)
-
-
-class Enforced:
-    """What enforce() did: the effective plan, what was sent to libvirt (None when
-    nothing needed to be), and whether the stored policy held still at the end."""
-
-    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
-
-    def __init__(self, effective, applied, rounds, settled, defined=False):
-        self.plan = effective
-        self.applied = applied
-        self.rounds = rounds
-        self.settled = settled
-        self.defined = defined      # the persistent definition was changed
 
 
 def reader(registry, name):
@@ -91,7 +78,11 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
             if now is not None and not now.is_empty():
                 if remember is not None:
                     remember(now)
-                apply(target.dom, now, target.host.cpumap_len)
+                try:
+                    apply(target.dom, now, target.host.cpumap_len)
+                except StepFailed as e:
+                    from .describe import step_failed
+                    raise PolicyError(step_failed(e), e.code) from None
                 applied = now
         if define is not None:
             defined = define(effective) or defined

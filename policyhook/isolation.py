@@ -16,26 +16,9 @@ import json
 from . import safeio
 from .cpuset import CpuSet
 from .errors import PolicyError
+from .results import Isolation
 
 RECORD = "isolation.json"
-
-
-class Isolation:
-    """What update() did: the CPUs kept from the host, the units changed or given back,
-    and why nothing was done (no systemd), as data."""
-
-    __slots__ = ("held", "changed", "restored", "skipped", "problems")
-
-    def __init__(self, held):
-        self.held = held            # CpuSet kept from the host's units
-        self.changed = {}           # unit -> AllowedCPUs set
-        self.restored = {}          # unit -> AllowedCPUs given back
-        self.skipped = None         # why nothing was done
-        self.problems = []          # [str] what systemctl refused
-
-    def to_doc(self):
-        return {"held": str(self.held) if self.held else "", "changed": self.changed,
-                "restored": self.restored, "skipped": self.skipped, "problems": self.problems}
 
 
 def held_cpus(host, running):

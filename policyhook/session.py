@@ -193,15 +193,19 @@ class Session:
         """The domains running on every configured connection (this one's without libvirt:
         the runtime state's), listed once per session."""
         if self._running_names is None:
-            conn = self.connection()
-            if conn is None:
+            if self.connection() is None:
                 self._running_names = set(state_names(self.paths))
             else:
-                from . import effects, virt
-                found, _complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
-                                                              {self.uri: conn})
-                self._running_names = set(found)
+                self._running_names = set(self.running_everywhere()[0])
         return self._running_names
+
+    def running_everywhere(self):
+        """effects.running_everywhere through this session's connection: (names of the
+        domains running on every configured connection, whether each one answered)."""
+        from . import effects, virt
+
+        return effects.running_everywhere(self.settings, self._connect or virt.connect,
+                                          {self.uri: self.connection()})
 
     def forget_running(self):
         """A long-lived session (the watcher): what runs may have changed since it was

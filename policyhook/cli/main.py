@@ -14,15 +14,16 @@ from . import checks, show
 from .parser import build
 
 
-def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
-    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open and
-    `environ` os.environ in tests."""
+def main(argv=None, stdout=None, stderr=None, connect=None, environ=None, **adapters):
+    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open,
+    `environ` os.environ and `adapters` (lock, systemd: session.Session) the registry
+    lock and systemd in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = build().parse_args(argv)
-        return run(args, out, err, connect, os.environ if environ is None else environ)
+        return run(args, out, err, connect, os.environ if environ is None else environ, adapters)
     except PolicyError as e:
         if debug:
             import traceback
@@ -46,14 +47,15 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
         return INTERNAL
 
 
-def run(args, out, err, connect, environ):
+def run(args, out, err, connect, environ, adapters=None):
+    adapters = adapters or {}
     paths = Paths(args.root)
     if args.command == "check":
         return checks.check(paths, args, out, err, connect, environ)
     settings = load_settings(paths)
     # virsh's order: -c, then LIBVIRT_DEFAULT_URI; then ours.
     uri = args.connect or environ.get("LIBVIRT_DEFAULT_URI") or settings.uri
-    pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline)
+    pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline, **adapters)
     cmd = args.command
     dry = getattr(args, "dry_run", False)
     undefined = getattr(args, "undefined", False)
