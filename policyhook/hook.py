@@ -6,7 +6,7 @@ The same code serves each libvirt driver with hooks: hooks/qemu, hooks/lxc and
 hooks/libxl call main("qemu"), main("lxc"), main("libxl"), and OPERATIONS says which
 events each driver has (libvirt's src/util/virhook.c, docs/hooks.rst).
 
-Rules (DESIGN.md "Hook events", libvirt-lab.md 5-6): standard library only on the
+Rules (doc/design.md "Hook events" and "libvirt facts"): standard library only on the
 hot path; never call libvirt (the domain is locked while we run, and enumerating
 domains hangs); never wait on the registry lock longer than [hook] lock_timeout;
 never exit non-zero where libvirt would kill a running guest (reconnect) or where it

@@ -2,7 +2,7 @@
 
 Real API calls, no daemon. The test driver looks domains up, reports their XML, state
 and pins, and pins with flags=0; it refuses pinVcpuFlags with AFFECT_LIVE and every
-flagged scheduler call (libvirt-lab.md section 7). So the live apply is checked through a
+flagged scheduler call (doc/design.md "libvirt facts"). So the live apply is checked through a
 thin wrapper around the real connection whose domains record those three calls and
 carry them out the way the test driver can (pinVcpu with flags=0; the scheduler
 parameters kept in the wrapper). Its getCPUMap() is fixed: 8 entries, CPUs 0,2,4 online,
@@ -352,7 +352,8 @@ def test_running_mode_moves_others_only_while_an_occupant_runs(paths, fake):
 
 
 def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):
-    # The RFC's rule: a running domain outside DOMAINS pinned (by hand) only to that pCPU.
+    # The rule on live pins (doc/design.md "Occupancy"): a running domain outside DOMAINS
+    # pinned (by hand) only to that pCPU.
     conn.lookupByName("running2").pinVcpu(1, bools("2"))
     e = refused(lambda: manager(paths, fake).occupy("2", "pinned1"))
     assert e.code == errors.CONFLICT
