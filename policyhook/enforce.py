@@ -2,11 +2,11 @@
 
 policyctl (a change, `apply`, cpuoccupy's re-pinning), the detached applier and the
 watcher all come here. The lock discipline (doc/design.md "Lock discipline"): the registry
-lock covers reading (and the caller's planning and saving) only; every libvirt call is
-made with no lock held, since one can wait up to libvirt's job timeout (about 30 s) on a
-busy domain while a starting domain's hook gives up on the lock after 0.5 s. After the
-libvirt calls the stored policy is read again, and planned and applied again when it
-changed meanwhile (bounded), as kubelet's reconcile does.
+lock covers reading (and the caller's planning and saving: Registry.transact) only; every
+libvirt call is made with no lock held, since one can wait up to libvirt's job timeout
+(about 30 s) on a busy domain while a starting domain's hook gives up on the lock after
+0.5 s. After the libvirt calls the stored policy is read again, and planned and applied
+again when it changed meanwhile (bounded), as kubelet's reconcile does.
 """
 
 import time

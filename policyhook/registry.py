@@ -111,6 +111,13 @@ class Snapshot:
             self._isolation = isolation.load(self.paths)
         return self._isolation
 
+    def state_names(self):
+        """The domains with runtime state (state.names): those running, once occupancy
+        exists."""
+        from . import state
+
+        return state.names(self.paths)
+
     def state(self, name):
         """The runtime state of `name` (state.read), or None."""
         if name not in self._state:

@@ -1,6 +1,11 @@
 """A PolicyManager's view of libvirt and the host: the connection, each domain's facts
 resolved as virsh resolves them, and the one way to put a plan in force on a running
-domain. No policy edits here (api.py); no words but errors."""
+domain. policyctl, the detached applier and updater (applier.py) and the watcher reach
+a domain through a Session. No policy edits here (api.py); no words but errors.
+
+What a registry transaction needs from libvirt (the domain's Context, the running
+domains of viewer()) is asked here before the transaction: Registry.transact() runs
+only pure functions under the lock."""
 
 import os
 
@@ -209,7 +214,7 @@ class Session:
 
     def forget_running(self):
         """A long-lived session (the watcher): what runs may have changed since it was
-        listed; the next view() lists it again."""
+        listed; the next viewer() lists it again."""
         self._running_names = None
 
     def definer(self, ctx, always=False):
