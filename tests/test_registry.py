@@ -102,6 +102,48 @@ def test_host_round_trip(reg, paths):
     assert read_host(paths) == HostPolicy()
 
 
+def test_a_transaction_saves_all_or_nothing(reg, paths):
+    """Every policy of a transaction is validated before the first is saved; a function
+    that raises saves nothing; the result is what the caller gets back."""
+    save(reg, policy("vm1", weight=5))
+    before = snapshot_files(paths)
+    bad = policy("vm2", weight=5)
+    bad.sched["weight"] = 0      # below the schema's minimum
+    e = refused(lambda: reg.transact(lambda _snap: Writes(domains=[policy("vm1", weight=7), bad],
+                                                          host=HostPolicy({1: ("vm1",)}))))
+    assert e.code == errors.REGISTRY
+    assert snapshot_files(paths) == before
+
+    def fails(snap):
+        assert snap.domain("vm1") == policy("vm1", weight=5)
+        raise errors.conflict("no")
+    assert refused(lambda: reg.transact(fails)).code == errors.CONFLICT
+    assert snapshot_files(paths) == before
+    def bump(snap):
+        return Writes(domains=[policy("vm1", weight=snap.domain("vm1").sched["weight"] + 1)], result="done")
+    got = reg.transact(bump)
+    assert got == "done" and reg.load("vm1") == policy("vm1", weight=6)
+
+
+def test_a_snapshot_reads_each_file_once(reg, paths):
+    save(reg, policy("vm1", weight=5), host=HostPolicy({1: ("vm1",)}))
+
+    def twice(snap):
+        first = (snap.host(), snap.domain("vm1"), snap.policies())
+        os.unlink(paths.domain_file("vm1"))
+        return first, (snap.host(), snap.domain("vm1"), snap.policies())
+    first, second = reg.read(twice)
+    assert first == second and first[1] == policy("vm1", weight=5)
+
+
+def snapshot_files(paths):
+    found = {}
+    for f in sorted(os.listdir(paths.domains)):
+        with open(os.path.join(paths.domains, f), "rb") as fh:
+            found[f] = fh.read()
+    return found, os.path.exists(paths.host_file)
+
+
 def test_empty_policy_removes_the_file(reg, paths):
     save(reg, policy("vm1", weight=5))
     assert os.path.exists(paths.domain_file("vm1"))
