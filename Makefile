@@ -204,7 +204,7 @@ uninstall-extras:
 		"$(DESTDIR)$(MANDIR)/man8/policyhook.8" "$(DESTDIR)$(MANDIR)/man8/policyhook.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5" "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5.gz"
 
-# libvirtd notices a new or removed hook only after a reload (libvirt-lab.md 5).
+# libvirtd notices a new or removed hook only after a reload (doc/design.md "libvirt facts").
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
 		for unit in libvirtd.service virtqemud.service virtlxcd.service virtxend.service; do \

@@ -41,6 +41,7 @@ def make_registry(root, others):
     from policyhook.model import DomainPolicy
     from policyhook.paths import Paths
     from policyhook.registry import Registry
+    from policyhook.results import Writes
 
     paths = Paths(root)
     reg = Registry(paths)
@@ -48,10 +49,10 @@ def make_registry(root, others):
     with open(paths.conf, "w") as f:
         # The applier forked at `started` must not reach a real libvirtd here.
         f.write("[libvirt]\nuri = test:///default\n[applier]\ntimeout = 2\n")
-    with reg.lock():
-        reg.save(DomainPolicy("withpolicy", {("vcpu", 0): CpuSet([0])}, {"weight": 512, "cap": 50}))
-        for i in range(others):
-            reg.save(DomainPolicy("other%05d" % i, {("vcpu", 0): CpuSet([0])}, {"weight": 100 + i % 1000}))
+    saved = [DomainPolicy("withpolicy", {("vcpu", 0): CpuSet([0])}, {"weight": 512, "cap": 50})]
+    saved += [DomainPolicy("other%05d" % i, {("vcpu", 0): CpuSet([0])}, {"weight": 100 + i % 1000})
+              for i in range(others)]
+    reg.transact(lambda _snap: Writes(domains=saved))
     return paths
 
 

@@ -33,7 +33,7 @@ COMMANDS = [("list", ["list"]), ("list --json", ["list", "--json"]), ("check", [
 
 
 def build(root, size):
-    """A registry of `size` domains. One file goes through Registry.save (jsonschema, the
+    """A registry of `size` domains. One file goes through Registry.transact (jsonschema, the
     lock, fsync); the others are the same bytes written directly, which is what save
     writes, without 10,000 fsyncs."""
     from policyhook import jsondoc
@@ -41,6 +41,7 @@ def build(root, size):
     from policyhook.model import DomainPolicy, HostPolicy
     from policyhook.paths import Paths
     from policyhook.registry import Registry
+    from policyhook.results import Writes
 
     paths = Paths(root)
     reg = Registry(paths)
@@ -50,9 +51,8 @@ def build(root, size):
                                            ("vcpu", 2): CpuSet([1]), ("emulator", 0): CpuSet([0])},
                             {"weight": 100 + i % 1000, "cap": (i % 8) * 25})
 
-    with reg.lock():
-        reg.save(policy(0))
-        reg.save_host(HostPolicy({1: ["vm%05d" % i for i in range(0, size, max(1, size // 8))]}))
+    host = HostPolicy({1: ["vm%05d" % i for i in range(0, size, max(1, size // 8))]})
+    reg.transact(lambda _snap: Writes(domains=[policy(0)], host=host))
     for i in range(1, size):
         p = policy(i)
         with open(paths.domain_file(p.domain), "wb") as f:

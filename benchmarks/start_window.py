@@ -11,7 +11,7 @@ policy on it three ways, then starts and destroys it --runs times per way:
               definition, libvirt applies it while it starts QEMU;
   peer        no policyhook policy; a bash hook of the kind admins write, in qemu.d,
               runs one detached `virsh` with every `vcpupin --live` and the `schedinfo`
-              at `started begin` (libvirt-lab.md section 6).
+              at `started begin` (doc/design.md "libvirt facts").
 Each run polls what the kernel enforces from the moment the start call returns: each
 vCPU thread's CPU affinity (sched_getaffinity) and the domain's CFS weight and quota in
 its cgroup (cpu.shares and cpu.cfs_quota_us on cgroup v1, cpu.weight and cpu.max on v2):

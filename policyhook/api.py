@@ -29,8 +29,8 @@ from .limits import count_phrase
 from .mapping import LABEL, unsupported
 from .model import DomainPolicy
 from .names import check_name
-from .results import ApplyResult, Change, OccupancyOutcome, Outcome, Status
-from .session import Context, Session
+from .results import ApplyResult, Change, OccupancyOutcome, Outcome, Status, Writes
+from .session import Context, Session, unknown_domain
 from .tunables import PIN, SCHED_BY_KEY, SETTINGS
 
 
@@ -40,13 +40,21 @@ class PolicyManager(Session):
     # ---- editing one domain --------------------------------------------
 
     def _edit(self, text, change, mutate, dry_run=False, undefined=False):
+        """An edit of one domain's policy: libvirt asked first (the domain, what runs),
+        then `mutate(policy, ctx)` (pure) in one registry transaction, then the result
+        put in force with no lock held."""
         ctx = self.context(text)
         name = ctx.name
         self.known(ctx, self.registry.load(name), undefined)
-        with self.registry.lock():
-            host = self.registry.load_host()
-            stored = self.registry.load(name)
-            self.known(ctx, stored, undefined, suggest=False)   # removed meanwhile
+        asked = self.connection() is not None
+        view = self.viewer()
+        uri = self.uri
+
+        def edit(snap):
+            host = snap.host()
+            stored = snap.domain(name)
+            if asked and ctx.dom is None and stored is None and not undefined:
+                raise unknown_domain(name, uri, undefined=undefined)     # its policy was removed meanwhile
             if stored is not None and stored.bound_elsewhere(ctx.facts.uuid) \
                     and change.op not in ("remove", "rebind"):
                 raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid, "nothing saved"))
@@ -55,11 +63,13 @@ class PolicyManager(Session):
             mutate(new, ctx)
             if ctx.facts.uuid and not new.is_empty():
                 new.uuid = ctx.facts.uuid  # bound to this domain, not to whatever takes its name
-            new_plan = self.plan_for(new, host, ctx)
-            if dry_run:
-                return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error,
-                               policy=None if new.is_empty() else new)
-            self.registry.save(new)
+            new_plan = self.plan_for(new, host, ctx, view)
+            return Writes(domains=() if dry_run else [new], result=(host, old, new, new_plan))
+
+        host, old, new, new_plan = self.registry.transact(edit)
+        if dry_run:
+            return Outcome(name, change, Status.DRY_RUN, new_plan, libvirt_error=self.libvirt_error,
+                           policy=None if new.is_empty() else new)
         define = self.definer(ctx)
         stored = None if new.is_empty() else new
         if not ctx.running:
@@ -68,7 +78,7 @@ class PolicyManager(Session):
             return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error,
                            definition=define is not None, policy=stored)
         try:
-            previous = self.plan_for(old, host, ctx)
+            previous = self.plan_for(old, host, ctx, view)
         except PolicyError as e:
             if e.code != CONFLICT:
                 raise
@@ -190,31 +200,38 @@ class PolicyManager(Session):
         if ctx.name != old:
             self.known(ctx, None, undefined)
         change = Change("rename", value=ctx.name)
-        with self.registry.lock():
-            host = self.registry.load_host()
-            policy = self.registry.load(old)
+        asked = self.connection() is not None
+        uri = self.uri
+
+        def move(snap):
+            host = snap.host()
+            policy = snap.domain(old)
             if policy is None and not host.occupies(old):
                 raise invalid("domain '%s' has no policy" % old)
             if ctx.name == old:
                 raise invalid("'%s' is the name the policy has already" % old)
-            if self.registry.load(ctx.name) is not None:
+            if snap.domain(ctx.name) is not None:
                 raise invalid("domain '%s' has a policy already; remove it first (policyctl remove %s)"
                               % (ctx.name, ctx.name))
-            self.known(ctx, None, undefined, suggest=False)
+            if asked and ctx.dom is None and not undefined:
+                raise unknown_domain(ctx.name, uri)
             if policy is not None and policy.bound_elsewhere(ctx.facts.uuid):
                 raise conflict("the policy of '%s' was recorded for the domain with UUID %s, but '%s' "
                                "has UUID %s: not the same domain; nothing saved"
                                % (old, policy.uuid, ctx.name, ctx.facts.uuid))
             if dry_run:
-                return Outcome(old, change, Status.DRY_RUN, libvirt_error=self.libvirt_error)
+                return Writes()
+            moved = []
             if policy is not None:
-                moved = policy.copy()
-                moved.domain = ctx.name
-                moved.uuid = ctx.facts.uuid or policy.uuid
-                self.registry.save(moved)
-            if host.occupies(old):
-                self.registry.save_host(host.renamed(old, ctx.name))
-            self.registry.remove(old)
+                moved = [policy.copy()]
+                moved[0].domain = ctx.name
+                moved[0].uuid = ctx.facts.uuid or policy.uuid
+            return Writes(domains=moved, remove=[old],
+                          host=host.renamed(old, ctx.name) if host.occupies(old) else None)
+
+        self.registry.transact(move)
+        if dry_run:
+            return Outcome(old, change, Status.DRY_RUN, libvirt_error=self.libvirt_error)
         state.rename(self.paths, old, ctx.name)
         return Outcome(old, change, self.not_live(ctx) if not ctx.running else Status.APPLIED,
                        libvirt_error=self.libvirt_error)
@@ -224,8 +241,7 @@ class PolicyManager(Session):
         change = Change("remove-broken")
         if dry_run:
             return Outcome(name, change, Status.DRY_RUN)
-        with self.registry.lock():
-            self.registry.remove(name)
+        self.registry.transact(lambda _snap: Writes(remove=[name]))
         return Outcome(name, change, Status.OFFLINE)
 
     def occupy(self, cpus, names, dry_run=False, undefined=False, whole_cores=False):
@@ -251,21 +267,25 @@ class PolicyManager(Session):
         # Hyperthread siblings of the occupied CPUs that these domains do not hold too.
         open_siblings = topo.open_siblings(cpus) if names is not None else {}
         running = self.running(defined=self.settings.persistent)
-        with self.registry.lock():
-            old_host = self.registry.load_host()
+        view = self.viewer()
+
+        def occupy(snap):
+            old_host = snap.host()
             new_host = occupancy.occupied(old_host, cpus, names)
-            policies = {p.domain: p for p in self.registry.policies()}
+            policies = {p.domain: p for p in snap.policies()}
             for r in running:
                 r.policy = policies.get(r.ctx.name)
             occupancy.check(old_host, new_host, host.cpus, policies, running)
             # Under [occupancy] mode = running, only sets with a running occupant move anyone.
-            moves, cannot = occupancy.repins(self.view(old_host), self.view(new_host), running)
-            if dry_run:
-                live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
-                definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]
-                return OccupancyOutcome(cpus, names, Status.DRY_RUN, live_moves, (), cannot,
-                                        self.libvirt_error, definitions, added, open_siblings)
-            self.registry.save_host(new_host)
+            moves, cannot = occupancy.repins(view(old_host), view(new_host), running)
+            return Writes(host=None if dry_run else new_host, result=(new_host, moves, cannot))
+
+        new_host, moves, cannot = self.registry.transact(occupy)
+        if dry_run:
+            live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
+            definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]
+            return OccupancyOutcome(cpus, names, Status.DRY_RUN, live_moves, (), cannot,
+                                    self.libvirt_error, definitions, added, open_siblings)
         if self.connection() is None:
             return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error,
                                     added=added, open_siblings=open_siblings)
@@ -288,18 +308,18 @@ class PolicyManager(Session):
         """Host isolation ([occupancy] isolate_host) and quiet CPUs (housekeeping) for the
         domains running now (or `running`): an isolation.Isolation, or None when there is
         nothing to do. Without `repair`, quiet CPUs' drift is reported, not put back."""
-        from . import effects, isolation, quietcpus, virt
+        from . import effects, isolation, quietcpus
 
         conn = self.connection()
         if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]
                                 or quietcpus.pending(self.paths, self.settings)):
             return None
-        found, complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
-                                                     {self.uri: conn})
+        found, complete = self.running_everywhere()
         if running is not None:   # this connection's, just listed: the others' from there
             found = sorted(set(running) | set(found))
         return effects.update_host(self.paths, self.settings, found, self.host_facts().cpus,
-                                   lock=self.registry.lock, complete=complete, repair=repair)
+                                   registry=self.registry, systemd=self.systemd, complete=complete,
+                                   repair=repair)
 
     # ---- reading ----------------------------------------------------------
 

@@ -14,23 +14,11 @@ import os
 import signal
 import time
 
+from .results import ApplierResult as Result
+
 
 class GaveUp(Exception):
     pass
-
-
-class Result:
-    """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
-
-    __slots__ = ("kind", "detail", "enforced", "at", "uuid", "host")
-
-    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None, host=None):
-        self.kind = kind
-        self.detail = detail        # why, for stopped, failed and gave-up
-        self.enforced = enforced    # enforce.Enforced when applied
-        self.at = at                # time.time() when applied
-        self.uuid = uuid            # the domain's UUID
-        self.host = host            # effects.describe() of the host isolation update
 
 
 def uri_for(driver, settings):
@@ -38,12 +26,18 @@ def uri_for(driver, settings):
     return {"lxc": settings.lxc_uri, "libxl": settings.libxl_uri}.get(driver, settings.uri)
 
 
-def run(driver, name, paths, t_hook, event):
+def run(driver, name, paths, t_hook, event, connect=None, lock=None, systemd=None):
+    """Apply the policy of the domain `name` that has just started (or that libvirtd
+    reconnected to); the exit status. `connect(uri)` (virt.connect), `lock(path,
+    timeout)` (the registry lock: flock, 5 s) and `systemd` (systemd.Systemd) are
+    replaced in tests."""
     from . import state
     from .describe import elsewhere_line, unsupported_lines, virsh_steps
     from .enforce import record
     from .errors import PolicyError
     from .log import log
+    from .registry import Registry
+    from .results import Writes
     from .settings import Settings, load_settings
 
     def say(message, level="info"):
@@ -62,7 +56,8 @@ def run(driver, name, paths, t_hook, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(timeout) + 1)
     try:
-        result = _apply(driver, name, paths, settings, time.monotonic() + timeout, event)
+        result = _apply(driver, name, paths, settings, time.monotonic() + timeout, event, connect, lock,
+                        systemd)
     except GaveUp as e:
         result = Result("gave-up", str(e))
     except PolicyError as e:
@@ -72,6 +67,7 @@ def run(driver, name, paths, t_hook, event):
     finally:
         signal.alarm(0)
     source = "hook " + event
+    registry = Registry(paths, 5.0, lock or _flock)
     try:
         if result.kind == "applied":
             done = result.enforced
@@ -79,7 +75,7 @@ def run(driver, name, paths, t_hook, event):
                 say(elsewhere_line(name, done.plan.elsewhere, result.uuid), "error")
             started = (state.read(paths, name) or {}).get("started_at") or t_hook
             after = int(round((result.at - started) * 1000))
-            record(paths, name, source, done, after_start_ms=after)
+            record(registry, name, source, done, after_start_ms=after)
             text = ("in force, nothing to apply" if done.applied is None else "applied %s, %d ms after "
                     "the started hook" % ("; ".join(virsh_steps(done.applied)), after))
             lost = done.plan.unsupported
@@ -92,7 +88,8 @@ def run(driver, name, paths, t_hook, event):
             say(result.detail)
         else:
             say(result.detail, "error")
-            state.update(paths, name, result=result.kind, error=result.detail, source=source)
+            fields = {"result": result.kind, "error": result.detail, "source": source}
+            registry.transact(lambda _snap: Writes(state={name: fields}))
     except PolicyError as e:
         say("cannot record runtime state: %s" % e, "warning")
     return 0 if result.kind in ("applied", "stopped") else 1
@@ -121,13 +118,30 @@ class _Stopped(Exception):
     pass
 
 
-def _apply(driver, name, paths, settings, deadline, event):
-    from . import originals, virt
-    from .enforce import Target, enforce, previous_plan, reader, rememberer
-    from .errors import PolicyError
+def _flock(path, _timeout):
+    """The registry lock as the applier takes it: flock (no filelock import), 5 s."""
     from .locking import FlockLock
 
-    conn = _retry(deadline, settings, lambda: virt.connect(uri_for(driver, settings)))
+    return FlockLock(path, 5.0)
+
+
+def session(driver, paths, settings, conn, connect, lock=None, systemd=None):
+    """The Session (session.py) the applier and the updater reach domains through, on
+    `conn` (the other connections opened with `connect`)."""
+    from .session import Session
+
+    uri = uri_for(driver, settings)
+    return Session(paths, uri, settings, connect=lambda u: conn if u == uri else connect(u),
+                   lock=lock or _flock, systemd=systemd)
+
+
+def _apply(driver, name, paths, settings, deadline, event, connect=None, lock=None, systemd=None):
+    from . import virt
+    from .enforce import enforce, previous_plan, reader, rememberer
+    from .errors import PolicyError
+
+    connect = connect or virt.connect
+    conn = _retry(deadline, settings, lambda: connect(uri_for(driver, settings)))
     # Blocks while libvirtd holds the domain. At `start begin` the domain is already
     # active (paused, starting up); the pin calls below wait for the start job to end.
     dom = virt.lookup(conn, name)
@@ -135,23 +149,19 @@ def _apply(driver, name, paths, settings, deadline, event):
         return Result("stopped", "domain is gone; nothing to apply")
     if not virt.is_running(dom) and not _built(dom, paths, name, event, deadline):
         return Result("stopped", "domain is not running; nothing to apply")
-    host = virt.host_facts(conn)
-    facts = virt.facts(dom, name)
-    originals.own_pins(facts, originals.load(paths, name, facts.uuid))
-    version = virt.cgroup_version(host, facts.driver, None)
+    pm = session(driver, paths, settings, conn, connect, lock, systemd)
+    ctx = pm.context_of(dom, running=True, live_cgroup=False)
+    facts = ctx.facts
     running = None
     if settings.occupancy_mode == "running":
         # The sets in force are those with an occupant running, this one included.
-        from .effects import running_everywhere
-        found, _complete = running_everywhere(settings, virt.connect, {uri_for(driver, settings): conn})
-        running = set(found) | {name}
-    target = Target(name, dom, facts, host, version,
-                    None if running is None else (lambda h: h.active(running)))
+        running = set(pm.running_names()) | {name}
+    target = ctx.target(pm.viewer(also=[name]) if running is not None else None)
     # A domain that was started before (reconnect) may hold settings of a policy that
     # has since lost them: put libvirt's defaults back for those.
     previous = previous_plan(paths, name)
-    read = reader(paths, name, 5.0)
-    remember = rememberer(paths, lambda: FlockLock(paths.lock, 5.0), dom, name, facts.uuid, facts.driver)
+    read = reader(pm.registry, name)
+    remember = rememberer(pm.registry, dom, name, facts.uuid, facts.driver)
 
     # Only what differs from what runs where a definition may hold it all already
     # (persistent mode) or a domain ran on (reconnect); a fresh start in hook mode
@@ -174,21 +184,20 @@ def _apply(driver, name, paths, settings, deadline, event):
     except _Stopped:
         return Result("stopped", "domain stopped while the policy was applied")
     at = time.time()
-    lines = [_host_isolation(paths, settings, conn, host.cpus, driver)]
+    lines = [_host_isolation(pm, ctx.host.cpus)]
     if running is not None:
-        lines.append(_outsiders(paths, settings, driver, conn, running - {name}, running, name))
+        lines.append(_outsiders(pm, running - {name}, running, name))
     return Result("applied", enforced=done, at=at, uuid=facts.uuid,
                   host="; ".join(t for t in lines if t) or None)
 
 
-def _outsiders(paths, settings, driver, conn, before, after, skip=None):
-    """effects.repin_outsiders as one line (or None); its failures are its own."""
-    from . import effects
+def _outsiders(pm, before, after, skip=None):
+    """Session.repin_others as one line (or None); its failures are its own."""
+    from .describe import moves_line
     from .errors import PolicyError
 
     try:
-        moved = effects.repin_outsiders(paths, settings, uri_for(driver, settings), conn, before, after, skip)
-        return effects.describe_moves(moved)
+        return moves_line(pm.repin_others(before, after, skip))
     except PolicyError as e:
         return "occupancy (running mode): %s" % e
 
@@ -210,25 +219,26 @@ def _built(dom, paths, name, event, deadline):
     return False
 
 
-def _host_isolation(paths, settings, conn, host_cpus, driver):
+def _host_isolation(pm, host_cpus):
     """effects.update_host for the domains running now on every connection, as one line
     (or None). Its failures are its own: they never undo what was applied."""
-    from . import effects, quietcpus, virt
+    from . import effects, quietcpus
+    from .describe import isolation_line
     from .errors import PolicyError
 
+    settings, paths = pm.settings, pm.paths
     try:
         if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")) \
                 and not quietcpus.pending(paths, settings):
             return None
-        running, complete = effects.running_everywhere(settings, virt.connect,
-                                                       {uri_for(driver, settings): conn})
-        return effects.describe(effects.update_host(paths, settings, running, host_cpus,
-                                                    complete=complete))
+        running, complete = pm.running_everywhere()
+        return isolation_line(effects.update_host(paths, settings, running, host_cpus, registry=pm.registry,
+                                                  systemd=pm.systemd, complete=complete))
     except (GaveUp, PolicyError) as e:
         return "host isolation: %s" % e
 
 
-def run_host(driver, name, paths, event):
+def run_host(driver, name, paths, event, connect=None, lock=None, systemd=None):
     """The updater forked at `release end`: the host isolation for the domains still
     running (the one released is not) and, with [occupancy] mode = running, the other
     domains' pins when a set is freed; bounded by [applier] timeout."""
@@ -248,14 +258,15 @@ def run_host(driver, name, paths, event):
     signal.signal(signal.SIGALRM, alarm)
     signal.alarm(int(settings.applier_timeout) + 1)
     try:
+        connect = connect or virt.connect
         conn = _retry(time.monotonic() + settings.applier_timeout, settings,
-                      lambda: virt.connect(uri_for(driver, settings)))
-        text = _host_isolation(paths, settings, conn, virt.host_facts(conn).cpus, driver)
+                      lambda: connect(uri_for(driver, settings)))
+        pm = session(driver, paths, settings, conn, connect, lock, systemd)
+        text = _host_isolation(pm, pm.host_facts().cpus)
         if settings.occupancy_mode == "running":
             # The domain released no longer runs: sets only it kept in force are freed.
-            from .effects import running_everywhere
-            found, _complete = running_everywhere(settings, virt.connect, {uri_for(driver, settings): conn})
-            moved = _outsiders(paths, settings, driver, conn, set(found) | {name}, set(found) - {name})
+            found = pm.running_names()
+            moved = _outsiders(pm, set(found) | {name}, set(found) - {name})
             text = "; ".join(t for t in (text, moved) if t) or None
     except (GaveUp, PolicyError) as e:
         text = "host isolation: %s" % e

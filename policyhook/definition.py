@@ -11,6 +11,7 @@ whose every value policyhook wrote has its original on record.
 from . import originals
 from .cputune import find_cputune, replace_cputune, rewrite
 from .errors import LIBVIRT, PolicyError
+from .results import Writes
 
 
 def _canon(text):
@@ -26,9 +27,37 @@ def _canon(text):
     return ET.tostring(tune, encoding="unicode") if len(tune) else None
 
 
-def put(paths, lock, virt, conn, dom, name, uuid, plan, attempts=3):
+def _keep(snap, name, uuid, current, plan):
+    """put()'s first transaction: the <cputune> for `plan`, and the originals record with
+    every value to keep until the definition is defined (saved when that adds any)."""
+    found = snap.originals(name, uuid)
+    if found is None:
+        record = originals.Originals(name, uuid)
+    else:
+        record = originals.Originals(found.domain, found.uuid, found.saved)
+    tune, saved = rewrite(current, plan, record.saved)
+    keeping = dict(record.saved, **saved)    # the given-back ones until defined
+    record.uuid = uuid or record.uuid
+    writes = []
+    if keeping != record.saved:
+        record.saved = keeping
+        writes = [record]
+    return Writes(originals=writes, result=(record, tune, saved, keeping))
+
+
+def _drop(snap, name, uuid, record, saved):
+    """put()'s last transaction: the originals without those given back (none left:
+    the file goes)."""
+    found = snap.originals(name, uuid)
+    kept = originals.Originals(found.domain, found.uuid, found.saved) if found else record
+    kept.saved = dict(saved)
+    return Writes(originals=[kept])
+
+
+def put(registry, virt, conn, dom, name, uuid, plan, attempts=3):
     """Make the persistent definition of `dom` hold `plan` (None: give everything back).
-    `lock()` is the registry lock; returns True when the definition changed.
+    `registry` records the originals (Registry.transact); returns True when the
+    definition changed.
 
     An original is kept on record until the definition that no longer needs it is
     defined: saved first (with those being given back still in it), then the
@@ -37,24 +66,15 @@ def put(paths, lock, virt, conn, dom, name, uuid, plan, attempts=3):
     for _ in range(attempts):
         xml = virt.definition_xml(dom)
         current = find_cputune(xml)
-        with lock():
-            record = originals.load(paths, name, uuid) or originals.Originals(name, uuid)
-            tune, saved = rewrite(current, plan, record.saved)
-            keeping = dict(record.saved, **saved)    # the given-back ones until defined
-            record.uuid = uuid or record.uuid
-            if keeping != record.saved:
-                record.saved = keeping
-                originals.save(paths, record)
+        record, tune, saved, keeping = registry.transact(
+            lambda snap, current=current: _keep(snap, name, uuid, current, plan))
         changed = tune != _canon(current)
         if changed:
             if virt.definition_xml(dom) != xml:
                 continue                        # changed under us: plan it again
             virt.define(conn, name, replace_cputune(xml, tune))
         if saved != keeping:
-            with lock():
-                record = originals.load(paths, name, uuid) or record
-                record.saved = saved
-                originals.save(paths, record)   # nothing left: removes the file
+            registry.transact(lambda snap, record=record, saved=saved: _drop(snap, name, uuid, record, saved))
         return changed
     raise PolicyError("%s: its definition kept changing while policyhook wrote into it; run "
                       "'policyctl apply --config %s' again" % (name, name), LIBVIRT)

@@ -3,6 +3,7 @@
 Nothing parses these words back; the records they come from are the data.
 """
 
+from .housekeeping import irq_of
 from .tunables import PIN, SETTINGS
 
 
@@ -32,6 +33,16 @@ def virsh_steps(plan):
     if plan.sched:
         steps.append("schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items())))
     return steps
+
+
+def step_failed(error):
+    """errors.StepFailed as one line: 'vm1: vcpupin 0 1 failed: <libvirt's words>'."""
+    steps = virsh_steps(error.plan)
+    if error.step is None:
+        step = steps[-1]
+    else:
+        step = steps[[key for key, _cpus in error.plan.sorted_pins()].index(error.step)]
+    return "%s: %s failed: %s" % (error.plan.domain, step, error.detail)
 
 
 def note_lines(plan):
@@ -102,3 +113,78 @@ def elsewhere_line(name, recorded, actual, outcome="it is not applied"):
     return ("the policy of '%s' was recorded for the domain with UUID %s, but this '%s' has UUID %s; "
             "%s (run 'policyctl rebind %s' to keep it for this domain, or "
             "'policyctl remove %s')" % (name, recorded, name, actual or "?", outcome, name, name))
+
+
+def isolation_line(result):
+    """Host isolation (an isolation.Isolation, with quiet CPUs in .quiet) as one line for
+    the log or policyctl, or None when nothing happened."""
+    if result is None:
+        return None
+    lines = [_isolation_only(result), quiet_line(getattr(result, "quiet", None))]
+    return "; ".join(t for t in lines if t) or None
+
+
+def _isolation_only(result):
+    if result.skipped:
+        return "host isolation: %s" % result.skipped
+    parts = ["%s AllowedCPUs=%s" % kv for kv in sorted(result.changed.items())]
+    parts += ["%s AllowedCPUs=%s (given back)" % (u, v or "all") for u, v in sorted(result.restored.items())]
+    parts += result.problems
+    return "host isolation: %s" % "; ".join(parts) if parts else None
+
+
+def moves_line(moved):
+    """Session.repin_others' [(name, plan or error)] as one line for the log, or None."""
+    if not moved:
+        return None
+    return "occupancy (running mode): " + "; ".join(
+        "%s %s" % (name, "FAILED: " + p if isinstance(p, str) else plan_line(p, "no change"))
+        for name, p in moved)
+
+
+def quiet_line(q):
+    """Quiet CPUs (a quietcpus.Quiet) as one line for the log or policyctl, or None when
+    nothing happened."""
+    if q is None:
+        return None
+    if q.skipped:
+        return "quiet CPUs: %s" % q.skipped
+    parts = []
+    if q.changed:
+        parts.append("%d mask%s kept off %s (%s)" % (len(q.changed), "" if len(q.changed) == 1 else "s",
+                                                     q.held, _quiet_keys(q.changed)))
+    if q.restored:
+        parts.append("%d mask%s given back (%s)" % (len(q.restored), "" if len(q.restored) == 1 else "s",
+                                                    _quiet_keys(q.restored)))
+    if q.irqbalance:
+        parts.append("irqbalance %s" % ("given back its own banned CPUs" if q.irqbalance == "given back"
+                                        else "banned from %s" % q.irqbalance))
+    if q.managed:
+        parts.append("kernel-managed IRQs stay: %s" % ", ".join(
+            "%s on %s" % (irq, cpus) for irq, cpus in sorted(q.managed.items(), key=lambda kv: int(kv[0]))))
+    parts += ["drift not repaired: %s is %s, wanted %s" % d for d in q.drift]
+    parts += q.problems
+    return "quiet CPUs: %s" % "; ".join(parts) if parts else None
+
+
+def _quiet_keys(keys, most=10):
+    """The first `most` keys, and how many more: a host has hundreds of IRQs and threads."""
+    keys = sorted(keys, key=_quiet_order)
+    more = " and %d more" % (len(keys) - most) if len(keys) > most else ""
+    return ", ".join(keys[:most]) + more
+
+
+def _quiet_order(key):
+    head, _, tail = key.partition("/")
+    return (head, int(tail) if tail.isdigit() else 0, tail)
+
+
+def quiet_what(key, names):
+    """Words for a key: 'IRQ 24 (virtio0-config)', 'the workqueue mask'."""
+    irq = irq_of(key)
+    if irq is not None:
+        return "IRQ %s%s" % (irq, " (%s)" % names[key] if names.get(key) else "")
+    if key.startswith("kthread/"):
+        return "kernel thread %s%s" % (key.split("/")[1], " (%s)" % names[key] if names.get(key) else "")
+    return {"irq/default": "/proc/irq/default_smp_affinity", "workqueue": "the unbound workqueues' cpumask",
+            "workqueue/writeback": "the writeback workqueue's cpumask"}.get(key, key)

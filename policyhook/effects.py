@@ -2,10 +2,11 @@
 (isolation.py) for the domains running now. Called by the detached applier and
 updater, policyctl (cpuoccupy, apply --all) and the watcher; never by the hook."""
 
-from . import isolation, quietcpus, registry
+from . import isolation, quietcpus
 from .cpuset import CpuSet
 from .errors import PolicyError
 from .locking import FlockLock
+from .registry import Registry
 
 
 def running_everywhere(settings, connect, connected=None):
@@ -26,24 +27,24 @@ def running_everywhere(settings, connect, connected=None):
     return sorted(names), complete
 
 
-def update_host(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True, repair=True):
+def update_host(paths, settings, running, host_cpus, registry=None, systemd=None, complete=True,
+                repair=True):
     """Host isolation (_isolate) and quiet CPUs (quietcpus.py, [occupancy] housekeeping):
-    an isolation.Isolation carrying the latter in .quiet, or None when neither acts."""
-    if lock is None:
-        def lock():
-            return FlockLock(paths.lock, 5.0)
-    quiet = quietcpus.update_for(paths, settings, running, lock, systemd, complete, repair)
-    return quietcpus.attach(_isolate(paths, settings, running, host_cpus, lock, systemd, complete), quiet)
+    an isolation.Isolation carrying the latter in .quiet, or None when neither acts.
+    Without `repair`, quiet CPUs' drift is reported, not put back."""
+    if registry is None:
+        registry = Registry(paths, 5.0, FlockLock)
+    quiet = quietcpus.update_for(paths, settings, running, registry, systemd, complete, repair)
+    return quietcpus.attach(_isolate(paths, settings, running, host_cpus, registry, systemd, complete), quiet)
 
 
-def _isolate(paths, settings, running, host_cpus, lock=None, systemd=None, complete=True):
+def _isolate(paths, settings, running, host_cpus, registry, systemd=None, complete=True):
     """Keep the host's units off the CPUs of the occupancy sets one of `running` (domain
     names) belongs to, per [occupancy] isolate_host; with it off, give back whatever an
     earlier run recorded. An isolation.Isolation, or None when there is nothing to do.
-    Not `complete` (a connection did not answer): nothing is given back."""
-    if lock is None:
-        def lock():
-            return FlockLock(paths.lock, 5.0)
+    Not `complete` (a connection did not answer): nothing is given back. `registry`
+    (registry.Registry) reads the host policy and keeps the record; systemctl runs with
+    no lock held."""
     recorded = isolation.load(paths)["saved"]
     if not settings.isolate_host and not recorded:
         return None
@@ -51,48 +52,9 @@ def _isolate(paths, settings, running, host_cpus, lock=None, systemd=None, compl
         result = isolation.Isolation(CpuSet())
         result.skipped = "not every libvirt connection answered: left as it is"
         return result
-    with lock():
-        host = registry.read_host(paths)
+    host = registry.read(lambda snap: snap.host())
     held = isolation.held_cpus(host, running) if settings.isolate_host else CpuSet()
     if systemd is None:
         from .systemd import Systemd
         systemd = Systemd()
-    return isolation.update(paths, lock, systemd, host_cpus, held, settings.host_units)
-
-
-def describe(result):
-    """One line for the log or policyctl, or None when nothing happened."""
-    if result is None:
-        return None
-    lines = [_describe_isolation(result), quietcpus.describe(result.quiet)]
-    return "; ".join(t for t in lines if t) or None
-
-
-def _describe_isolation(result):
-    if result.skipped:
-        return "host isolation: %s" % result.skipped
-    parts = ["%s AllowedCPUs=%s" % kv for kv in sorted(result.changed.items())]
-    parts += ["%s AllowedCPUs=%s (given back)" % (u, v or "all") for u, v in sorted(result.restored.items())]
-    parts += result.problems
-    return "host isolation: %s" % "; ".join(parts) if parts else None
-
-
-
-def repin_outsiders(paths, settings, uri, conn, before, after, skip=None):
-    """Session.repin_others on an open connection ([occupancy] mode = running)."""
-    from .session import Session
-
-    if settings.occupancy_mode != "running":
-        return []
-    return Session(paths, uri, settings, connect=lambda _uri: conn).repin_others(before, after, skip)
-
-
-def describe_moves(moved):
-    """One line for the log, or None."""
-    from .describe import plan_line
-
-    if not moved:
-        return None
-    return "occupancy (running mode): " + "; ".join(
-        "%s %s" % (name, "FAILED: " + p if isinstance(p, str) else plan_line(p, "no change"))
-        for name, p in moved)
+    return isolation.update(registry, systemd, host_cpus, held, settings.host_units)

@@ -1,20 +1,20 @@
 """The one way a stored policy is put in force on a running domain.
 
 policyctl (a change, `apply`, cpuoccupy's re-pinning), the detached applier and the
-watcher all come here. The lock discipline (DESIGN.md "Lock discipline"): the registry
-lock covers reading (and the caller's planning and saving) only; every libvirt call is
-made with no lock held, since one can wait up to libvirt's job timeout (about 30 s) on a
-busy domain while a starting domain's hook gives up on the lock after 0.5 s. After the
-libvirt calls the stored policy is read again, and planned and applied again when it
-changed meanwhile (bounded), as kubelet's reconcile does.
+watcher all come here. The lock discipline (doc/design.md "Lock discipline"): the registry
+lock covers reading (and the caller's planning and saving: Registry.transact) only; every
+libvirt call is made with no lock held, since one can wait up to libvirt's job timeout
+(about 30 s) on a busy domain while a starting domain's hook gives up on the lock after
+0.5 s. After the libvirt calls the stored policy is read again, and planned and applied
+again when it changed meanwhile (bounded), as kubelet's reconcile does.
 """
 
 import time
 
-from . import registry, state
-from .errors import PolicyError
-from .locking import FlockLock
+from . import state
+from .errors import PolicyError, StepFailed
 from .planner import Plan, differences, pins_only, plan, restores
+from .results import Enforced
 
 
 class Target:
@@ -36,25 +36,11 @@ class Target:
         return plan(policy, host_policy, self.facts, self.host.cpus, self.cgroup_version)
 
 
-class Enforced:
-    """What enforce() did: the effective plan, what was sent to libvirt (None when
-    nothing needed to be), and whether the stored policy held still at the end."""
-
-    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
-
-    def __init__(self, effective, applied, rounds, settled, defined=False):
-        self.plan = effective
-        self.applied = applied
-        self.rounds = rounds
-        self.settled = settled
-        self.defined = defined      # the persistent definition was changed
-
-
-def reader(paths, name, lock_timeout):
-    """read() for enforce(): (policy, host policy) read under the registry lock."""
+def reader(registry, name):
+    """read() for enforce(): (policy, host policy) read under the registry lock
+    (registry.Registry.read)."""
     def read():
-        with FlockLock(paths.lock, lock_timeout):
-            return registry.read_domain(paths, name), registry.read_host(paths)
+        return registry.read(lambda snap: (snap.domain(name), snap.host()))
     return read
 
 
@@ -92,7 +78,11 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
             if now is not None and not now.is_empty():
                 if remember is not None:
                     remember(now)
-                apply(target.dom, now, target.host.cpumap_len)
+                try:
+                    apply(target.dom, now, target.host.cpumap_len)
+                except StepFailed as e:
+                    from .describe import step_failed
+                    raise PolicyError(step_failed(e), e.code) from None
                 applied = now
         if define is not None:
             defined = define(effective) or defined
@@ -104,7 +94,7 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
     return Enforced(effective, applied, rounds, False, defined)
 
 
-def rememberer(paths, lock, dom, name, uuid, driver):
+def rememberer(registry, dom, name, uuid, driver):
     """remember() for enforce(): the originals of a domain whose only definition is its
     live one (transient; Xen's dom0), saved before live changes first alter it
     (originals.remember); nothing for a domain whose persistent definition keeps its own
@@ -125,23 +115,26 @@ def rememberer(paths, lock, dom, name, uuid, driver):
         if own is None:
             own = virt.has_own_definition(dom, driver)
         if not own:
-            originals.remember(paths, lock, name, uuid, find_cputune(virt.definition_xml(dom)), plan)
+            cputune = find_cputune(virt.definition_xml(dom))
+            registry.transact(lambda snap: originals.remember(snap, name, uuid, cputune, plan))
     return remember
 
 
-def record(paths, name, source, enforced=None, error=None, **fields):
+def record(registry, name, source, enforced=None, error=None, **fields):
     """The runtime state of a domain after enforce(): what was applied, or the error
-    (none for a name no file can carry)."""
+    (none for a name no file can carry); a registry transaction."""
     from .names import name_problem
+    from .results import Writes
 
     if name_problem(name) is not None:
         return None
     if error is not None:
-        return state.update(paths, name, result="failed", error=error, source=source, **fields)
-    applied = enforced.applied or Plan(name, enforced.plan.driver)
-    return state.update(paths, name, plan=enforced.plan.to_doc(), applied=applied.to_doc(),
-                        result="applied", applied_at=time.time(), source=source, error=None,
-                        **fields)
+        fields.update(result="failed", error=error, source=source)
+    else:
+        applied = enforced.applied or Plan(name, enforced.plan.driver)
+        fields.update(plan=enforced.plan.to_doc(), applied=applied.to_doc(), result="applied",
+                      applied_at=time.time(), source=source, error=None)
+    return registry.transact(lambda _snap: Writes(state={name: fields}))
 
 
 def previous_plan(paths, name):

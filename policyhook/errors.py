@@ -33,6 +33,18 @@ class PolicyError(Exception):
         return self.message
 
 
+class StepFailed(PolicyError):
+    """libvirt refused one setting of a plan (virt.apply_plan): the plan, the setting (a
+    pin's (kind, index), or None for the scheduler parameters) and libvirt's words. The
+    caller names the step (describe.step_failed)."""
+
+    def __init__(self, plan, step, detail):
+        super().__init__("%s: %s" % (plan.domain, detail), LIBVIRT)
+        self.plan = plan
+        self.step = step
+        self.detail = detail
+
+
 def quote(value, limit=40):
     """`value` for a one-line message: repr() (so a newline shows as \\n), cut to `limit`."""
     text = repr(value)

@@ -9,7 +9,7 @@ hooks/libxl in the source tree link to hooks/policyhook and are told by their na
 and OPERATIONS says which events each driver has (libvirt's src/util/virhook.c,
 docs/hooks.rst).
 
-Rules (DESIGN.md "Hook events", libvirt-lab.md 5-6): standard library only on the
+Rules (doc/design.md "Hook events" and "libvirt facts"): standard library only on the
 hot path; never call libvirt (the domain is locked while we run, and enumerating
 domains hangs); never wait on the registry lock longer than [hook] lock_timeout;
 never exit non-zero where libvirt would kill a running guest (reconnect) or where it
@@ -70,30 +70,32 @@ def _settings(call):
 
 def _plan(call, settings):
     """Plan from the registry and the XML on stdin, under the registry lock."""
-    from . import planner, registry
+    from . import planner
     from .domxml import parse_domain_xml
     from .hostinfo import host_cpus
-    from .locking import FlockLock
     from .mapping import local_cgroup_version
     from .names import name_problem
-    from .safeio import ensure_dir
 
     facts = parse_domain_xml(call.xml)
     facts.name = call.name
-    ensure_dir(call.paths.run)
     safe = name_problem(call.name) is None
-    with FlockLock(call.paths.lock, settings.hook_lock_timeout):
-        policy = registry.read_domain(call.paths, call.name) if safe else None
-        host = registry.read_host(call.paths)
-        if settings.occupancy_mode == "running" and not host.is_empty():
+    running = settings.occupancy_mode == "running"
+    mine = safe and os.path.lexists(call.paths.originals_file(call.name))
+
+    def read(snap):
+        policy = snap.domain(call.name) if safe else None
+        host = snap.host()
+        if running and not host.is_empty():
             # The sets with an occupant running (or this one starting): runtime state
             # files are kept for every domain while it runs, once occupancy exists.
-            from .state import names as running
-            host = host.active(set(running(call.paths)) | {call.name})
-        if safe and os.path.lexists(call.paths.originals_file(call.name)):
-            # Persistent mode: plan from the domain's own pins, not from what we wrote.
-            from . import originals
-            originals.own_pins(facts, originals.load(call.paths, call.name, facts.uuid))
+            host = host.active(set(snap.state_names()) | {call.name})
+        # Persistent mode: plan from the domain's own pins, not from what we wrote.
+        return policy, host, snap.originals(call.name, facts.uuid) if mine else None
+
+    policy, host, own = _registry(call, settings).read(read)
+    if own is not None:
+        from . import originals
+        originals.own_pins(facts, own)
     return planner.plan(policy, host, facts, host_cpus(call.driver, call.paths.host_sysfs()),
                         local_cgroup_version())
 
@@ -259,15 +261,19 @@ def _frees_a_set(call):
     """[occupancy] mode = running and this domain occupies CPUs: others may get them back."""
     if not os.path.lexists(call.paths.host_file):
         return False
-    from . import registry
-
     settings = _settings(call)
     if settings.occupancy_mode != "running":
         return False
-    from .locking import FlockLock
+    return bool(_registry(call, settings).read(lambda snap: snap.host().occupies(call.name)))
 
-    with FlockLock(call.paths.lock, settings.hook_lock_timeout):
-        return bool(registry.read_host(call.paths).occupies(call.name))
+
+def _registry(call, settings):
+    """The registry as the hook reads it: flock (filelock is not imported here), waited
+    on [hook] lock_timeout at most."""
+    from .locking import FlockLock
+    from .registry import Registry
+
+    return Registry(call.paths, settings.hook_lock_timeout, FlockLock)
 
 
 HANDLERS = {

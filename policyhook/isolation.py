@@ -16,28 +16,9 @@ import json
 from . import safeio
 from .cpuset import CpuSet
 from .errors import PolicyError
+from .results import Isolation
 
 RECORD = "isolation.json"
-
-
-class Isolation:
-    """What update() did: the CPUs kept from the host, the units changed or given back,
-    and why nothing was done (no systemd), as data."""
-
-    __slots__ = ("held", "changed", "restored", "skipped", "problems", "quiet")
-
-    def __init__(self, held):
-        self.held = held            # CpuSet kept from the host's units
-        self.changed = {}           # unit -> AllowedCPUs set
-        self.restored = {}          # unit -> AllowedCPUs given back
-        self.skipped = None         # why nothing was done
-        self.problems = []          # [str] what systemctl refused
-        self.quiet = None           # quietcpus.Quiet, when [occupancy] housekeeping acted
-
-    def to_doc(self):
-        return {"held": str(self.held) if self.held else "", "changed": self.changed,
-                "restored": self.restored, "skipped": self.skipped, "problems": self.problems,
-                "quiet_cpus": self.quiet.to_doc() if self.quiet else None}
 
 
 def held_cpus(host, running):
@@ -64,7 +45,7 @@ def load(paths):
         raise PolicyError("%s: not an isolation record: %s" % (_path(paths), e), 4) from None
 
 
-def _save(paths, doc):
+def save(paths, doc):
     if not doc["saved"]:
         return safeio.remove(_path(paths))
     safeio.ensure_dir(paths.run)
@@ -72,17 +53,17 @@ def _save(paths, doc):
     return True
 
 
-def update(paths, lock, systemd, host_cpus, held, units):
+def update(registry, systemd, host_cpus, held, units):
     """Make the host's `units` keep off `held` (a CpuSet; empty: give everything back).
-    `lock()` is the registry lock, held around the record only; systemctl runs without it."""
+    The record is read and written in registry transactions (registry.Registry), each
+    a pure function of what it read; systemctl runs between them, with no lock held."""
     result = Isolation(held)
     if not systemd.present():
         result.skipped = "systemd does not run this host: nothing to isolate the host's processes with"
         return result
     from .systemd import SystemdError
 
-    with lock():
-        record = load(paths)
+    record = registry.read(lambda snap: snap.isolation())
     wanted = set(units) if held else set()
     # Give back what no longer needs keeping off: a unit dropped from the list, or all.
     for unit in sorted(set(record["saved"]) - wanted):
@@ -92,19 +73,14 @@ def update(paths, lock, systemd, host_cpus, held, units):
             result.problems.append(str(e))
             continue
         result.restored[unit] = record["saved"][unit]
-        with lock():
-            record = load(paths)
-            record["saved"].pop(unit, None)
-            record["applied"].pop(unit, None)
-            _save(paths, record)
+        record = registry.transact(lambda snap, unit=unit: _recorded(snap, forget=unit))
     for unit in sorted(wanted):
         try:
             if unit not in record["saved"]:
                 original = systemd.allowed_cpus(unit)
-                with lock():     # recorded before it is changed
-                    record = load(paths)
-                    record["saved"].setdefault(unit, original)
-                    _save(paths, record)
+                # recorded before it is changed
+                record = registry.transact(lambda snap, unit=unit, original=original:
+                                           _recorded(snap, saved=(unit, original)))
             base = CpuSet.parse(record["saved"][unit]) if record["saved"][unit] else host_cpus
         except (SystemdError, PolicyError) as e:
             result.problems.append(str(e))
@@ -121,8 +97,24 @@ def update(paths, lock, systemd, host_cpus, held, units):
             result.problems.append(str(e))
             continue
         result.changed[unit] = str(keep)
-        with lock():
-            record = load(paths)
-            record["applied"][unit] = str(keep)
-            _save(paths, record)
+        done = (unit, str(keep))
+        record = registry.transact(lambda snap, done=done: _recorded(snap, applied=done))
     return result
+
+
+def _recorded(snap, forget=None, saved=None, applied=None):
+    """The isolation record read in `snap` with one change: `forget` a unit given back,
+    the original AllowedCPUs of a unit (`saved`: (unit, cpulist), kept when one is on
+    record), or what a unit was given (`applied`). Pure, for Registry.transact()."""
+    from .results import Writes
+
+    found = snap.isolation()
+    doc = dict(found, saved=dict(found["saved"]), applied=dict(found["applied"]))
+    if forget is not None:
+        doc["saved"].pop(forget, None)
+        doc["applied"].pop(forget, None)
+    if saved is not None:
+        doc["saved"].setdefault(*saved)
+    if applied is not None:
+        doc["applied"][applied[0]] = applied[1]
+    return Writes(isolation=doc, result=doc)

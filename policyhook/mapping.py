@@ -18,7 +18,7 @@ libxl driver with Xen 4.20 in the lab's Xen guest; doc/drivers.md has the table)
   vcpu_quota = cap * 1000 us (-1 = unlimited) is the same limit for the whole domain.
   libxl: `cap` as it is.
 
-Xen's schedulers. The RFC's weight and cap are the credit scheduler's (`xl
+Xen's schedulers. policyhook's weight and cap are the credit scheduler's (`xl
 sched-credit -w -c`). credit2, Xen's default since 4.12, has the same two with the
 same ranges and meaning in Xen's documentation (weight 1..65535, default 256,
 relative; cap in percent of one CPU, since Xen 4.10), and libvirt's libxl driver reads
@@ -171,7 +171,7 @@ def driver_of(domain_type: str | None) -> str | None:
 def cgroup_version_of(driver: str, params: Mapping[str, int]) -> int | None:
     """1 or 2 as a running domain's live scheduler parameters show it, None when they
     cannot: a quota with no limit reads -1 on cgroup v1 and above QUOTA_MAX on v2
-    (libvirt-lab.md 10), and libvirt leaves the vCPU and emulator quotas unlimited
+    (doc/design.md "libvirt facts"), and libvirt leaves the vCPU and emulator quotas unlimited
     unless someone set them."""
     if driver not in CGROUP_DRIVERS:
         return None

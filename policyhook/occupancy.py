@@ -1,5 +1,5 @@
 """cpuoccupy's pure part: the new host policy, and the checks it must pass before it is
-saved (host CPUs, stored policies, the RFC's rule on live pins). No libvirt, no files:
+saved (host CPUs, stored policies, the rule on live pins: doc/design.md "Occupancy"). No libvirt, no files:
 PolicyManager.occupy (api.py) gathers the facts, saves and re-pins."""
 
 from .domxml import DomainFacts
@@ -50,7 +50,7 @@ def check(old_host, new_host, host_cpus, policies, running):
     for name, policy in sorted(policies.items()):
         if name not in running_names:
             plan(policy, new_host, DomainFacts(name), host_cpus)
-    # Running domains: their policy and XML pins through the planner, and the RFC's rule
+    # Running domains: their policy and XML pins through the planner, and the rule
     # on live pins that the admin set by hand (not ones we put there for occupancy).
     for r in running:
         ctx = r.ctx

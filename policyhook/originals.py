@@ -59,22 +59,27 @@ def save(paths, originals):
     return True
 
 
-def remember(paths, lock, name, uuid, cputune, plan):
+def remember(snap, name, uuid, cputune, plan):
     """A transient domain (Xen's dom0, `virsh create`) has no definition but its live one,
     which live pins change: before policyhook first writes a value there, what the domain
-    had (`cputune`, its live <cputune> as text) is saved, under `lock()`, so that its own
-    pins stay known (own_pins) and come back when a policy or an occupancy set goes. A
-    value already saved is kept: the first one is the domain's."""
+    had (`cputune`, its live <cputune> as text) is saved, so that its own pins stay known
+    (own_pins) and come back when a policy or an occupancy set goes. A value already
+    saved is kept: the first one is the domain's. Pure, for Registry.transact(): `snap`
+    its Snapshot; returns the registry.Writes."""
     from .cputune import rewrite
+    from .results import Writes
 
-    with lock():
-        record = load(paths, name, uuid) or Originals(name, uuid)
-        _tune, saved = rewrite(cputune, plan, record.saved)
-        added = {k: v for k, v in saved.items() if k not in record.saved}
-        if added:
-            record.saved.update(added)
-            record.uuid = uuid or record.uuid
-            save(paths, record)
+    found = snap.originals(name, uuid)
+    record = Originals(name, uuid, found.saved if found else None)
+    if found is not None:
+        record.uuid = found.uuid
+    _tune, saved = rewrite(cputune, plan, record.saved)
+    added = {k: v for k, v in saved.items() if k not in record.saved}
+    if not added:
+        return Writes()
+    record.saved.update(added)
+    record.uuid = uuid or record.uuid
+    return Writes(originals=[record])
 
 
 def own_pins(facts, originals):

@@ -4,7 +4,7 @@ Pure: no files, no libvirt, no words but a refusal's. A refusal is a CONFLICT er
 whose message says why; everything else comes back as records (Plan, Note, Lost,
 Drift) that the CLI, the log and `cpupolicy` put into words (describe.py).
 
-Effective pins (DESIGN.md "Semantics"), for every kind of pin in tunables.PINS: a
+Effective pins (doc/design.md "Semantics"), for every kind of pin in tunables.PINS: a
 thread's base set is its policy pin, else the pin already in the domain's XML, else
 every host CPU; its effective set is the base minus the CPUs occupied by sets the
 domain is not part of. So an occupant keeps its own pins, and an occupant with no

@@ -107,25 +107,43 @@ class _Failures:
         return out
 
 
-def update(paths, lock, files, irqbalance, held, repair=True):
+def _read(registry):
+    """The record, read under the registry lock."""
+    return registry.read(lambda _snap: load(registry.paths))
+
+
+def _change(registry, fn):
+    """The record changed by `fn(record) -> record` (pure), in a transaction of the
+    registry: only our own file is read and written under its lock."""
+    from .results import Writes
+
+    return registry.transact(lambda _snap: Writes(housekeeping=fn(load(registry.paths))))
+
+
+def save(paths, doc):
+    """The record written (registry.transact's Writes.housekeeping)."""
+    _save(paths, doc)
+
+
+def update(paths, registry, files, irqbalance, held, repair=True):
     """Keep `held` (a CpuSet; empty: give everything back) quiet. `files` a
-    hostfiles.HostFiles, `irqbalance` a hostfiles.IrqBalance or None, `lock()` the
-    registry lock, held around the record only. Without `repair`, a change of ours that
-    was undone is reported as drift, not put back."""
+    hostfiles.HostFiles, `irqbalance` a hostfiles.IrqBalance or None; the record is
+    read and written through `registry`'s transactions, the host's files outside them.
+    Without `repair`, a change of ours that was undone is reported as drift, not put
+    back."""
     from .hostfiles import MANAGED
 
     r = Quiet(held)
     snap = files.snapshot()
     r.names = snap.names
-    with lock():
-        record = load(paths)
+    record = _read(registry)
     if not held:
         record["managed"] = {}
     p = housekeeping.plan(snap.values, held, record, repair)
     r.kept, r.drift = p.kept, p.drift
     failed = _Failures()
     if irqbalance is not None:
-        _irqbalance(paths, lock, irqbalance, snap, held, record, repair, r, failed)
+        _irqbalance(paths, registry, irqbalance, snap, held, record, repair, r, failed)
     given_back = list(p.gone)
     for key, text in p.restores:
         try:
@@ -140,11 +158,11 @@ def update(paths, lock, files, irqbalance, held, repair=True):
         given_back.append(key)
         r.restored[key] = text.strip()
     if p.originals:
-        with lock():     # recorded before it is changed
-            record = load(paths)
+        def keep(record):       # recorded before it is changed
             for key, text in p.originals.items():
                 record["saved"].setdefault(key, text)
-            _save(paths, record)
+            return record
+        _change(registry, keep)
     applied, managed, unchanged = {}, dict(p.managed), []
     for key, text in p.probes:
         try:
@@ -169,8 +187,7 @@ def update(paths, lock, files, irqbalance, held, repair=True):
             continue
         applied[key] = text
         r.changed[key] = text
-    with lock():
-        record = load(paths)
+    def done(record):
         for key in given_back + unchanged:
             record["saved"].pop(key, None)
             record["applied"].pop(key, None)
@@ -181,13 +198,14 @@ def update(paths, lock, files, irqbalance, held, repair=True):
             record["held"] = str(held)
         else:
             record.pop("held", None)
-        _save(paths, record)
+        return record
+    _change(registry, done)
     r.managed = managed
     r.problems += failed.lines()
     return r
 
 
-def _irqbalance(paths, lock, irqb, snap, held, record, repair, r, failed):
+def _irqbalance(paths, registry, irqb, snap, held, record, repair, r, failed):
     """irqbalance's banned CPUs: ours while CPUs are held and it runs, the admin's again
     after. Recorded ("irqbalance" in the record) before our drop-in is written."""
     from .systemd import SystemdError
@@ -206,19 +224,19 @@ def _irqbalance(paths, lock, irqb, snap, held, record, repair, r, failed):
         if ours is not None and not repair and record.get("irqbalance"):
             r.drift.append(("irqbalance", ours.strip(), env.strip()))
             return
-        with lock():
-            rec = load(paths)
+        def mark(rec):
             rec.setdefault("irqbalance", "")
-            _save(paths, rec)
+            return rec
+        _change(registry, mark)
         try:
             irqb.set(env)
         except (OSError, PolicyError, SystemdError) as e:
             r.problems.append("irqbalance: %s" % e)
             return
-        with lock():
-            rec = load(paths)
+        def ours_now(rec):
             rec["irqbalance"] = env
-            _save(paths, rec)
+            return rec
+        _change(registry, ours_now)
         r.irqbalance = env.split("CPULIST=", 1)[1].strip()
         return
     if held and ours is None and snap.names.get("irqbalance-pid"):
@@ -231,19 +249,19 @@ def _irqbalance(paths, lock, irqb, snap, held, record, repair, r, failed):
         except (OSError, PolicyError, SystemdError) as e:
             r.problems.append("irqbalance: %s" % e)
             return
-        with lock():
-            rec = load(paths)
+        def given(rec):
             rec.pop("irqbalance", None)
-            _save(paths, rec)
+            return rec
+        _change(registry, given)
         r.irqbalance = "given back"
 
 
-def update_for(paths, settings, running, lock, systemd=None, complete=True, repair=True):
+def update_for(paths, settings, running, registry, systemd=None, complete=True, repair=True):
     """effects.update_host's part: keep the CPUs of the sets one of `running` belongs to
     quiet, per [occupancy] housekeeping; with it off, give back whatever an earlier run
     recorded. A Quiet, or None when there is nothing to do. Not `complete` (a connection
     did not answer): nothing is given back."""
-    from . import isolation, registry
+    from . import isolation
     from .hostfiles import IrqBalance
 
     if not pending(paths, settings):
@@ -254,71 +272,34 @@ def update_for(paths, settings, running, lock, systemd=None, complete=True, repa
         return r
     held = CpuSet()
     if settings.housekeeping:
-        with lock():
-            held = isolation.held_cpus(registry.read_host(paths), running)
+        held = registry.read(lambda snap: isolation.held_cpus(snap.host(), running))
     if not held and not os.path.lexists(record_path(paths)):
         return None     # nothing held, nothing to give back: the host is not even read
     if systemd is None:
         from .systemd import Systemd
         systemd = Systemd(root=paths.root)
-    return update(paths, lock, host_files(paths), IrqBalance(systemd, paths.root), held, repair)
+    return update(paths, registry, host_files(paths), IrqBalance(systemd, paths.root), held, repair)
 
 
-def drift(paths, settings, running, lock):
+def drift(paths, settings, running, registry):
     """`policyctl verify`'s part: [(what, now, wanted)] where the host is not as
     housekeeping left it (an IRQ back on a held CPU, a changed workqueue mask, a mask
     not given back), and the names of what each key is."""
-    from . import isolation, registry
+    from . import isolation
 
     if not pending(paths, settings):
         return [], {}
-    held = CpuSet()
-    with lock():
-        if settings.housekeeping:
-            held = isolation.held_cpus(registry.read_host(paths), running)
-        record = load(paths)
+
+    def read(snap):
+        held = isolation.held_cpus(snap.host(), running) if settings.housekeeping else CpuSet()
+        return held, load(paths)
+    held, record = registry.read(read)
     snap = host_files(paths).snapshot()
     p = housekeeping.plan(snap.values, held, record, repair=True)
     found = [(k, snap.values[k].strip(), v) for k, v in p.writes if not k.startswith("kthread/")]
     found += [(k, snap.values[k].strip(), v.strip()) for k, v in p.restores
               if snap.values[k].strip() != v.strip() and not k.startswith("kthread/")]
     return found, snap.names
-
-
-def describe(q):
-    """One line for the log or policyctl, or None when nothing happened."""
-    if q is None:
-        return None
-    if q.skipped:
-        return "quiet CPUs: %s" % q.skipped
-    parts = []
-    if q.changed:
-        parts.append("%d mask%s kept off %s (%s)" % (len(q.changed), "" if len(q.changed) == 1 else "s",
-                                                     q.held, _keys(q.changed)))
-    if q.restored:
-        parts.append("%d mask%s given back (%s)" % (len(q.restored), "" if len(q.restored) == 1 else "s",
-                                                    _keys(q.restored)))
-    if q.irqbalance:
-        parts.append("irqbalance %s" % ("given back its own banned CPUs" if q.irqbalance == "given back"
-                                        else "banned from %s" % q.irqbalance))
-    if q.managed:
-        parts.append("kernel-managed IRQs stay: %s" % ", ".join(
-            "%s on %s" % (irq, cpus) for irq, cpus in sorted(q.managed.items(), key=lambda kv: int(kv[0]))))
-    parts += ["drift not repaired: %s is %s, wanted %s" % d for d in q.drift]
-    parts += q.problems
-    return "quiet CPUs: %s" % "; ".join(parts) if parts else None
-
-
-def _keys(keys, most=10):
-    """The first `most` keys, and how many more: a host has hundreds of IRQs and threads."""
-    keys = sorted(keys, key=_order)
-    more = " and %d more" % (len(keys) - most) if len(keys) > most else ""
-    return ", ".join(keys[:most]) + more
-
-
-def _order(key):
-    head, _, tail = key.partition("/")
-    return (head, int(tail) if tail.isdigit() else 0, tail)
 
 
 def managed_by_cpu(paths):
@@ -353,21 +334,7 @@ def attach(isolated, quiet):
 def host_drift(pm):
     """`policyctl verify`'s part for PolicyManager `pm`: ([(what, now, wanted)], names),
     or None when housekeeping has nothing to say (off and nothing recorded, no libvirt)."""
-    from . import effects, virt
-
     if not pending(pm.paths, pm.settings) or pm.connection() is None:
         return None
-    found, _complete = effects.running_everywhere(pm.settings, pm._connect or virt.connect,
-                                                  {pm.uri: pm.connection()})
-    return drift(pm.paths, pm.settings, found, pm.registry.lock)
-
-
-def what(key, names):
-    """Words for a key: 'IRQ 24 (virtio0-config)', 'the workqueue mask'."""
-    irq = housekeeping.irq_of(key)
-    if irq is not None:
-        return "IRQ %s%s" % (irq, " (%s)" % names[key] if names.get(key) else "")
-    if key.startswith("kthread/"):
-        return "kernel thread %s%s" % (key.split("/")[1], " (%s)" % names[key] if names.get(key) else "")
-    return {"irq/default": "/proc/irq/default_smp_affinity", "workqueue": "the unbound workqueues' cpumask",
-            "workqueue/writeback": "the writeback workqueue's cpumask"}.get(key, key)
+    found, _complete = pm.running_everywhere()
+    return drift(pm.paths, pm.settings, found, pm.registry)

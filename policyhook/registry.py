@@ -1,9 +1,16 @@
 """The registry: the only module that reads and writes policy files.
 
 Two ways in, over the same files:
-- `Registry` (policyctl, the Python API): every load and save checked against the JSON
-  Schemas (schema.conforms), a writer lock with a timeout (locking.FlockLock, the
-  hook's), atomic writes.
+- `Registry` (policyctl, the Python API, the applier, the watcher): one way to change
+  what is stored, `transact(fn)`: the lock taken, what `fn` asks for read (a Snapshot),
+  `fn(snapshot)` -> Writes (pure: no libvirt, systemd or host call can happen inside,
+  since whatever it needs from them is asked before), the writes checked
+  against the JSON Schemas (schema.conforms; jsonschema judges a refusal) and saved
+  atomically, the lock released. `read(fn)` holds the lock only
+  while reading. The lock itself is private to this module: no caller holds it around
+  code of its own. Besides the policy files, the transaction covers the other records
+  written under the registry lock: a domain's originals (originals.py), the host
+  isolation record (isolation.py) and the runtime state (state.py).
 - `read_domain` / `read_host` (the hook): the strict standard-library loader.
 """
 
@@ -14,6 +21,7 @@ from .errors import REGISTRY, PolicyError, registry_error
 from .locking import FlockLock
 from .model import HostPolicy, domain_from_doc, host_from_doc
 from .names import name_problem
+from .results import Writes  # noqa: F401 - transact()'s record, importable from here too
 
 # ---- reading, shared by the hook and the registry --------------------------
 
@@ -56,17 +64,139 @@ def read_host(paths):
 # ---- the registry proper ----------------------------------------------------
 
 
-class Registry:
-    """Policy files under `paths`, validated with jsonschema, written under the lock."""
+class Snapshot:
+    """What a transaction reads under the lock, each read on first use and kept: the
+    host policy, domain policies (the strict loader: tests/test_schema_agreement.py
+    holds it to the schema), originals, the isolation record, runtime state."""
 
-    def __init__(self, paths, lock_timeout=10.0):
+    def __init__(self, paths):
+        self.paths = paths
+        self._host = None
+        self._domains = {}
+        self._all = None
+        self._originals = {}
+        self._isolation = None
+        self._state = {}
+
+    def host(self):
+        """The HostPolicy (empty when host.json does not exist)."""
+        if self._host is None:
+            self._host = read_host(self.paths)
+        return self._host
+
+    def domain(self, name):
+        """The stored DomainPolicy of `name`, or None."""
+        if name not in self._domains:
+            self._domains[name] = read_domain(self.paths, name)
+        return self._domains[name]
+
+    def policies(self):
+        """Every stored policy, sorted by name (Registry.policies)."""
+        if self._all is None:
+            self._all = Registry(self.paths).policies()
+            self._domains.update((p.domain, p) for p in self._all)
+        return self._all
+
+    def originals(self, name, uuid=None):
+        """The originals of `name` (originals.load), or None."""
+        if (name, uuid) not in self._originals:
+            from . import originals
+
+            self._originals[(name, uuid)] = originals.load(self.paths, name, uuid)
+        return self._originals[(name, uuid)]
+
+    def isolation(self):
+        """The host isolation record (isolation.load): {"saved": ..., "applied": ...}."""
+        if self._isolation is None:
+            from . import isolation
+
+            self._isolation = isolation.load(self.paths)
+        return self._isolation
+
+    def state_names(self):
+        """The domains with runtime state (state.names): those running, once occupancy
+        exists."""
+        from . import state
+
+        return state.names(self.paths)
+
+    def state(self, name):
+        """The runtime state of `name` (state.read), or None."""
+        if name not in self._state:
+            from . import state
+
+            self._state[name] = state.read(self.paths, name)
+        return self._state[name]
+
+
+class Registry:
+    """Policy files under `paths`, checked against the schemas, changed only by transact().
+
+    `lock(path, timeout)` makes the registry lock (a context manager): locking.FlockLock
+    by default (the hook's own, an flock on the same file), or one a test instruments."""
+
+    def __init__(self, paths, lock_timeout=10.0, lock=None):
         self.paths = paths
         self.lock_timeout = lock_timeout
+        self._make_lock = lock or FlockLock
 
-    # Locking. Writers hold it across read-modify-write so no update is lost.
-    def lock(self):
+    def _lock(self):
         safeio.ensure_dir(self.paths.run)
-        return FlockLock(self.paths.lock, self.lock_timeout)
+        return self._make_lock(self.paths.lock, self.lock_timeout)
+
+    def transact(self, fn):
+        """The one way to change what is stored. Under the lock: `fn(Snapshot)` returns
+        Writes (or raises PolicyError: nothing is saved); every policy it writes is
+        validated before the first is saved. Returns Writes.result.
+
+        `fn` must not call libvirt, systemd or the host: what it needs from them is
+        asked before. Writers (policyctl, the applier, the watcher) wait on this lock
+        and the hook gives up on it after [hook] lock_timeout."""
+        with self._lock():
+            writes = fn(Snapshot(self.paths))
+            if writes is None:
+                return None
+            self._write(writes)
+        return writes.result
+
+    def read(self, fn):
+        """`fn(Snapshot)` under the lock, for reads that must not see a half-done
+        transaction; nothing is saved. Returns what fn returns."""
+        with self._lock():
+            return fn(Snapshot(self.paths))
+
+    def _write(self, writes):
+        # Every policy validated before the first is saved: a refusal leaves the files
+        # as they were.
+        for policy in writes.domains:
+            if not policy.is_empty():
+                self._validate(self.paths.domain_file(policy.domain), policy.to_doc(), _schemas()[0])
+        if writes.host is not None:
+            self._validate(self.paths.host_file, writes.host.to_doc(), _schemas()[1])
+        for policy in writes.domains:
+            self._save(policy)
+        if writes.host is not None:
+            self._save_host(writes.host)
+        for name in writes.remove:
+            safeio.remove(self.paths.domain_file(name))
+        if writes.originals:
+            from . import originals
+
+            for record in writes.originals:
+                originals.save(self.paths, record)
+        if writes.isolation is not None:
+            from . import isolation
+
+            isolation.save(self.paths, writes.isolation)
+        if writes.housekeeping is not None:
+            from . import quietcpus
+
+            quietcpus.save(self.paths, writes.housekeeping)
+        if writes.state:
+            from . import state
+
+            for name, fields in sorted(writes.state.items()):
+                state.update(self.paths, name, **fields)
 
     def _validate(self, path, doc, schema):
         from .schema import conforms, problems
@@ -87,28 +217,21 @@ class Registry:
     def load_host(self):
         return read_host(self.paths)
 
-    def save(self, policy):
-        """Write (or, when empty, remove) a domain's policy. Call under lock()."""
+    def _save(self, policy):
+        """Write (or, when empty, remove) a domain's policy; under the lock."""
         path = self.paths.domain_file(policy.domain)
         if policy.is_empty():
             return safeio.remove(path)
-        doc = policy.to_doc()
-        self._validate(path, doc, _schemas()[0])
         safeio.ensure_dir(self.paths.domains)
-        safeio.write_atomic(path, jsondoc.dumps(doc))
+        safeio.write_atomic(path, jsondoc.dumps(policy.to_doc()))
         return True
 
-    def save_host(self, host):
-        doc = host.to_doc()
-        self._validate(self.paths.host_file, doc, _schemas()[1])
+    def _save_host(self, host):
         safeio.ensure_dir(self.paths.etc)
         if host.is_empty():
             return safeio.remove(self.paths.host_file)
-        safeio.write_atomic(self.paths.host_file, jsondoc.dumps(doc))
+        safeio.write_atomic(self.paths.host_file, jsondoc.dumps(host.to_doc()))
         return True
-
-    def remove(self, name):
-        return safeio.remove(self.paths.domain_file(name))
 
     def policies(self):
         """Every stored policy, sorted by name, each file read once.

@@ -7,47 +7,7 @@ from .errors import CONFLICT, PolicyError
 from .mapping import from_live
 from .model import DomainPolicy
 from .planner import drift
-from .tunables import SCHED, pins_doc
-
-
-def policy_row(policy, occupies):
-    """A stored policy as JSON, every setting of the table present (None / {} when unset),
-    and the CPUs the domain occupies."""
-    doc = {"domain": policy.domain}
-    doc.update(pins_doc(policy.pins))
-    for row in SCHED:
-        doc[row.key] = policy.sched.get(row.key)
-    doc["occupies"] = list(occupies)
-    return doc
-
-
-def live_row(live, weight, cap):
-    doc = pins_doc(live.pins)
-    doc.update(sched=live.sched, weight=weight, cap=cap,
-               offline=sorted("%s %d" % k for k in live.offline))
-    return doc
-
-
-class Report:
-    __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
-                 "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
-                 "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
-                 "persistent", "numa")
-
-    def to_doc(self):
-        doc = policy_row(self.policy, self.occupies)
-        doc.update(
-            stored=self.stored, defined=self.defined, uuid=self.uuid, running=self.running,
-            driver=self.driver,
-            host_cpus=str(self.host_cpus), libvirt_error=self.libvirt_error, asked_libvirt=self.asked,
-            effective=self.effective.to_doc() if self.effective else None, conflict=self.conflict,
-            live=live_row(self.live, self.live_weight, self.live_cap) if self.live else None,
-            drift=[d.to_doc() for d in self.drift], runtime=self.runtime, persistent=self.persistent,
-            config=live_row(self.config, None, None) if self.config else None,
-            config_drift=[d.to_doc() for d in self.config_drift],
-            numa=[{"pin": None if key is None else list(key),
-                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa])
-        return doc
+from .results import Report, Verified, live_row, policy_row  # noqa: F401 - importable from here too
 
 
 def report(pm, text):
@@ -101,32 +61,6 @@ def report(pm, text):
         if r.effective is not None:
             r.drift = drift(r.effective, r.live)
     return r
-
-
-class Verified:
-    """`verify`, one domain: in force, or why not (a status and its details)."""
-
-    IN_FORCE, DRIFT, NOT_RUNNING, CONFLICT, ELSEWHERE, FAILED = (
-        "in-force", "drift", "not-running", "conflict", "uuid-differs", "failed")
-    OK = (IN_FORCE, NOT_RUNNING)
-
-    __slots__ = ("domain", "status", "drift", "error", "uuid")
-
-    def __init__(self, domain, status, drift=(), error=None, uuid=None):
-        self.domain = domain
-        self.status = status
-        self.drift = list(drift)    # [Drift]
-        self.error = error          # the conflict, or what libvirt said
-        self.uuid = uuid            # with ELSEWHERE: (recorded, the domain's)
-
-    @property
-    def ok(self):
-        return self.status in self.OK
-
-    def to_doc(self):
-        return {"domain": self.domain, "status": self.status, "in_force": self.status == self.IN_FORCE,
-                "drift": [d.to_doc() for d in self.drift], "error": self.error,
-                "uuid": None if self.uuid is None else {"policy": self.uuid[0], "domain": self.uuid[1]}}
 
 
 def verify(pm, names=None):

@@ -1,9 +1,11 @@
-"""What the Python API returns: records, never sentences (DESIGN.md "Results are data").
+"""What the Python API returns: records, never sentences (doc/design.md "Results are data").
 
 policyctl (cli/show.py) and the log turn them into words; `to_doc()` is their --json.
 """
 
 import enum
+
+from .tunables import SCHED, pins_doc
 
 
 class Status(enum.Enum):
@@ -116,3 +118,141 @@ class OccupancyOutcome:
                 "whole_cores_added": None if self.added is None else str(self.added),
                 "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())},
                 "host_isolation": self.isolation.to_doc() if self.isolation else None}
+
+
+class Writes:
+    """What a transaction's function asks to be saved, and what the caller gets back.
+
+    `domains`: DomainPolicy to save (an empty one removes its file); `remove`: names
+    whose policy file goes; `host`: the new HostPolicy, or None to leave it; `originals`:
+    originals.Originals to save (none saved any more: the file goes); `isolation`: the
+    new isolation record, or None; `housekeeping`: the new quiet-CPUs record
+    (quietcpus.py), or None; `state`: {name: fields merged into its runtime state};
+    `result`: what transact() returns."""
+
+    __slots__ = ("domains", "remove", "host", "originals", "isolation", "housekeeping", "state", "result")
+
+    def __init__(self, domains=(), remove=(), host=None, originals=(), isolation=None, state=None,
+                 result=None, housekeeping=None):
+        self.domains = list(domains)
+        self.remove = list(remove)
+        self.host = host
+        self.originals = list(originals)
+        self.isolation = isolation
+        self.housekeeping = housekeeping
+        self.state = dict(state or {})
+        self.result = result
+
+
+def policy_row(policy, occupies):
+    """A stored policy as JSON, every setting of the table present (None / {} when unset),
+    and the CPUs the domain occupies."""
+    doc = {"domain": policy.domain}
+    doc.update(pins_doc(policy.pins))
+    for row in SCHED:
+        doc[row.key] = policy.sched.get(row.key)
+    doc["occupies"] = list(occupies)
+    return doc
+
+
+def live_row(live, weight, cap):
+    doc = pins_doc(live.pins)
+    doc.update(sched=live.sched, weight=weight, cap=cap,
+               offline=sorted("%s %d" % k for k in live.offline))
+    return doc
+
+
+class Report:
+    __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
+                 "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
+                 "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
+                 "persistent", "numa")
+
+    def to_doc(self):
+        doc = policy_row(self.policy, self.occupies)
+        doc.update(
+            stored=self.stored, defined=self.defined, uuid=self.uuid, running=self.running,
+            driver=self.driver,
+            host_cpus=str(self.host_cpus), libvirt_error=self.libvirt_error, asked_libvirt=self.asked,
+            effective=self.effective.to_doc() if self.effective else None, conflict=self.conflict,
+            live=live_row(self.live, self.live_weight, self.live_cap) if self.live else None,
+            drift=[d.to_doc() for d in self.drift], runtime=self.runtime, persistent=self.persistent,
+            config=live_row(self.config, None, None) if self.config else None,
+            config_drift=[d.to_doc() for d in self.config_drift],
+            numa=[{"pin": None if key is None else list(key),
+                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa])
+        return doc
+
+
+class Verified:
+    """`verify`, one domain: in force, or why not (a status and its details)."""
+
+    IN_FORCE, DRIFT, NOT_RUNNING, CONFLICT, ELSEWHERE, FAILED = (
+        "in-force", "drift", "not-running", "conflict", "uuid-differs", "failed")
+    OK = (IN_FORCE, NOT_RUNNING)
+
+    __slots__ = ("domain", "status", "drift", "error", "uuid")
+
+    def __init__(self, domain, status, drift=(), error=None, uuid=None):
+        self.domain = domain
+        self.status = status
+        self.drift = list(drift)    # [Drift]
+        self.error = error          # the conflict, or what libvirt said
+        self.uuid = uuid            # with ELSEWHERE: (recorded, the domain's)
+
+    @property
+    def ok(self):
+        return self.status in self.OK
+
+    def to_doc(self):
+        return {"domain": self.domain, "status": self.status, "in_force": self.status == self.IN_FORCE,
+                "drift": [d.to_doc() for d in self.drift], "error": self.error,
+                "uuid": None if self.uuid is None else {"policy": self.uuid[0], "domain": self.uuid[1]}}
+
+
+class Enforced:
+    """What enforce() did: the effective plan, what was sent to libvirt (None when
+    nothing needed to be), and whether the stored policy held still at the end."""
+
+    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
+
+    def __init__(self, effective, applied, rounds, settled, defined=False):
+        self.plan = effective
+        self.applied = applied
+        self.rounds = rounds
+        self.settled = settled
+        self.defined = defined      # the persistent definition was changed
+
+
+class Isolation:
+    """What update() did: the CPUs kept from the host, the units changed or given back,
+    and why nothing was done (no systemd), as data."""
+
+    __slots__ = ("held", "changed", "restored", "skipped", "problems", "quiet")
+
+    def __init__(self, held):
+        self.held = held            # CpuSet kept from the host's units
+        self.changed = {}           # unit -> AllowedCPUs set
+        self.restored = {}          # unit -> AllowedCPUs given back
+        self.skipped = None         # why nothing was done
+        self.problems = []          # [str] what systemctl refused
+        self.quiet = None           # quietcpus.Quiet, when [occupancy] housekeeping acted
+
+    def to_doc(self):
+        return {"held": str(self.held) if self.held else "", "changed": self.changed,
+                "restored": self.restored, "skipped": self.skipped, "problems": self.problems,
+                "quiet_cpus": self.quiet.to_doc() if self.quiet else None}
+
+
+class ApplierResult:
+    """How the applier ended: applied, stopped (nothing to do), failed or gave-up."""
+
+    __slots__ = ("kind", "detail", "enforced", "at", "uuid", "host")
+
+    def __init__(self, kind, detail=None, enforced=None, at=None, uuid=None, host=None):
+        self.kind = kind
+        self.detail = detail        # why, for stopped, failed and gave-up
+        self.enforced = enforced    # Enforced when applied
+        self.at = at                # time.time() when applied
+        self.uuid = uuid            # the domain's UUID
+        self.host = host            # describe.isolation_line() of the host isolation update

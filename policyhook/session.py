@@ -1,6 +1,11 @@
 """A PolicyManager's view of libvirt and the host: the connection, each domain's facts
 resolved as virsh resolves them, and the one way to put a plan in force on a running
-domain. No policy edits here (api.py); no words but errors."""
+domain. policyctl, the detached applier and updater (applier.py) and the watcher reach
+a domain through a Session. No policy edits here (api.py); no words but errors.
+
+What a registry transaction needs from libvirt (the domain's Context, the running
+domains of viewer()) is asked here before the transaction: Registry.transact() runs
+only pure functions under the lock."""
 
 import os
 
@@ -50,13 +55,16 @@ class LocalHost:
 
 class Session:
     def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
-                 cgroup_version=None):
+                 cgroup_version=None, lock=None, systemd=None):
         """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
-        `cgroup_version` overrides what the host is found to have."""
+        `cgroup_version` overrides what the host is found to have; `lock(path, timeout)`
+        makes the registry lock (Registry); `systemd` is the systemd adapter
+        (systemd.Systemd by default)."""
         self.paths = paths
         self.settings = settings or Settings()
         self.uri = uri or self.settings.uri
-        self.registry = Registry(paths, self.settings.lock_timeout)
+        self.registry = Registry(paths, self.settings.lock_timeout, lock)
+        self.systemd = systemd
         self.offline = offline
         self._connect = connect
         self._conn = None
@@ -126,6 +134,15 @@ class Session:
             # A driver we have no mapping for plans as QEMU, as parse_domain_xml() does.
             facts = DomainFacts(check_name(text), virt.driver(conn) or "qemu")
             return Context(text, host, facts, cgroup_version=host.cgroup_version or 2)
+        return self.context_of(dom)
+
+    def context_of(self, dom, running=None, live_cgroup=True):
+        """The Context of a domain already looked up (the applier's, which waits for it
+        to run: `running`). `live_cgroup`: on a remote host, whose cgroup version is not
+        this machine's, read it from the running domain's parameters."""
+        from . import virt
+
+        host = self.host_facts()
         # A name libvirt allows but no policy file can carry (a leading '.', a control
         # character) has no policy and no originals, but is still planned: kept off
         # occupied CPUs, verified. Storing a policy for it is refused where it is saved.
@@ -134,11 +151,11 @@ class Session:
         if name_problem(name) is None:
             # The domain's own pins: not those policyhook wrote into its definition.
             originals.own_pins(facts, originals.load(self.paths, name, facts.uuid))
-        running = virt.is_running(dom)
+        running = virt.is_running(dom) if running is None else running
         version = host.cgroup_version
         if version is None:
-            version = virt.cgroup_version(host, facts.driver,
-                                          virt.live_values(dom, facts.driver) if running else None)
+            version = virt.cgroup_version(host, facts.driver, virt.live_values(dom, facts.driver)
+                                          if running and live_cgroup else None)
         return Context(name, host, facts, dom, running, version)
 
     def known(self, ctx, stored, undefined=False, suggest=True):
@@ -155,10 +172,7 @@ class Session:
 
         from . import virt
         close = get_close_matches(ctx.name, virt.domain_names(conn), 1, 0.75) if suggest else ()
-        raise invalid("domain '%s' is not defined in libvirt (%s)%s%s" % (
-            ctx.name, self.uri, " and has no policy" if undefined is None else "",
-            "; did you mean '%s'?" % close[0] if close else "") + (
-            "" if undefined is None else "; --undefined records a policy for a domain not defined yet"))
+        raise unknown_domain(ctx.name, self.uri, close, undefined)
 
     def recorded(self, name):
         """What the registry holds of `name`, for known(): its policy, else the CPUs it
@@ -172,35 +186,42 @@ class Session:
             return Status.OFFLINE
         return Status.NOT_DEFINED if ctx.dom is None else Status.NOT_RUNNING
 
-    def plan_for(self, policy, host, ctx):
-        """The plan of `policy` for the domain of `ctx` under `host` (pure but for the
-        running domains [occupancy] mode = running asks libvirt for)."""
-        return plan(policy, self.view(host), ctx.facts, ctx.host.cpus, ctx.cgroup_version)
+    def plan_for(self, policy, host, ctx, view=None):
+        """The plan of `policy` for the domain of `ctx` under `host`, with `view` from
+        viewer() (asked for here when not given: not under the registry lock)."""
+        return plan(policy, (view or self.viewer())(host), ctx.facts, ctx.host.cpus, ctx.cgroup_version)
 
-    def view(self, host):
-        """The occupancy sets in force: all of them, or with [occupancy] mode = running
-        those with a running occupant."""
+    def viewer(self, also=()):
+        """host policy -> the occupancy sets in force: all of them, or with [occupancy]
+        mode = running those with an occupant running (or in `also`). The running
+        domains are listed here, once per session, so that the function it returns is
+        pure: what runs inside Registry.transact() asks libvirt nothing."""
         if self.settings.occupancy_mode != "running":
-            return host
-        return host.active(self.running_names())
+            return _whole
+        running = set(self.running_names()) | set(also)
+        return lambda host: host.active(running)
 
     def running_names(self):
         """The domains running on every configured connection (this one's without libvirt:
         the runtime state's), listed once per session."""
         if self._running_names is None:
-            conn = self.connection()
-            if conn is None:
+            if self.connection() is None:
                 self._running_names = set(state_names(self.paths))
             else:
-                from . import effects, virt
-                found, _complete = effects.running_everywhere(self.settings, self._connect or virt.connect,
-                                                              {self.uri: conn})
-                self._running_names = set(found)
+                self._running_names = set(self.running_everywhere()[0])
         return self._running_names
+
+    def running_everywhere(self):
+        """effects.running_everywhere through this session's connection: (names of the
+        domains running on every configured connection, whether each one answered)."""
+        from . import effects, virt
+
+        return effects.running_everywhere(self.settings, self._connect or virt.connect,
+                                          {self.uri: self.connection()})
 
     def forget_running(self):
         """A long-lived session (the watcher): what runs may have changed since it was
-        listed; the next view() lists it again."""
+        listed; the next viewer() lists it again."""
         self._running_names = None
 
     def definer(self, ctx, always=False):
@@ -214,31 +235,31 @@ class Session:
             return None
         conn = self.connection()
         keep = self.settings.persistent
-        return lambda p: definition.put(self.paths, self.registry.lock, virt, conn, ctx.dom, ctx.name,
+        return lambda p: definition.put(self.registry, virt, conn, ctx.dom, ctx.name,
                                         ctx.facts.uuid, p if keep else None)
 
     def enforce_on(self, ctx, source, hint=True, **kw):
         """enforce.enforce() on a domain: live when it runs (its runtime state recorded),
         into its definition with define=...; LIBVIRT when libvirt refuses (with `hint`,
         saying how to retry)."""
-        read = enforce.reader(self.paths, ctx.name, self.settings.lock_timeout)
+        read = enforce.reader(self.registry, ctx.name)
         kw.setdefault("live", ctx.running)
         if kw["live"] and ctx.dom is not None:
-            kw.setdefault("remember", enforce.rememberer(self.paths, self.registry.lock, ctx.dom,
-                                                         ctx.name, ctx.facts.uuid, ctx.facts.driver))
+            kw.setdefault("remember", enforce.rememberer(self.registry, ctx.dom, ctx.name, ctx.facts.uuid,
+                                                         ctx.facts.driver))
         try:
-            done = enforce.enforce(ctx.target(self.view), read, **kw)
+            done = enforce.enforce(ctx.target(self.viewer()), read, **kw)
         except PolicyError as e:
             if e.code != LIBVIRT:
                 raise
             if kw["live"]:
-                enforce.record(self.paths, ctx.name, source, error=str(e))
+                enforce.record(self.registry, ctx.name, source, error=str(e))
             if not hint:
                 raise
             raise PolicyError("%s (the policy is saved; run 'policyctl apply %s%s' to retry)"
                               % (e, "--config " if not kw["live"] else "", ctx.name), LIBVIRT) from None
         if kw["live"]:
-            enforce.record(self.paths, ctx.name, source, done, after_start_ms=None)
+            enforce.record(self.registry, ctx.name, source, done, after_start_ms=None)
         return done
 
     def running(self, defined=False):
@@ -271,14 +292,12 @@ class Session:
         only, lock held only to read. [(name, pins applied, or the error's text)]."""
         if self.settings.occupancy_mode != "running" or self.connection() is None:
             return []
-        with self.registry.lock():
-            host = self.registry.load_host()
+        host = self.registry.read(lambda snap: snap.host())
         old, new = host.active(before), host.active(after)
         if old == new:
             return []
         running = [r for r in self.running() if r.ctx.name != skip]
-        with self.registry.lock():
-            policies = {p.domain: p for p in self.registry.policies()}
+        policies = {p.domain: p for p in self.registry.read(lambda snap: snap.policies())}
         for r in running:
             r.policy = policies.get(r.ctx.name)
         moves, _cannot = occupancy.repins(old, new, running)
@@ -292,3 +311,17 @@ class Session:
             except PolicyError as e:
                 moved.append((r.ctx.name, str(e)))
         return moved
+
+
+def _whole(host):
+    return host
+
+
+def unknown_domain(name, uri, close=(), undefined=False):
+    """INVALID: libvirt does not know the domain `name` (with the closest name it knows).
+    `undefined` None: a command that cannot record a policy (a read, unset), whose error
+    then offers no --undefined."""
+    suggestion = "; did you mean '%s'?" % close[0] if close else ""
+    return invalid("domain '%s' is not defined in libvirt (%s)%s%s" % (
+        name, uri, " and has no policy" if undefined is None else "", suggestion) + (
+        "" if undefined is None else "; --undefined records a policy for a domain not defined yet"))

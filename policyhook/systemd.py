@@ -1,4 +1,4 @@
-"""The host adapter (DESIGN.md "Effects beyond one domain"): what policyhook changes on
+"""The host adapter (doc/design.md "Effects beyond one domain"): what policyhook changes on
 the host itself, through systemd. The only module that runs systemctl; called by
 policyctl, the detached applier and updater, and the watcher, never by the hook.
 Every call is bounded in time."""

@@ -5,7 +5,7 @@ in a policy file, its libvirt setter and getter, its <cputune> element, its labe
 messages, which drivers cannot put it in force. The scheduler settings, weight and cap,
 are rows of SCHED. The model, the schema, the planner, the libvirt adapter, the
 <cputune> writer and reader, drift, the CLI and `cpupolicy` iterate these rows: a new
-tunable is a row and its tests (DESIGN.md "One table of tunables").
+tunable is a row and its tests (doc/design.md "One table of tunables").
 
 Pure data and standard library only: the hook imports it.
 """

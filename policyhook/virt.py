@@ -8,9 +8,8 @@ hook itself, only by policyctl, the detached applier and the watcher.
 import libvirt
 
 from .cpuset import CpuSet
-from .describe import virsh_steps
 from .domxml import parse_domain_xml
-from .errors import LIBVIRT, PolicyError
+from .errors import LIBVIRT, PolicyError, StepFailed
 from .mapping import LIVE_SCHED_FLAG, cgroup_version_of, driver_of, local_cgroup_version, unsupported
 from .planner import Live
 from .tunables import PIN, PINS
@@ -322,14 +321,12 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
     flat out, and once capped it leaves libvirtd the CPU time to pin its threads (one
     call each): measured at 64 vCPUs under TCG on 2 host CPUs, it shortens the whole."""
     sched_flags = flags if LIVE_SCHED_FLAG.get(plan.driver, True) else flags & ~AFFECT_LIVE
-    steps = virsh_steps(plan)
     step = None
     try:
         if plan.sched:
-            step = steps[-1]
             dom.setSchedulerParametersFlags(plan.sched, sched_flags)
-        for i, ((kind, index), cpus) in enumerate(plan.sorted_pins()):
-            step = steps[i]
+        for (kind, index), cpus in plan.sorted_pins():
+            step = (kind, index)
             row = PIN[kind]
             args = (index,) if row.indexed else ()
             args += (cpus.to_bools(cpumap_len), flags)
@@ -339,7 +336,7 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
                 getattr(dom, row.setter)(*args)
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
-        raise PolicyError("%s: %s failed: %s" % (plan.domain, step, error_text(e)), LIBVIRT) from None
+        raise StepFailed(plan, step, error_text(e)) from None
 
 
 def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True):

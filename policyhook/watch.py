@@ -25,6 +25,7 @@ from . import state
 from .errors import PolicyError
 from .log import log
 from .report import Verified, verify_one
+from .results import Writes
 
 BACKOFF = (0.5, 1, 2, 5, 10, 30)
 REPAIRS = 3     # repairs of one domain per [watch] interval; past that, drift is only reported
@@ -215,7 +216,7 @@ class Watcher:
 
     def isolate(self):
         """Host isolation for what runs now (it completes or undoes a crashed update)."""
-        from .effects import describe
+        from .describe import isolation_line as describe
 
         for pm in self.links.values():
             if pm is not None and pm.uri == self.settings.uri:
@@ -271,7 +272,8 @@ class Watcher:
                         " (repaired %d times in %gs: it keeps coming back; not repaired until then)" \
                         % (len(recent), self.settings.watch_interval)
                     self.say("%s: drift (%s): %s%s" % (name, why, text, more), "warning")
-                    state.update(self.paths, ctx.name, drift=docs, drift_at=time.time())
+                    fields = {"drift": docs, "drift_at": time.time()}
+                    pm.registry.transact(lambda _snap: Writes(state={ctx.name: fields}))
                 return v.status
             self.reported.pop(ctx.name, None)
             from .enforce import previous_plan

@@ -2,7 +2,7 @@
 # The guest lab: a host like the users' (systemd, a pure cgroup v2 hierarchy, libvirt 11,
 # the distribution's python3 and its libvirt, jsonschema and filelock), as a Debian 13
 # guest booted under QEMU (TCG) on this machine, with policyhook installed by its own
-# `make install`. This machine itself cannot have cgroup v2 (libvirt-lab.md, section 10).
+# `make install`. This machine itself cannot have cgroup v2 (doc/design.md "libvirt facts").
 #
 # Nothing leaves this machine: the guest's one network is QEMU's user network with
 # restrict=on, and its sshd is reached through a port on 127.0.0.1 only.
@@ -33,7 +33,7 @@ Options:
   --xen           the Xen variant: the same guest with Xen 4.20 and libvirt's libxl driver
                   added, booted as Xen's dom0 (its own image, run directory and ssh port,
                   so it can run beside the default guest); doc/vm-lab.md
-  --sched NAME    with --xen: Xen's scheduler, credit (the default here, the RFC's) or
+  --sched NAME    with --xen: Xen's scheduler, credit (the default here, weight and cap's own) or
                   credit2 (Xen's own default); `up` reboots a guest booted with another
   -h, --help      this text
 
@@ -207,7 +207,7 @@ configure_xen() {
     in_root "$root" systemctl mask -q xendomains.service
 }
 
-# Xen's command line. sched: the RFC's weight and cap are the credit scheduler's (--sched
+# Xen's command line. sched: policyhook's weight and cap are the credit scheduler's (--sched
 # credit2 for Xen's own default). dom0 gets 2 vCPUs and 1 GiB, as production dom0s are
 # kept small; under TCG every page-table update of a PV dom0 is an emulated hypercall,
 # and 8 dom0 vCPUs on 2 host cores took four times as long to boot. smap=0: with SMAP,

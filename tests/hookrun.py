@@ -8,6 +8,7 @@ import sys
 
 from policyhook.paths import Paths
 from policyhook.registry import Registry
+from policyhook.results import Writes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOOK = os.path.join(REPO, "hooks", "qemu")
@@ -64,12 +65,8 @@ def run_hook(root, name, op, sub, xml=None, timeout=20, hook=HOOK):
 
 def save(root, policy=None, host=None):
     """Store a domain policy and/or the host policy in the test registry under `root`."""
-    reg = Registry(Paths(str(root)))
-    with reg.lock():
-        if policy is not None:
-            reg.save(policy)
-        if host is not None:
-            reg.save_host(host)
+    Registry(Paths(str(root))).transact(
+        lambda _snap: Writes(domains=[policy] if policy is not None else [], host=host))
 
 
 def state(root, name):

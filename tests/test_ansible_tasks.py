@@ -18,6 +18,7 @@ from policyhook.errors import PolicyError
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry
+from policyhook.results import Writes
 
 sys.path.insert(0, os.path.join(REPO, "contrib", "ansible"))
 from ansible_collections.policyhook.libvirt.plugins.module_utils import policy as tasks  # noqa: E402
@@ -145,8 +146,7 @@ def test_occupancy_check_mode_then_real_then_unchanged_then_absent(paths, conn):
 
 
 def test_occupancy_refused_saves_nothing(paths, conn):
-    with Registry(paths).lock():
-        Registry(paths).save(policy("stopped", pins={0: "2"}))
+    Registry(paths).transact(lambda _snap: Writes(domains=[policy("stopped", pins={0: "2"})]))
     before = snapshot(paths.etc)
     with pytest.raises(PolicyError) as info:
         occupy(paths, conn, cpus="2", domains=["running2"])

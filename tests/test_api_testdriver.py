@@ -2,7 +2,7 @@
 
 Real API calls, no daemon. The test driver looks domains up, reports their XML, state
 and pins, and pins with flags=0; it refuses pinVcpuFlags with AFFECT_LIVE and every
-flagged scheduler call (libvirt-lab.md section 7). So the live apply is checked through a
+flagged scheduler call (doc/design.md "libvirt facts"). So the live apply is checked through a
 thin wrapper around the real connection whose domains record those three calls and
 carry them out the way the test driver can (pinVcpu with flags=0; the scheduler
 parameters kept in the wrapper). Its getCPUMap() is fixed: 8 entries, CPUs 0,2,4 online,
@@ -15,7 +15,7 @@ import os
 import libvirt
 import pytest
 from testdriver import URI, RecordingConn
-from unit_helpers import policy
+from unit_helpers import policy, store
 
 from policyhook import errors, state
 from policyhook.api import PolicyManager
@@ -142,8 +142,7 @@ def test_not_defined_and_not_running(paths, fake):
 def test_conflict_with_the_xml_vcpu_count(paths, fake):
     # A stored pin the domain no longer has a vCPU for: cpupolicy reports the conflict.
     reg = Registry(paths)
-    with reg.lock():
-        reg.save(policy("running2", {3: "0"}))
+    store(reg, [policy("running2", {3: "0"})])
     r = manager(paths, fake).report("running2")
     assert r.conflict == "vCPU 3 of 'running2' has a pin, but the domain has 2 vCPUs (0-1)"
     assert r.effective is None
@@ -247,9 +246,7 @@ def test_report_shows_live_values_and_drift(paths, fake, conn):
 def test_apply_all_running(paths, fake):
     pm = manager(paths, fake)
     reg = Registry(paths)
-    with reg.lock():
-        reg.save(policy("pinned1", emulator="2"))
-        reg.save(policy("stopped", weight=3))
+    store(reg, [policy("pinned1", emulator="2"), policy("stopped", weight=3)])
     results = pm.apply()
     assert [(r.domain, r.status, r.applied and virsh_steps(r.applied)) for r in results] == [
         ("pinned1", Status.APPLIED, ["emulatorpin 2"]), ("running2", Status.APPLIED, None)]
@@ -355,7 +352,8 @@ def test_running_mode_moves_others_only_while_an_occupant_runs(paths, fake):
 
 
 def test_cpuoccupy_refuses_a_hand_pinned_vcpu(paths, fake, conn):
-    # The RFC's rule: a running domain outside DOMAINS pinned (by hand) only to that pCPU.
+    # The rule on live pins (doc/design.md "Occupancy"): a running domain outside DOMAINS
+    # pinned (by hand) only to that pCPU.
     conn.lookupByName("running2").pinVcpu(1, bools("2"))
     e = refused(lambda: manager(paths, fake).occupy("2", "pinned1"))
     assert e.code == errors.CONFLICT

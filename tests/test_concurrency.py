@@ -8,7 +8,7 @@ import time
 
 import oracle
 import pytest
-from unit_helpers import REPO, make_registry, policy, snapshot_policy_files, write_raw
+from unit_helpers import REPO, make_registry, policy, snapshot_policy_files, store, write_raw
 
 from policyhook import errors
 from policyhook.errors import PolicyError
@@ -137,8 +137,7 @@ def test_lock_free_again_after_the_holder_exits(tmp_path, holder):
     with FlockLock(paths.lock, 1):
         pass
     reg = Registry(paths, lock_timeout=1)
-    with reg.lock():
-        reg.save(policy("vm1", weight=5))
+    store(reg, [policy("vm1", weight=5)])
     assert reg.load("vm1").sched.get("weight") == 5
 
 

@@ -141,24 +141,21 @@ def test_an_original_stays_on_record_until_its_definition_is_defined(tmp_path):
     from policyhook import definition
     from policyhook.errors import PolicyError
     from policyhook.locking import FlockLock
-    from policyhook.safeio import ensure_dir
+    from policyhook.registry import Registry
 
     paths = Paths(str(tmp_path))
-    ensure_dir(paths.run)
-
-    def lock():
-        return FlockLock(paths.lock, 1)
+    reg = Registry(paths, 1, FlockLock)
     v = FakeVirt(XML)
     f = parse_domain_xml(XML)
     both = plan(policy("vm", {0: "2", 1: "3"}), HostPolicy(), f, HOST4)
-    definition.put(paths, lock, v, None, None, "vm", "u1", both)
+    definition.put(reg, v, None, None, "vm", "u1", both)
     assert "cpuset=\"3\"" in v.xml
     v.fail = True            # unset vCPU 1's pin, and libvirt refuses the new definition
     one = plan(policy("vm", {0: "2"}), HostPolicy(), f, HOST4)
     with pytest.raises(PolicyError):
-        definition.put(paths, lock, v, None, None, "vm", "u1", one)
+        definition.put(reg, v, None, None, "vm", "u1", one)
     assert originals.load(paths, "vm").saved["vcpupin 1"] == '<vcpupin vcpu="1" cpuset="0" />'
     v.fail = False
-    definition.put(paths, lock, v, None, None, "vm", "u1", None)     # remove
+    definition.put(reg, v, None, None, "vm", "u1", None)     # remove
     assert find_cputune(v.xml) == '<cputune><vcpupin vcpu="1" cpuset="0" /></cputune>'
     assert originals.load(paths, "vm") is None

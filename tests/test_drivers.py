@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import libvirt
 import pytest
-from unit_helpers import policy
+from unit_helpers import policy, store
 
 from policyhook import mapping, virt
 from policyhook.api import PolicyManager
@@ -385,8 +385,7 @@ def test_weight_and_cap_on_xen_under_credit2_go_with_flags_0(paths):
 def test_cpupolicy_shows_what_the_driver_cannot_do_once(paths):
     ct = FakeDomain("ct", "lxc")
     reg = Registry(paths)
-    with reg.lock():     # as policyctl --offline would have saved it
-        reg.save(policy("ct", {0: "1", 1: "2"}, emulator="0", weight=512))
+    store(reg, [policy("ct", {0: "1", 1: "2"}, emulator="0", weight=512)])   # as policyctl --offline would
     pm = manager(paths, FakeConn("LXC", ct))
     ct.sched["cpu_shares"] = 2048
     out = io.StringIO()

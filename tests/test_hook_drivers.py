@@ -193,7 +193,7 @@ def test_libxl_migrate_with_only_a_cap_leaves_the_xml_alone(root):
 
 def test_xen_reboot_runs_the_whole_cycle_and_the_policy_is_applied_again(root):
     """On Xen a guest reboot re-creates the domain: libvirt runs the full hook cycle
-    (libvirt-lab.md: QEMU runs none). Each cycle plans the policy again at prepare and
+    (doc/design.md "libvirt facts": QEMU runs none). Each cycle plans the policy again at prepare and
     starts a new applier at start."""
     save(root, pinned("xen1", {0: CpuSet([LAST])}, weight=512, cap=50))
     pids = []

@@ -10,10 +10,11 @@ import os
 
 import pytest
 
-from policyhook import housekeeping, quietcpus
+from policyhook import describe, housekeeping, quietcpus
 from policyhook.cpuset import CpuSet
 from policyhook.hostfiles import PF_KTHREAD, PF_NO_SETAFFINITY, HostFiles, IrqBalance
 from policyhook.paths import Paths
+from policyhook.registry import Registry
 from policyhook.systemd import Systemd
 
 IRQS = {  # irq: (smp_affinity_list, name)
@@ -132,11 +133,12 @@ def update(root, held, countdown=None, repair=True, irqbalance=None, **kw):
     countdown = countdown or Countdown()
 
     @contextlib.contextmanager
-    def lock():
+    def lock(_path, _timeout):
         countdown.step()
         yield
 
-    return quietcpus.update(Paths(root), lock, FakeFiles(root, countdown, **kw), irqbalance,
+    registry = Registry(Paths(root), lock=lock)
+    return quietcpus.update(Paths(root), registry, FakeFiles(root, countdown, **kw), irqbalance,
                             CpuSet.parse(held) if held else CpuSet(), repair)
 
 
@@ -249,7 +251,7 @@ def test_an_irq_registered_on_a_held_cpu_is_moved(root):
     r = update(root, "2-3")
     assert r.changed == {"irq/41": "0-1,4-7"}
     occupy(root)
-    assert quietcpus.drift(Paths(root), On(), ["a"], contextlib.nullcontext)[0] == []
+    assert quietcpus.drift(Paths(root), On(), ["a"], Registry(Paths(root)))[0] == []
     update(root, "")
     assert irq_mask(root, "41") == "0-7"
 
@@ -432,17 +434,17 @@ def test_verify_names_an_irq_back_on_a_held_cpu_and_a_mask_not_given_back(root):
     put(os.path.join(root, "proc/irq/24/smp_affinity_list"), "0-7\n")       # someone moved it back
     put(os.path.join(root, "sys/devices/virtual/workqueue/cpumask"), "ff\n")
     paths = occupy(root)
-    found, names = quietcpus.drift(paths, On(), ["a"], contextlib.nullcontext)
+    found, names = quietcpus.drift(paths, On(), ["a"], Registry(paths))
     assert found == [("irq/24", "0-7", "0-1,4-7"), ("workqueue", "ff", "f3")]
     assert names["irq/24"] == "virtio0-config"
     # a stopped occupant whose masks were not given back is drift too
-    found, _names = quietcpus.drift(paths, On(), [], contextlib.nullcontext)
+    found, _names = quietcpus.drift(paths, On(), [], Registry(paths))
     assert ("irq/default", "f3", "ff") in found
 
 
 def test_describe_says_what_was_done(root):
     r = update(root, "2-3")
-    text = quietcpus.describe(r)
+    text = describe.quiet_line(r)
     assert text.startswith("quiet CPUs: 8 masks kept off 2-3 (irq/default, irq/24, irq/25, irq/26, "
                            "kthread/2/1234, ")
     assert "kernel-managed IRQs stay: 30 on 2, 31 on 3" in text
@@ -521,10 +523,11 @@ def test_nothing_held_nothing_recorded_the_host_is_not_read(tmp_path):
     paths = Paths(str(tmp_path))       # no /proc, no /sys, no registry under this root
 
     @contextlib.contextmanager
-    def lock():
+    def lock(_path, _timeout):
         yield
-    assert quietcpus.update_for(paths, On(), ["a"], lock) is None
-    assert quietcpus.update_for(paths, _Off(), ["a"], lock) is None
+    registry = Registry(paths, lock=lock)
+    assert quietcpus.update_for(paths, On(), ["a"], registry) is None
+    assert quietcpus.update_for(paths, _Off(), ["a"], registry) is None
 
 
 class _Off:

@@ -11,6 +11,7 @@ from policyhook import isolation
 from policyhook.cpuset import CpuSet
 from policyhook.model import HostPolicy
 from policyhook.paths import Paths
+from policyhook.registry import Registry
 from policyhook.systemd import Systemd, SystemdError
 
 HOST = CpuSet.parse("0-7")
@@ -49,12 +50,12 @@ def paths(tmp_path):
     return Paths(str(tmp_path))
 
 
-def nolock():
+def nolock(_path, _timeout):
     return contextlib.nullcontext()
 
 
 def update(paths, fake, held, units=UNITS):
-    return isolation.update(paths, nolock, Systemd(fake, paths.root), HOST, held, units)
+    return isolation.update(Registry(paths, lock=nolock), Systemd(fake, paths.root), HOST, held, units)
 
 
 def test_held_cpus_are_those_of_sets_with_a_running_occupant():
@@ -98,7 +99,8 @@ def test_what_a_unit_had_is_recorded_before_it_is_changed(paths):
 def test_no_systemd_no_isolation(tmp_path):
     paths = Paths(str(tmp_path))
     fake = FakeSystemctl()
-    r = isolation.update(paths, nolock, Systemd(fake, paths.root), HOST, CpuSet.parse("1"), UNITS)
+    r = isolation.update(Registry(paths, lock=nolock), Systemd(fake, paths.root), HOST, CpuSet.parse("1"),
+                         UNITS)
     assert r.skipped == "systemd does not run this host: nothing to isolate the host's processes with"
     assert fake.calls == []
 

@@ -193,7 +193,7 @@ def scenarios(draw):
 
 
 def expected_refusal(stored, host, domain, host_cpus):
-    """Whether the policy cannot be satisfied, by the rules of DESIGN.md, computed independently."""
+    """Whether the policy cannot be satisfied, by the rules of doc/design.md, computed independently."""
     pins = stored.pins_of("vcpu") if stored else {}
     emulator = stored.pins_of("emulator").get(0) if stored else None
     if domain.vcpus is not None and any(v >= domain.vcpus for v in pins):

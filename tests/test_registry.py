@@ -7,7 +7,7 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit_helpers import pinned, policy, write_raw
+from unit_helpers import pinned, policy, store, write_raw
 
 from policyhook import errors, jsondoc, safeio
 from policyhook.cpuset import CpuSet
@@ -15,6 +15,7 @@ from policyhook.errors import PolicyError
 from policyhook.model import DomainPolicy, HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry, read_domain, read_host
+from policyhook.results import Writes
 
 FIX = "; fix it or run 'policyctl check'"
 
@@ -32,11 +33,7 @@ def reg(paths):
 
 
 def save(reg, *policies, host=None):
-    with reg.lock():
-        for p in policies:
-            reg.save(p)
-        if host is not None:
-            reg.save_host(host)
+    store(reg, policies, host)
 
 
 def refused(fn):
@@ -105,15 +102,57 @@ def test_host_round_trip(reg, paths):
     assert read_host(paths) == HostPolicy()
 
 
+def test_a_transaction_saves_all_or_nothing(reg, paths):
+    """Every policy of a transaction is validated before the first is saved; a function
+    that raises saves nothing; the result is what the caller gets back."""
+    save(reg, policy("vm1", weight=5))
+    before = snapshot_files(paths)
+    bad = policy("vm2", weight=5)
+    bad.sched["weight"] = 0      # below the schema's minimum
+    e = refused(lambda: reg.transact(lambda _snap: Writes(domains=[policy("vm1", weight=7), bad],
+                                                          host=HostPolicy({1: ("vm1",)}))))
+    assert e.code == errors.REGISTRY
+    assert snapshot_files(paths) == before
+
+    def fails(snap):
+        assert snap.domain("vm1") == policy("vm1", weight=5)
+        raise errors.conflict("no")
+    assert refused(lambda: reg.transact(fails)).code == errors.CONFLICT
+    assert snapshot_files(paths) == before
+    def bump(snap):
+        return Writes(domains=[policy("vm1", weight=snap.domain("vm1").sched["weight"] + 1)], result="done")
+    got = reg.transact(bump)
+    assert got == "done" and reg.load("vm1") == policy("vm1", weight=6)
+
+
+def test_a_snapshot_reads_each_file_once(reg, paths):
+    save(reg, policy("vm1", weight=5), host=HostPolicy({1: ("vm1",)}))
+
+    def twice(snap):
+        first = (snap.host(), snap.domain("vm1"), snap.policies())
+        os.unlink(paths.domain_file("vm1"))
+        return first, (snap.host(), snap.domain("vm1"), snap.policies())
+    first, second = reg.read(twice)
+    assert first == second and first[1] == policy("vm1", weight=5)
+
+
+def snapshot_files(paths):
+    found = {}
+    for f in sorted(os.listdir(paths.domains)):
+        with open(os.path.join(paths.domains, f), "rb") as fh:
+            found[f] = fh.read()
+    return found, os.path.exists(paths.host_file)
+
+
 def test_empty_policy_removes_the_file(reg, paths):
     save(reg, policy("vm1", weight=5))
     assert os.path.exists(paths.domain_file("vm1"))
-    with reg.lock():
-        assert reg.save(DomainPolicy("vm1")) is True
-        assert reg.save(DomainPolicy("vm1")) is False
+    save(reg, DomainPolicy("vm1"))
     assert not os.path.exists(paths.domain_file("vm1"))
+    save(reg, DomainPolicy("vm1"))
     assert reg.load("vm1") is None
-    assert reg.remove("vm1") is False
+    reg.transact(lambda _snap: Writes(remove=["vm1"]))
+    assert not os.path.exists(paths.domain_file("vm1"))
 
 
 def test_missing_registry_reads_as_empty(tmp_path):
@@ -213,8 +252,7 @@ def test_hand_broken_domain_file(reg, paths, data, message, check_message):
         assert "\n" not in str(e)
     assert reg.check() == ["%s: %s" % (path, check_message or message)]
     # A broken file is never rewritten behind the admin's back: an edit refuses too.
-    with reg.lock():
-        e = refused(lambda: reg.load("vm1"))
+    e = refused(lambda: reg.transact(lambda snap: Writes(domains=[snap.domain("vm1")])))
     with open(path, "rb") as f:
         assert f.read() == data
 

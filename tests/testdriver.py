@@ -1,7 +1,7 @@
 """libvirt's test driver with our own host XML (tests/data/testhost.xml), and a thin
 wrapper whose domains record the pin and scheduler calls and carry them out the way the
 test driver can (it refuses pinVcpuFlags with AFFECT_LIVE and every flagged scheduler
-call: libvirt-lab.md section 7)."""
+call: doc/design.md "libvirt facts")."""
 
 import os
 

@@ -6,6 +6,7 @@ from policyhook.cpuset import CpuSet
 from policyhook.model import DomainPolicy, HostPolicy
 from policyhook.paths import Paths
 from policyhook.registry import Registry
+from policyhook.results import Writes
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
@@ -26,14 +27,14 @@ def policy(name, pins=None, emulator=None, weight=None, cap=None, uuid=None, iot
 def make_registry(root, policies=(), occupancy=None):
     """A registry under `root` holding `policies` and, when given, host.json's occupancy."""
     paths = Paths(str(root))
-    reg = Registry(paths)
-    with reg.lock():
-        for p in policies:
-            reg.save(p)
-        if occupancy:
-            reg.save_host(HostPolicy(occupancy))
+    store(Registry(paths), policies, HostPolicy(occupancy) if occupancy else None)
     os.makedirs(paths.domains, exist_ok=True)
     return paths
+
+
+def store(reg, policies=(), host=None):
+    """Save `policies` (and `host`, when given) in one transaction of Registry `reg`."""
+    return reg.transact(lambda _snap: Writes(domains=policies, host=host))
 
 
 def write_raw(path, data, mode=0o644):

@@ -12,9 +12,10 @@ import sys
 from ..errors import INTERNAL, INVALID, LIBVIRT, NOT_IN_FORCE, REGISTRY, PolicyError, printable
 
 
-def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
-    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open and
-    `environ` os.environ in tests."""
+def main(argv=None, stdout=None, stderr=None, connect=None, environ=None, **adapters):
+    """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open,
+    `environ` os.environ and `adapters` (lock, systemd: session.Session) the registry
+    lock and systemd in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -25,7 +26,7 @@ def main(argv=None, stdout=None, stderr=None, connect=None, environ=None):
         return 0
     try:
         args = parse(argv)
-        return run(args, out, err, connect, os.environ if environ is None else environ)
+        return run(args, out, err, connect, os.environ if environ is None else environ, adapters)
     except PolicyError as e:
         if debug:
             import traceback
@@ -63,11 +64,12 @@ def parse(argv):
     return build().parse_args(argv)
 
 
-def run(args, out, err, connect, environ):
+def run(args, out, err, connect, environ, adapters=None):
     from ..paths import Paths
     from ..settings import load_settings
     from . import show
 
+    adapters = adapters or {}
     paths = Paths(args.root)
     if args.command == "check":
         from . import checks
@@ -80,7 +82,7 @@ def run(args, out, err, connect, environ):
 
     # virsh's order: -c, then LIBVIRT_DEFAULT_URI; then ours.
     uri = args.connect or environ.get("LIBVIRT_DEFAULT_URI") or settings.uri
-    pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline)
+    pm = PolicyManager(paths, uri=uri, settings=settings, connect=connect, offline=args.offline, **adapters)
     cmd = args.command
     dry = getattr(args, "dry_run", False)
     undefined = getattr(args, "undefined", False)
@@ -209,7 +211,7 @@ def apply(pm, args, out, err):
 def host_isolation(result, args, out, err):
     """Host isolation's part of cpuoccupy and apply --all: a line, or a warning when it
     could do nothing (no systemd) or systemctl refused."""
-    from ..effects import describe
+    from ..describe import isolation_line as describe
 
     text = describe(result)
     if text is None or args.json:

@@ -248,7 +248,7 @@ def policy_report(r, out):
 
 def quiet_drift(found, names, out):
     """verify: the masks [occupancy] housekeeping keeps that are not as it left them."""
-    from ..quietcpus import what
+    from ..describe import quiet_what as what
 
     for key, now, wanted in found:
         out.write("host: DRIFT (quiet CPUs): %s: %s, wanted %s (policyctl apply --all)\n"

@@ -1,5 +1,5 @@
 """A real libvirtd and real QEMU/TCG domains and LXC containers for the end-to-end tests
-(libvirt-lab.md). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
+(doc/design.md "libvirt facts"). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
 containers)."""
 
 import glob

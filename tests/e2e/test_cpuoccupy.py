@@ -64,7 +64,8 @@ def test_three_domains(domains):
     lab.wait_for(lambda: _pins(c) == ({0: "0-1", 1: "0-1"}, "0-1"), 15, "CPU 1 to be free again")
     assert _host_bytes() is None
 
-    # The RFC's rule: an outsider with a vCPU pinned by hand only to CPU 1 stops occupancy.
+    # The rule on live pins (doc/design.md "Occupancy"): an outsider with a vCPU pinned by
+    # hand only to CPU 1 stops occupancy.
     lab.virsh("vcpupin", c, "0", "1", "--live")
     before = _host_bytes()
     r = lab.policyctl("cpuoccupy", "1", "%s,%s" % (a, b))

@@ -1,4 +1,4 @@
-"""The registry lock is never held across a libvirt call (DESIGN.md "Lock discipline").
+"""The registry lock is never held across a libvirt call (doc/design.md "Lock discipline").
 
 A busy domain X: its QEMU frozen (SIGSTOP) with a monitor command pending, so libvirt's
 job lock on X is held and any change to X waits on libvirt (up to its 30 s job timeout).

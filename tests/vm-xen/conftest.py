@@ -1,4 +1,4 @@
-"""The Xen tier: policyhook on the hypervisor the RFC was written for. It runs inside the
+"""The Xen tier: policyhook on the hypervisor weight and cap come from. It runs inside the
 lab's Xen dom0 (scripts/vm-lab.sh --xen: Xen 4.20 under QEMU's TCG, libvirt 11's libxl
 driver), as root, with policyhook installed there by `make install`, and reads back
 what Xen itself enforces with xl. `make e2e-vm-xen` runs it twice: with Xen booted

@@ -1,4 +1,4 @@
-"""The guest is a Xen host as the RFC knew it: Xen 4.20 with dom0, libvirt's libxl driver
+"""The guest is a Xen host as weight and cap know it: Xen 4.20 with dom0, libvirt's libxl driver
 answering on xen:///system, and policyhook's libxl hook installed by `make install`.
 dom0 runs on 2 of Xen's 8 physical CPUs, so dom0's own CPU list is not the host's."""
 

@@ -1,4 +1,4 @@
-"""The RFC's story on Xen itself, under the credit scheduler: a policy recorded with
+"""The whole story on Xen itself, under the credit scheduler: a policy recorded with
 policyctl while the domain is off, `virsh -c xen:///system start`, and the policy read
 back from Xen with its own tools (`xl vcpu-list` for the pins, `xl sched-credit` for
 weight and cap, "same as xm sched-credit -d <domain> -w <weight> -c <cap>"); then a

@@ -1,7 +1,7 @@
 """Weight and cap on cgroup v2, read from the kernel's files of the domain's cgroups:
 applied live by policyctl to a running domain, and put in force by the hook at start.
 
-What is right (policyhook's mapping, DESIGN.md): weight W is cpu_shares =
+What is right (policyhook's mapping, doc/design.md): weight W is cpu_shares =
 clamp(round(W * 100 / 256), 1, 10000), which libvirt writes into the scope's cpu.weight
 (range 1-10000, default 100 = weight 256); cap C is C ms of CPU per 100 ms period for
 the whole domain, in cpu.max of its libvirt/ cgroup, and cap 0 is no limit ("max")."""
