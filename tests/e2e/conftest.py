@@ -88,7 +88,7 @@ def _host_policy_refusal():
 def _install_instance():
     """The package's files under ROOT (make install-data DESTDIR), policyctl into this
     interpreter's virtualenv, and the wrappers libvirtd runs; then libvirtd reloads, as
-    it must to see a new hook (libvirt-lab.md 5)."""
+    it must to see a new hook (the Makefile's reload-libvirtd)."""
     if os.path.lexists(ROOT):          # left by a session that was killed
         shutil.rmtree(ROOT)
     os.makedirs(ROOT, mode=0o755)
