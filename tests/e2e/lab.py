@@ -1,6 +1,11 @@
 """A real libvirtd and real QEMU/TCG domains and LXC containers for the end-to-end tests
 (doc/design.md "libvirt facts"). Every helper about domains takes `uri` (QEMU's by default; LXC_URI for
-containers)."""
+containers).
+
+The registry root and the hook the helpers use are the installed package's ("/" and
+HOOKDIR/DRIVER.d/policyhook) in the lab guests (tests/vm, tests/vm-xen), which are the
+tests' own machines. On a host that may be an admin's, tests/e2e/conftest.py calls
+use_instance() first: a scratch root and a hook instance of the tests' own."""
 
 import glob
 import json
@@ -15,10 +20,30 @@ URI = "qemu:///system"
 LXC_URI = "lxc:///system"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POLICYCTL = os.path.join(os.path.dirname(sys.executable), "policyctl")
-HOOK = "/etc/libvirt/hooks/qemu.d/policyhook"
-LXC_HOOK = "/etc/libvirt/hooks/lxc.d/policyhook"
+HOOKDIR = "/etc/libvirt/hooks"
 PIDFILE = "/run/libvirtd.pid"
 PREFIX = "phe2e-"
+# The disposable-host setting: where it is "yes", the tests may move every domain of the
+# daemon (tests/e2e/conftest.py).
+DISPOSABLE = "POLICYHOOK_TEST_DISPOSABLE_HOST"
+
+ROOT = "/"                                          # the registry root (policyctl --root)
+HOOK = HOOKDIR + "/qemu.d/policyhook"               # what libvirtd runs for QEMU domains
+LXC_HOOK = HOOKDIR + "/lxc.d/policyhook"            # ... and for containers
+RUNS = (HOOK, LXC_HOOK)                             # the hook files the processes run
+
+
+def use_instance(root, hook, lxc_hook, runs):
+    """Helpers on the registry under `root`, whose domains libvirtd hands to the hooks
+    `hook` and `lxc_hook`, which run (exec) the files `runs`."""
+    global ROOT, HOOK, LXC_HOOK, RUNS
+    ROOT, HOOK, LXC_HOOK, RUNS = root, hook, lxc_hook, tuple(runs)
+
+
+def paths():
+    """policyhook's own layout of the registry root the helpers use (policyhook.paths)."""
+    from policyhook.paths import Paths
+    return Paths(ROOT)
 
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
@@ -67,8 +92,13 @@ def virsh(*args, check=True, timeout=60, uri=URI):
     return run(["virsh", "-c", uri] + list(args), check=check, timeout=timeout)
 
 
+def policyctl_argv(*args):
+    """policyctl's command line on the helpers' registry root."""
+    return [POLICYCTL, "--root", ROOT] + list(args)
+
+
 def policyctl(*args, check=False):
-    return run([POLICYCTL] + list(args), check=check)
+    return run(policyctl_argv(*args), check=check)
 
 
 def daemon_up(uri=URI):
@@ -211,14 +241,14 @@ def appliers():
                 cmd = f.read()
         except OSError:
             continue
-        if (HOOK.encode() in cmd or LXC_HOOK.encode() in cmd) and not _zombie(int(pid)):
+        if any(path.encode() + b"\0" in cmd for path in RUNS) and not _zombie(int(pid)):
             found.append(int(pid))
     return found
 
 
 def state(name):
     """The runtime state policyhook recorded for a running domain, or None."""
-    path = "/run/policyhook/state/%s.json" % name
+    path = paths().state_file(name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -259,10 +289,10 @@ def occupied():
             for c in k["cpus"] if c["occupied_by"]}
 
 
-def log_text(path="/var/log/policyhook/policyhook.log"):
+def log_text():
     """policyhook's log as it is now ('' before its first line)."""
     try:
-        with open(path) as f:
+        with open(paths().log) as f:
             return f.read()
     except FileNotFoundError:
         return ""
@@ -299,12 +329,21 @@ def remove_throwaways(prefix, uri=URI, remove=None, missing_ok=False):
             (remove or (lambda n: undefine(n, uri)))(name)
 
 
+def foreign_domains(prefix):
+    """The domains of the daemon, running or defined, not named `prefix`...: 'NAME (qemu)',
+    'NAME (lxc)' (where libvirtd has its LXC driver)."""
+    found = []
+    for uri, kind in ((URI, "qemu"), (LXC_URI, "lxc")):
+        listed = virsh("list", "--all", "--name", uri=uri, check=uri == URI)
+        names = listed.stdout.split() if listed.returncode == 0 else []
+        found += ["%s (%s)" % (name, kind) for name in names if not name.startswith(prefix)]
+    return found
+
+
 def remove_test_policies(prefix):
-    """The policies of domains named `prefix`..., and the host policy."""
-    for path in glob.glob("/etc/policyhook/domains/%s*.json" % prefix):
+    """The policies of domains named `prefix`... in the helpers' registry."""
+    for path in glob.glob(os.path.join(glob.escape(paths().domains), "%s*.json" % prefix)):
         os.unlink(path)
-    if os.path.exists("/etc/policyhook/host.json"):
-        os.unlink("/etc/policyhook/host.json")
 
 
 def write_readings(terminalreporter, title, readings):

@@ -6,10 +6,11 @@ import json
 import os
 
 import lab
+import pytest
 
 
 def _policy(name):
-    path = "/etc/policyhook/domains/%s.json" % name
+    path = lab.paths().domain_file(name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -17,13 +18,13 @@ def _policy(name):
 
 
 def _log_since(offset):
-    with open("/var/log/policyhook/policyhook.log") as f:
+    with open(lab.paths().log) as f:
         f.seek(offset)
         return f.read()
 
 
 def _log_size():
-    path = "/var/log/policyhook/policyhook.log"
+    path = lab.paths().log
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
@@ -46,10 +47,10 @@ def test_typo_id_uuid_and_a_wrong_uri(domains):
     assert r.returncode == 0 and r.stdout.startswith("%s: vCPU 0 pinned to 1: saved; applied live" % name)
     assert _policy(name) == {"version": 1, "domain": name, "uuid": uuid, "vcpupin": {"0": "1"},
                              "weight": 300}
-    assert not os.path.exists("/etc/policyhook/domains/%s.json" % domid)
+    assert not os.path.exists(lab.paths().domain_file(domid))
 
     for args, env in ((["-c", "bogus:///x"], {}), ([], {"LIBVIRT_DEFAULT_URI": "bogus:///x"})):
-        r = lab.run([lab.POLICYCTL] + args + ["schedweight", name, "500"], check=False,
+        r = lab.run(lab.policyctl_argv(*args + ["schedweight", name, "500"]), check=False,
                     env=dict(os.environ, **env))
         assert (r.returncode, r.stdout, r.stderr) == (
             6, "", "Error: cannot connect to bogus:///x: no connection driver available for bogus:///x\n")
@@ -109,13 +110,14 @@ def test_a_policy_stays_with_its_domain(domains):
     r = lab.policyctl("verify", name)
     assert (r.returncode, r.stdout) == (7, "%s: NOT APPLIED: %s\n" % (name, fix))
     r = lab.policyctl("check")
-    assert r.returncode == 4 and "%s: %s\n" % ("/etc/policyhook/domains/%s.json" % name, fix) in r.stdout
+    assert r.returncode == 4 and "%s: %s\n" % (lab.paths().domain_file(name), fix) in r.stdout
     r = lab.policyctl("rebind", name)
     assert r.returncode == 0, r.stderr
     assert lab.vcpupin(name)[0] == "1"
     assert lab.policyctl("verify", name).returncode == 0
 
 
+@pytest.mark.moves_others      # cpuoccupy
 def test_rename_follows_virsh_domrename(domains):
     old = domains("-old")
     new = old[:-len("-old")] + "-new"

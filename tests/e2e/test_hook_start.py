@@ -5,6 +5,7 @@ import os
 import time
 
 import lab
+import pytest
 
 
 def _in_force(name, pins, shares=None, quota=None):
@@ -42,6 +43,7 @@ def test_policy_written_while_off_is_in_force_after_start(domains):
     _in_force(name, {0: "1", 1: "0"}, "2048", "50000")
 
 
+@pytest.mark.restarts_libvirtd
 def test_reconnect_applies_a_policy_changed_while_libvirtd_was_down(domains):
     name = domains()
     assert lab.policyctl("vcpupin", name, "0", "0").returncode == 0
@@ -61,7 +63,7 @@ def test_reconnect_applies_a_policy_changed_while_libvirtd_was_down(domains):
 def test_conflicting_policy_makes_start_fail_with_our_message(domains):
     name = domains()
     # Written for a 4-vCPU domain; this one has 2.
-    with open("/etc/policyhook/domains/%s.json" % name, "w") as f:
+    with open(lab.paths().domain_file(name), "w") as f:
         json.dump({"version": 1, "domain": name, "vcpupin": {"3": "0"}}, f)
     r = lab.virsh("start", name, check=False)
     assert r.returncode == 1
@@ -72,7 +74,7 @@ def test_conflicting_policy_makes_start_fail_with_our_message(domains):
 
 def test_corrupt_policy_lets_the_domain_start_and_is_reported(domains):
     name = domains()
-    path = "/etc/policyhook/domains/%s.json" % name
+    path = lab.paths().domain_file(name)
     with open(path, "w") as f:
         f.write('{"version": 1, "domain": "%s", "weight": -5}' % name)
     lab.virsh("start", name)
@@ -80,7 +82,7 @@ def test_corrupt_policy_lets_the_domain_start_and_is_reported(domains):
     r = lab.policyctl("check")
     assert r.returncode == 4
     assert "%s: $.weight: -5 is less than the minimum of 1" % path in r.stdout
-    with open("/var/log/policyhook/policyhook.log") as f:
+    with open(lab.paths().log) as f:
         assert "%s prepare/begin: policy not checked: %s: $.weight: -5 is not in 1..65535" \
             % (name, path) in f.read()
 

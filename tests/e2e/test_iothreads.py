@@ -7,6 +7,7 @@ import json
 import os
 
 import lab
+import pytest
 
 
 def _in_force(name, want):
@@ -14,6 +15,7 @@ def _in_force(name, want):
                         "IOThread pins %s on %s" % (want, name))
 
 
+@pytest.mark.moves_others      # cpuoccupy
 def test_iothread_pins_from_start_to_restore(domains, tmp_path):
     name = domains(iothreads=2)
     other = lab.PREFIX + "iothreads-occupant"
@@ -75,6 +77,6 @@ def test_iothread_pins_from_start_to_restore(domains, tmp_path):
         os.unlink(saved)
     assert lab.iothreadinfo(name) == {1: "1", 2: "0"}
     assert "<iothreadpin iothread='1' cpuset='1'/>" in lab.virsh("dumpxml", name).stdout
-    with open("/var/log/policyhook/policyhook.log") as f:
+    with open(lab.paths().log) as f:
         assert "qemu %s restore/begin: wrote the policy into <cputune>: IOThread 1 -> 1, IOThread 2 -> 0" \
             % name in f.read()

@@ -25,7 +25,7 @@ def test_a_busy_domain_does_not_block_another_start(domains):
     x, y = domains("-x"), domains("-y")
     lab.virsh("start", x)
     assert lab.policyctl("vcpupin", y, "0", "1").returncode == 0
-    log_path = "/var/log/policyhook/policyhook.log"
+    log_path = lab.paths().log
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     pid = _qemu_pid(x)
     os.kill(pid, signal.SIGSTOP)
@@ -37,10 +37,10 @@ def test_a_busy_domain_does_not_block_another_start(domains):
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(0.5)
         assert monitor.poll() is None, "the monitor command did not wait for the frozen QEMU"
-        change = subprocess.Popen([lab.POLICYCTL, "schedweight", x, "300"],
+        change = subprocess.Popen(lab.policyctl_argv("schedweight", x, "300"),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # Saved; now it waits on libvirt for X.
-        path = "/etc/policyhook/domains/%s.json" % x
+        path = lab.paths().domain_file(x)
         lab.wait_for(lambda: os.path.exists(path) and json.load(open(path)).get("weight") == 300, 10,
                      "the change to %s to be saved" % x)
         time.sleep(0.3)

@@ -35,7 +35,7 @@ def lxc_ready(installed):
                          "/sys/fs/cgroup/unified' (scripts/setup-lab.sh moves them to cgroup v1)"
                          % " ".join(left))
     if not os.access(lab.LXC_HOOK, os.X_OK):
-        pytest.fail("make install did not install %s" % lab.LXC_HOOK, pytrace=False)
+        pytest.fail("the tests' hook instance %s is not installed" % lab.LXC_HOOK, pytrace=False)
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def containers(lxc_ready, request):
     yield make
     for name in made:
         lab.undefine(name, LXC)
-        for path in ("/etc/policyhook/domains/%s.json" % name, "/run/policyhook/state/%s.json" % name):
+        for path in (lab.paths().domain_file(name), lab.paths().state_file(name)):
             if os.path.exists(path):
                 os.unlink(path)
 
@@ -63,7 +63,7 @@ def _applied(name):
 
 
 def _log():
-    with open("/var/log/policyhook/policyhook.log") as f:
+    with open(lab.paths().log) as f:
         return f.read()
 
 
@@ -119,7 +119,7 @@ def test_pins_on_lxc_are_refused_by_policyctl(containers):
         assert r.returncode == 3, (r.stdout, r.stderr)
         assert r.stderr == ("Error: %s cannot be put in force on '%s' (LXC): libvirt's LXC driver "
                             "cannot pin; nothing saved\n" % (what, ct))
-    assert not os.path.exists("/etc/policyhook/domains/%s.json" % ct)
+    assert not os.path.exists(lab.paths().domain_file(ct))
 
 
 def test_pins_stored_offline_are_reported_not_dropped(containers):
@@ -156,6 +156,7 @@ def test_pins_stored_offline_are_reported_not_dropped(containers):
     assert "this function is not supported by the connection driver: virDomainPinEmulator" in r.stderr
 
 
+@pytest.mark.restarts_libvirtd
 def test_reconnect_applies_a_change_made_while_libvirtd_was_down(containers):
     ct = containers()
     assert lab.policyctl("-c", LXC, "schedcap", ct, "50").returncode == 0

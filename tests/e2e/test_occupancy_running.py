@@ -6,22 +6,22 @@ import re
 import lab
 import pytest
 
-CONF = "/etc/policyhook/policyhook.conf"
+pytestmark = pytest.mark.moves_others
 
 
 @pytest.fixture
 def running_mode(installed):
-    with open(CONF) as f:
+    with open(lab.paths().conf) as f:
         before = f.read()
     # The shipped file has its [occupancy] header uncommented, every key commented out;
     # one installed by an older package may have no such section.
     text = re.sub(r"(?m)^\[occupancy\]$", "[occupancy]\nmode = running", before, count=1)
     if text == before:
         text = before + "\n[occupancy]\nmode = running\n"
-    with open(CONF, "w") as f:
+    with open(lab.paths().conf, "w") as f:
         f.write(text)
     yield
-    with open(CONF, "w") as f:
+    with open(lab.paths().conf, "w") as f:
         f.write(before)
     lab.policyctl("cpuoccupy", "1", "--clear")
 

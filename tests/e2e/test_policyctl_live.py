@@ -60,7 +60,7 @@ def test_inactive_domain_is_saved_not_applied(domains):
     # Nothing written into libvirt's own configuration.
     assert "<cputune>" not in lab.virsh("dumpxml", "--inactive", name).stdout
     uuid = lab.virsh("domuuid", name).stdout.strip()
-    with open("/etc/policyhook/domains/%s.json" % name) as f:
+    with open(lab.paths().domain_file(name)) as f:
         assert json.load(f) == {"version": 1, "domain": name, "uuid": uuid, "vcpupin": {"1": "0"},
                                 "weight": 300}
 

@@ -10,35 +10,34 @@ import lab
 import pytest
 
 pytestmark = pytest.mark.stress
-CONF = "/etc/policyhook/policyhook.conf"
-LOG = "/var/log/policyhook/policyhook.log"
 
 
 @pytest.fixture
 def short_applier_timeout(installed):
     """[applier] timeout = 3 in the installed configuration, restored afterwards."""
-    with open(CONF, "rb") as f:
+    with open(lab.paths().conf, "rb") as f:
         saved = f.read()
-    with open(CONF, "w") as f:
+    with open(lab.paths().conf, "w") as f:
         f.write("[applier]\ntimeout = 3\n")
     yield 3
-    with open(CONF, "wb") as f:
+    with open(lab.paths().conf, "wb") as f:
         f.write(saved)
 
 
 def _log_since(offset):
-    with open(LOG, "rb") as f:
+    with open(lab.paths().log, "rb") as f:
         f.seek(offset)
         return f.read().decode("utf-8", "replace")
 
 
+@pytest.mark.restarts_libvirtd
 def test_libvirtd_down_the_applier_gives_up_then_reconnect_applies(domains, short_applier_timeout):
     name = domains()
     assert lab.policyctl("vcpupin", name, "0", "0").returncode == 0
     lab.virsh("start", name)
     lab.wait_for(lambda: lab.vcpupin(name)[0] == "0", 15, "the first policy")
     xml = lab.virsh("dumpxml", name).stdout
-    offset = os.path.getsize(LOG)
+    offset = os.path.getsize(lab.paths().log)
     lab.stop_daemon()
     try:
         assert lab.policyctl("--offline", "vcpupin", name, "0", "1").returncode == 0
@@ -52,7 +51,7 @@ def test_libvirtd_down_the_applier_gives_up_then_reconnect_applies(domains, shor
         assert time.monotonic() - t0 < 15
         assert "%s applier (reconnect/begin): gave up after 3s: cannot connect to qemu:///system" \
             % name in gave_up
-        with open("/run/policyhook/state/%s.json" % name) as f:
+        with open(lab.paths().state_file(name)) as f:
             assert json.load(f)["result"] == "gave-up"
         assert not lab.appliers()
     finally:

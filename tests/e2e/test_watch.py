@@ -11,15 +11,12 @@ import time
 import lab
 import pytest
 
-CONF = "/etc/policyhook/policyhook.conf"
-LOG = "/var/log/policyhook/policyhook.log"
-
 
 class Watch:
     """`policyctl watch` in the background, with [watch] settings of the test's own."""
 
     def __init__(self, tmp_path, **settings):
-        with open(CONF) as f:
+        with open(lab.paths().conf) as f:
             self.conf = f.read()
         self.metrics = str(tmp_path / "policyhook.prom")
         values = dict({"settle": "0.5", "metrics_file": self.metrics}, **settings)
@@ -28,15 +25,16 @@ class Watch:
         text = re.sub(r"(?m)^\[watch\]\n", section, self.conf, count=1)
         if text == self.conf:
             text = self.conf + "\n" + section
-        with open(CONF, "w") as f:
+        with open(lab.paths().conf, "w") as f:
             f.write(text)
-        self.offset = os.path.getsize(LOG) if os.path.exists(LOG) else 0
-        self.proc = subprocess.Popen([lab.POLICYCTL, "-c", lab.URI, "watch"], stdout=subprocess.PIPE,
+        log = lab.paths().log
+        self.offset = os.path.getsize(log) if os.path.exists(log) else 0
+        self.proc = subprocess.Popen(lab.policyctl_argv("-c", lab.URI, "watch"), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
         self.wait_log("watch: %s: watching; " % lab.URI, 10)
 
     def log(self):
-        with open(LOG) as f:
+        with open(lab.paths().log) as f:
             f.seek(self.offset)
             return f.read()
 
@@ -48,7 +46,7 @@ class Watch:
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=10)
         took = time.monotonic() - t0
-        with open(CONF, "w") as f:
+        with open(lab.paths().conf, "w") as f:
             f.write(self.conf)
         return code, took
 
@@ -118,6 +116,7 @@ def test_a_start_no_hook_saw_gets_its_policy(domains, watcher):
           % (took * 1000))
 
 
+@pytest.mark.restarts_libvirtd
 def test_the_watcher_comes_back_with_libvirtd(domains, watcher):
     name = domains()
     lab.virsh("start", name)
