@@ -17,3 +17,15 @@ install_missing() {
         || fail "apt-get install ${missing[*]} failed"
     say "installed ${missing[*]}"
 }
+
+# apt_mirror: the Debian mirror apt uses on this machine (deb822 sources, else
+# sources.list), the -security archive left out; scripts/vm-lab.sh reads it the same way.
+apt_mirror() {
+    local url
+    url=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null \
+          | awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' | grep -v -- '-security' | head -n1)
+    [ -n "$url" ] || url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+          | awk '$1 == "deb" {print ($2 ~ /^\[/ ? $3 : $2)}' | grep -v -- '-security' | head -n1)
+    [ -n "$url" ] || fail "no Debian mirror in /etc/apt/sources.list*"
+    echo "$url"
+}
