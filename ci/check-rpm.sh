@@ -60,6 +60,35 @@ SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
 [ -f "$SRPM" ] || fail "no $SRPM after make rpm"
 say "built $RPM ($(stat -c %s "$RPM") bytes; installed size $(rpm -qp --qf '%{SIZE}' "$RPM") bytes)"
 
+# ---- 1b. the spec's branch is the distribution's -------------------------------------------
+# Fedora and RHEL/EPEL 9+ take the pyproject macros' branch, all others the plain one,
+# whether or not the macros are defined where the spec is read (a Fedora build system
+# makes the SRPM in a root without them): the SRPM and the RPM stage agree.
+branch() {   # branch DEFINE...: the BuildRequires rpmspec reads with these macros
+    local args=() d
+    for d in "$@"; do args+=(--define "$d"); done
+    rpmspec -q --buildrequires "${args[@]}" policyhook.spec 2>/dev/null | tr '\n' ' '
+}
+for case in "fedora 41:pyproject" "rhel 9:pyproject" "rhel 10:pyproject" "rhel 8:plain" \
+            "pyproject_wheel %{nil}:plain" "suse_version 1600:plain" ":plain"; do
+    define=${case%:*} want=${case##*:}
+    got=$(branch ${define:+"$define"})
+    if [ "$want" = pyproject ]; then
+        grep -q 'pyproject-rpm-macros' <<<"$got" && ! grep -q 'python3-pip' <<<"$got" \
+            || fail "with '$define' the spec takes the plain branch (BuildRequires: $got)"
+    else
+        grep -q 'python3-pip' <<<"$got" && ! grep -q 'pyproject-rpm-macros' <<<"$got" \
+            || fail "with '${define:-no distribution macro}' the spec takes the pyproject branch (BuildRequires: $got)"
+    fi
+done
+# The SRPM a Fedora build system makes records the pyproject branch's BuildRequires.
+rpmbuild -bs --nodeps --define "_topdir $WORK/srpm" --define "_sourcedir $PWD/dist" --define "fedora 41" \
+    policyhook.spec >"$WORK/srpm.log" 2>&1 || { cat "$WORK/srpm.log" >&2; fail "rpmbuild -bs with fedora 41 failed"; }
+srpm_requires=$(rpm -qp --requires "$WORK"/srpm/SRPMS/*.src.rpm | tr '\n' ' ')
+grep -q 'pyproject-rpm-macros' <<<"$srpm_requires" && grep -q 'rpmlib(DynamicBuildRequires)' <<<"$srpm_requires" \
+    || fail "the SRPM made with fedora 41 requires $srpm_requires"
+say "the spec's branch: pyproject macros on Fedora and RHEL 9+, plain elsewhere, the SRPM's too"
+
 # ---- 2. what the RPM holds -------------------------------------------------------------
 echo "--- rpm -qlpv $RPM"
 rpm -qlpv "$RPM"
