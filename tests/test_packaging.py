@@ -1,5 +1,6 @@
 """The spec, pyproject.toml and make dist agree: URL, Source0, version, license."""
 
+import configparser
 import os
 import re
 import shutil
@@ -93,3 +94,67 @@ def test_make_deb_checks_the_changelog_version(tree, entry, message):
 def test_debian_changelog_is_the_package_version():
     version = re.search(r'__version__ = "(.*)"', read("policyhook/__init__.py")).group(1)
     assert re.match(r"policyhook \(%s-\d+\) " % re.escape(version), read("debian/changelog"))
+
+
+def pyproject():
+    """pyproject.toml, parsed: tomllib from Python 3.11, tomli before (None without it)."""
+    try:
+        import tomllib
+    except ImportError:
+        try:
+            import tomli as tomllib
+        except ImportError:
+            return None
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)
+
+
+def setup_cfg():
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(REPO, "setup.cfg"), encoding="utf-8")
+    return parser
+
+
+def cfg_list(value):
+    """A setup.cfg list: one item a line, or separated by commas."""
+    return [item.strip() for line in value.strip().splitlines() for item in line.split(",") if item.strip()]
+
+
+def test_setup_cfg_says_what_pyproject_says():
+    """setuptools before 61 (RHEL 9 has 53) reads setup.cfg, later ones pyproject.toml:
+    the two give the same package."""
+    project_toml = pyproject()
+    if project_toml is None:
+        pytest.skip("needs tomllib (Python 3.11) or tomli to read pyproject.toml")
+    project = project_toml["project"]
+    cfg = setup_cfg()
+    meta, options = cfg["metadata"], cfg["options"]
+    assert meta["name"] == project["name"] == "policyhook"
+    # The version has one source, read the same way by both.
+    assert project["dynamic"] == ["version"]
+    assert project_toml["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "policyhook.__version__"}
+    assert meta["version"] == "attr: policyhook.__version__"
+    assert meta["description"] == project["description"]
+    assert meta["long_description"] == "file: " + project["readme"]
+    assert meta["long_description_content_type"] == "text/markdown"
+    assert meta["license"] == project["license"]["text"]
+    assert meta["url"] == project["urls"]["Homepage"]
+    assert [c.strip() for c in meta["classifiers"].strip().splitlines()] == project["classifiers"]
+    assert options["python_requires"] == project["requires-python"]
+    assert cfg_list(options["install_requires"]) == project["dependencies"]
+    extras = cfg["options.extras_require"]
+    assert {k: cfg_list(v) for k, v in extras.items()} == project["optional-dependencies"]
+    scripts = dict(line.split(" = ") for line in cfg_list(cfg["options.entry_points"]["console_scripts"]))
+    assert scripts == project["scripts"] == {"policyctl": "policyhook.cli:main"}
+    assert cfg_list(options["packages"]) == project_toml["tool"]["setuptools"]["packages"]
+
+
+def test_every_package_of_the_tree_is_listed():
+    packages = sorted(os.path.relpath(d, REPO).replace(os.sep, ".")
+                      for d, _, files in os.walk(os.path.join(REPO, "policyhook")) if "__init__.py" in files)
+    assert cfg_list(setup_cfg()["options"]["packages"]) == packages
+
+
+def test_build_requires_setuptools_that_rhel_9_has():
+    """RHEL 9's python3-setuptools is 53: %pyproject_buildrequires there must not ask for more."""
+    assert re.search(r'^requires = \["setuptools>=53"\]$', read("pyproject.toml"), re.M)
