@@ -235,7 +235,7 @@ stress:
 # of what the tests read, whose policyhook package and hooks are the installed ones.
 #   make check-tree DESTDIR=... && cd build/check-tree && python3 -m pytest -m "not e2e" tests
 CHECK_TREE       := build/check-tree
-CHECK_TREE_FILES := tests tools etc contrib doc debian Makefile pyproject.toml $(NAME).spec README.md LICENSE
+CHECK_TREE_FILES := tests tools etc contrib doc debian Makefile pyproject.toml setup.cfg $(NAME).spec README.md LICENSE
 check-tree:
 	rm -rf $(CHECK_TREE)
 	mkdir -p $(CHECK_TREE)/hooks
