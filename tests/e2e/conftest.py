@@ -95,6 +95,13 @@ def _install_instance():
     _make("install-python")
     _make("install-data", "DESTDIR=" + ROOT)
     for driver in DRIVERS:
+        # A package links each driver's hook to the one program (SBINDIR/policyhook) by
+        # its installed path; staged under ROOT, the link leads to the staged program.
+        link = INSTALLED[driver]
+        if os.path.islink(link) and os.path.isabs(os.readlink(link)):
+            target = ROOT + os.readlink(link)
+            os.unlink(link)
+            os.symlink(target, link)
         if not os.access(INSTALLED[driver], os.X_OK):
             pytest.fail("make install-data did not install %s" % INSTALLED[driver], pytrace=False)
         os.makedirs(os.path.dirname(WRAPPERS[driver]), mode=0o755, exist_ok=True)
