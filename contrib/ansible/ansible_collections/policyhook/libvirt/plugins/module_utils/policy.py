@@ -17,6 +17,9 @@ __metaclass__ = type
 
 import json
 
+# The options every module takes to reach policyhook (doc fragment policyhook.libvirt.policyhook).
+COMMON_ARGS = dict(connect=dict(type="str"), root=dict(type="path", default="/"))
+
 PIN_PARAMS = (("vcpupin", "vcpu"), ("emulatorpin", "emulator"), ("iothreadpin", "iothread"))
 SCHED_PARAMS = ("weight", "cap")
 
@@ -137,3 +140,29 @@ def occupancy_task(pm, params, check_mode):
         result["msg"] = "CPU %s occupied, but libvirt did not re-pin %s; run 'policyctl apply --all'" % (
             cpus, ", ".join("%s (%s)" % (f["domain"], f["error"]) for f in doc["failures"]))
     return result
+
+
+def run(module, task):
+    """A module's whole run: `task(manager, params, check_mode)` on the managed host,
+    policyhook's refusal as the task's failure in policyctl's words."""
+    try:
+        from policyhook.errors import PolicyError
+    except ImportError:
+        import traceback
+
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("policyhook"), exception=traceback.format_exc())
+    try:
+        result = task(manager(module.params["root"], module.params["connect"]), module.params,
+                      module.check_mode)
+    except PolicyError as e:
+        module.fail_json(msg=str(e), rc=e.code)
+    if not module._diff:
+        result.pop("diff", None)
+    warning = result.pop("warning", None)
+    if warning:
+        module.warn(warning)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

@@ -45,20 +45,8 @@ options:
         shares their cores.
     type: bool
     default: false
-  connect:
-    description:
-      - The libvirt URI; by default C(LIBVIRT_DEFAULT_URI), else policyhook.conf's
-        C([libvirt] uri), else C(qemu:///system).
-    type: str
-  root:
-    description:
-      - Prefix of every policyhook path, as C(policyctl --root) takes it.
-    type: path
-    default: /
-notes:
-  - Supports check mode and diff mode.
-requirements:
-  - policyhook
+extends_documentation_fragment:
+  - policyhook.libvirt.policyhook
 seealso:
   - module: policyhook.libvirt.cpu_policy
 """
@@ -113,20 +101,9 @@ failures:
   elements: dict
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.policyhook.libvirt.plugins.module_utils.policy import manager, occupancy_task
-
-try:
-    import policyhook  # noqa: F401  pylint: disable=unused-import
-except ImportError:
-    HAS_POLICYHOOK = False
-    POLICYHOOK_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_POLICYHOOK = True
-    POLICYHOOK_IMPORT_ERROR = None
+from ansible_collections.policyhook.libvirt.plugins.module_utils.policy import COMMON_ARGS, occupancy_task, run
 
 
 def main():
@@ -136,26 +113,12 @@ def main():
             domains=dict(type="list", elements="str"),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             whole_cores=dict(type="bool", default=False),
-            connect=dict(type="str"),
-            root=dict(type="path", default="/"),
+            **COMMON_ARGS
         ),
         required_if=[("state", "present", ("domains",))],
         supports_check_mode=True,
     )
-    if not HAS_POLICYHOOK:
-        module.fail_json(msg=missing_required_lib("policyhook"), exception=POLICYHOOK_IMPORT_ERROR)
-    from policyhook.errors import PolicyError
-
-    try:
-        result = occupancy_task(manager(module.params["root"], module.params["connect"]), module.params,
-                                module.check_mode)
-    except PolicyError as e:
-        module.fail_json(msg=str(e), rc=e.code)
-    if not module._diff:
-        result.pop("diff", None)
-    if result.pop("failed", False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run(module, occupancy_task)
 
 
 if __name__ == "__main__":

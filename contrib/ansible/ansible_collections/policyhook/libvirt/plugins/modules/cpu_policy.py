@@ -71,21 +71,8 @@ options:
         C(--undefined)). Without it such a domain fails the task.
     type: bool
     default: false
-  connect:
-    description:
-      - The libvirt URI; by default C(LIBVIRT_DEFAULT_URI), else policyhook.conf's
-        C([libvirt] uri), else C(qemu:///system).
-    type: str
-  root:
-    description:
-      - Prefix of every policyhook path, as C(policyctl --root) takes it.
-    type: path
-    default: /
-notes:
-  - Supports check mode and diff mode.
-  - The managed host needs policyhook installed for the Python that runs the module.
-requirements:
-  - policyhook
+extends_documentation_fragment:
+  - policyhook.libvirt.policyhook
 seealso:
   - module: policyhook.libvirt.cpu_occupancy
 """
@@ -138,20 +125,9 @@ applied_live:
   sample: true
 """
 
-import traceback
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.policyhook.libvirt.plugins.module_utils.policy import manager, policy_task
-
-try:
-    import policyhook  # noqa: F401  pylint: disable=unused-import
-except ImportError:
-    HAS_POLICYHOOK = False
-    POLICYHOOK_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_POLICYHOOK = True
-    POLICYHOOK_IMPORT_ERROR = None
+from ansible_collections.policyhook.libvirt.plugins.module_utils.policy import COMMON_ARGS, policy_task, run
 
 
 def main():
@@ -166,26 +142,11 @@ def main():
             state=dict(type="str", choices=["present", "absent"], default="present"),
             exclusive=dict(type="bool", default=False),
             undefined=dict(type="bool", default=False),
-            connect=dict(type="str"),
-            root=dict(type="path", default="/"),
+            **COMMON_ARGS
         ),
         supports_check_mode=True,
     )
-    if not HAS_POLICYHOOK:
-        module.fail_json(msg=missing_required_lib("policyhook"), exception=POLICYHOOK_IMPORT_ERROR)
-    from policyhook.errors import PolicyError
-
-    try:
-        result = policy_task(manager(module.params["root"], module.params["connect"]), module.params,
-                             module.check_mode)
-    except PolicyError as e:
-        module.fail_json(msg=str(e), rc=e.code)
-    if not module._diff:
-        result.pop("diff", None)
-    warning = result.pop("warning", None)
-    if warning:
-        module.warn(warning)
-    module.exit_json(**result)
+    run(module, policy_task)
 
 
 if __name__ == "__main__":
