@@ -40,7 +40,7 @@ tar -tzf "$SDIST" | sed -n "s|^$NAME/||p" | grep -v '/$' | sort > "$OUT/files"
 git ls-files | grep -v -e '^\.ci/' -e '^\.gitignore$' | sort > "$OUT/tracked"
 missing=$(comm -23 "$OUT/tracked" "$OUT/files")
 [ -z "$missing" ] || fail "the sdist lacks tracked files: $(echo $missing)"
-for f in hooks/qemu hooks/lxc hooks/libxl Makefile etc/policyhook.conf doc/packaging.md \
+for f in hooks/policyhook hooks/qemu hooks/lxc hooks/libxl Makefile etc/policyhook.conf doc/packaging.md \
          contrib/systemd/policyhook-watch.service.in tools/check-prereqs tests/conftest.py \
          policyhook.spec LICENSE README.md setup.cfg pyproject.toml policyhook/__init__.py; do
     grep -qxF "$f" "$OUT/files" || fail "the sdist has no $f"
@@ -54,7 +54,7 @@ tar -xzf "$SDIST" -C "$OUT"
 TREE=$OUT/$NAME
 make -C "$TREE" --no-print-directory build PYTHON=/usr/bin/python3 >"$OUT/make-build.log" 2>&1 \
     || { tail -n 30 "$OUT/make-build.log" >&2; fail "make build in the unpacked sdist failed (see $OUT/make-build.log)"; }
-for f in policyhook-qemu policyhook-lxc policyhook-libxl policyctl.8 policyhook.conf.5 policyhook.8 \
+for f in policyhook policyctl.8 policyhook.conf.5 policyhook.8 \
          policyhook-policy.5 policyctl.bash policyhook-watch.service; do
     [ -s "$TREE/build/$f" ] || fail "make build in the unpacked sdist did not make build/$f"
 done
