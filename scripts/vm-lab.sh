@@ -75,7 +75,9 @@ PACKAGES=(
     python3 python3-libvirt python3-jsonschema python3-filelock   # the distribution's stack
     python3-pip python3-setuptools python3-wheel make             # make install
     python3-pytest                          # tests/vm, run inside
-    ansible-core                            # the Ansible collection, run on the guest itself
+    ansible-core python3-cffi-backend       # the Ansible collection, run on the guest itself;
+                                            # the second provides the virtual packages that
+                                            # python3-cryptography needs (debootstrap skips them)
     openssh-server iproute2                 # the way in: sshd on QEMU's user network
     irqbalance                              # enabled by its package: quiet CPUs against it
 )
