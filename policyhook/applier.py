@@ -67,7 +67,7 @@ def run(driver, name, paths, t_hook, event, connect=None, lock=None, systemd=Non
     finally:
         signal.alarm(0)
     source = "hook " + event
-    registry = Registry(paths, 5.0, lock or _flock)
+    registry = Registry(paths, LOCK_TIMEOUT, lock)
     try:
         if result.kind == "applied":
             done = result.enforced
@@ -118,11 +118,9 @@ class _Stopped(Exception):
     pass
 
 
-def _flock(path, _timeout):
-    """The registry lock as the applier takes it: flock (no filelock import), 5 s."""
-    from .locking import FlockLock
-
-    return FlockLock(path, 5.0)
+# Seconds the applier and the updater wait for the registry lock: they run beside
+# starting domains, whose hooks wait at most [hook] lock_timeout.
+LOCK_TIMEOUT = 5.0
 
 
 def session(driver, paths, settings, conn, connect, lock=None, systemd=None):
@@ -132,7 +130,7 @@ def session(driver, paths, settings, conn, connect, lock=None, systemd=None):
 
     uri = uri_for(driver, settings)
     return Session(paths, uri, settings, connect=lambda u: conn if u == uri else connect(u),
-                   lock=lock or _flock, systemd=systemd)
+                   lock=lock, lock_timeout=LOCK_TIMEOUT, systemd=systemd)
 
 
 def _apply(driver, name, paths, settings, deadline, event, connect=None, lock=None, systemd=None):

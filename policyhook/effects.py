@@ -5,7 +5,6 @@ updater, policyctl (cpuoccupy, apply --all) and the watcher; never by the hook."
 from . import isolation, quietcpus
 from .cpuset import CpuSet
 from .errors import PolicyError
-from .locking import FlockLock
 from .registry import Registry
 
 
@@ -33,7 +32,7 @@ def update_host(paths, settings, running, host_cpus, registry=None, systemd=None
     an isolation.Isolation carrying the latter in .quiet, or None when neither acts.
     Without `repair`, quiet CPUs' drift is reported, not put back."""
     if registry is None:
-        registry = Registry(paths, 5.0, FlockLock)
+        registry = Registry(paths, 5.0)
     quiet = quietcpus.update_for(paths, settings, running, registry, systemd, complete, repair)
     return quietcpus.attach(_isolate(paths, settings, running, host_cpus, registry, systemd, complete), quiet)
 

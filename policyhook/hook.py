@@ -268,12 +268,10 @@ def _frees_a_set(call):
 
 
 def _registry(call, settings):
-    """The registry as the hook reads it: flock (filelock is not imported here), waited
-    on [hook] lock_timeout at most."""
-    from .locking import FlockLock
+    """The registry as the hook reads it, its lock waited on [hook] lock_timeout at most."""
     from .registry import Registry
 
-    return Registry(call.paths, settings.hook_lock_timeout, FlockLock)
+    return Registry(call.paths, settings.hook_lock_timeout)
 
 
 HANDLERS = {

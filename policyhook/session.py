@@ -55,15 +55,16 @@ class LocalHost:
 
 class Session:
     def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
-                 cgroup_version=None, lock=None, systemd=None):
+                 cgroup_version=None, lock=None, systemd=None, lock_timeout=None):
         """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
         `cgroup_version` overrides what the host is found to have; `lock(path, timeout)`
-        makes the registry lock (Registry); `systemd` is the systemd adapter
-        (systemd.Systemd by default)."""
+        makes the registry lock (Registry), waited on `lock_timeout` seconds (the settings'
+        lock_timeout by default); `systemd` is the systemd adapter (systemd.Systemd by
+        default)."""
         self.paths = paths
         self.settings = settings or Settings()
         self.uri = uri or self.settings.uri
-        self.registry = Registry(paths, self.settings.lock_timeout, lock)
+        self.registry = Registry(paths, lock_timeout or self.settings.lock_timeout, lock)
         self.systemd = systemd
         self.offline = offline
         self._connect = connect
