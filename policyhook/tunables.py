@@ -18,9 +18,15 @@ from .limits import CAP_MAX, MAX_IOTHREAD, MAX_VCPU, WEIGHT_DEFAULT, WEIGHT_MAX,
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Protocol
 
     from .cpuset import CpuSet
-    from .domxml import DomainFacts
+
+    class DomainFacts(Protocol):
+        """What a row asks of a domain's facts (domxml.DomainFacts), named here so the
+        table, below domxml, need not import it."""
+
+        indexes: dict[str, tuple[int, ...]]
 
     # A pin's key: (kind, index), the emulator's index 0.
     PinKey = tuple[str, int]
