@@ -143,7 +143,7 @@ def moves_line(moved):
 
 
 def quiet_line(q):
-    """Quiet CPUs (a quietcpus.Quiet) as one line for the log or policyctl, or None when
+    """Quiet CPUs (a results.Quiet) as one line for the log or policyctl, or None when
     nothing happened."""
     if q is None:
         return None

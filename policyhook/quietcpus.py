@@ -18,35 +18,9 @@ import os
 from . import housekeeping, safeio
 from .cpuset import CpuSet
 from .errors import PolicyError
+from .results import Quiet
 
 RECORD = "housekeeping.json"
-
-
-class Quiet:
-    """What update() did, as data: the CPUs kept quiet; masks written and given back
-    ({key: text}); IRQs the kernel manages itself ({irq: CPUs}); masks left alone
-    because nothing else would remain ({key: CPUs}); drift not repaired
-    ([(key, now, wanted)]); irqbalance's banned CPUs set (a cpulist), given back
-    ("given back") or None; files that could not be written (problems); `names`
-    {key: what it is}."""
-
-    __slots__ = ("held", "changed", "restored", "managed", "kept", "drift", "irqbalance",
-                 "problems", "names", "skipped")
-
-    def __init__(self, held):
-        self.held = held
-        self.changed, self.restored, self.managed, self.kept = {}, {}, {}, {}
-        self.drift, self.problems = [], []
-        self.irqbalance = None
-        self.names = {}
-        self.skipped = None
-
-    def to_doc(self):
-        return {"held": str(self.held) if self.held else "", "changed": self.changed,
-                "restored": self.restored, "managed": self.managed,
-                "kept": {k: str(v) for k, v in self.kept.items()},
-                "drift": [{"what": k, "now": n, "wanted": w} for k, n, w in self.drift],
-                "irqbalance": self.irqbalance, "problems": self.problems, "skipped": self.skipped}
 
 
 def record_path(paths):
@@ -67,7 +41,9 @@ def load(paths):
         raise PolicyError("%s: not a housekeeping record: %s" % (record_path(paths), e), 4) from None
 
 
-def _save(paths, doc):
+def save(paths, doc):
+    """The record written (registry.transact's Writes.housekeeping); removed once it
+    holds nothing to give back."""
     if not doc["saved"] and not doc["managed"] and "irqbalance" not in doc:
         return safeio.remove(record_path(paths))
     safeio.ensure_dir(paths.run)
@@ -118,11 +94,6 @@ def _change(registry, fn):
     from .results import Writes
 
     return registry.transact(lambda _snap: Writes(housekeeping=fn(load(registry.paths))))
-
-
-def save(paths, doc):
-    """The record written (registry.transact's Writes.housekeeping)."""
-    _save(paths, doc)
 
 
 def update(paths, registry, files, irqbalance, held, repair=True):

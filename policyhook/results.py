@@ -236,7 +236,7 @@ class Isolation:
         self.restored = {}          # unit -> AllowedCPUs given back
         self.skipped = None         # why nothing was done
         self.problems = []          # [str] what systemctl refused
-        self.quiet = None           # quietcpus.Quiet, when [occupancy] housekeeping acted
+        self.quiet = None           # Quiet, when [occupancy] housekeeping acted
 
     def to_doc(self):
         return {"held": str(self.held) if self.held else "", "changed": self.changed,
@@ -256,3 +256,30 @@ class ApplierResult:
         self.at = at                # time.time() when applied
         self.uuid = uuid            # the domain's UUID
         self.host = host            # describe.isolation_line() of the host isolation update
+
+
+class Quiet:
+    """What update() did, as data: the CPUs kept quiet; masks written and given back
+    ({key: text}); IRQs the kernel manages itself ({irq: CPUs}); masks left alone
+    because nothing else would remain ({key: CPUs}); drift not repaired
+    ([(key, now, wanted)]); irqbalance's banned CPUs set (a cpulist), given back
+    ("given back") or None; files that could not be written (problems); `names`
+    {key: what it is}."""
+
+    __slots__ = ("held", "changed", "restored", "managed", "kept", "drift", "irqbalance",
+                 "problems", "names", "skipped")
+
+    def __init__(self, held):
+        self.held = held
+        self.changed, self.restored, self.managed, self.kept = {}, {}, {}, {}
+        self.drift, self.problems = [], []
+        self.irqbalance = None
+        self.names = {}
+        self.skipped = None
+
+    def to_doc(self):
+        return {"held": str(self.held) if self.held else "", "changed": self.changed,
+                "restored": self.restored, "managed": self.managed,
+                "kept": {k: str(v) for k, v in self.kept.items()},
+                "drift": [{"what": k, "now": n, "wanted": w} for k, n, w in self.drift],
+                "irqbalance": self.irqbalance, "problems": self.problems, "skipped": self.skipped}
