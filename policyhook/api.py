@@ -308,11 +308,9 @@ class PolicyManager(Session):
         """Host isolation ([occupancy] isolate_host) and quiet CPUs (housekeeping) for the
         domains running now (or `running`): an isolation.Isolation, or None when there is
         nothing to do. Without `repair`, quiet CPUs' drift is reported, not put back."""
-        from . import effects, isolation, quietcpus
+        from . import effects
 
-        conn = self.connection()
-        if conn is None or not (self.settings.isolate_host or isolation.load(self.paths)["saved"]
-                                or quietcpus.pending(self.paths, self.settings)):
+        if self.connection() is None or not effects.pending(self.paths, self.settings):
             return None
         found, complete = self.running_everywhere()
         if running is not None:   # this connection's, just listed: the others' from there

@@ -10,7 +10,6 @@ holding the registry lock only to read. What the domain's driver cannot put in f
 is logged with the result ("unsupported: ..."), every time.
 """
 
-import os
 import signal
 import time
 
@@ -220,14 +219,13 @@ def _built(dom, paths, name, event, deadline):
 def _host_isolation(pm, host_cpus):
     """effects.update_host for the domains running now on every connection, as one line
     (or None). Its failures are its own: they never undo what was applied."""
-    from . import effects, quietcpus
+    from . import effects
     from .describe import isolation_line
     from .errors import PolicyError
 
     settings, paths = pm.settings, pm.paths
     try:
-        if not settings.isolate_host and not os.path.lexists(os.path.join(paths.run, "isolation.json")) \
-                and not quietcpus.pending(paths, settings):
+        if not effects.pending(paths, settings):
             return None
         running, complete = pm.running_everywhere()
         return isolation_line(effects.update_host(paths, settings, running, host_cpus, registry=pm.registry,

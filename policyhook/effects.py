@@ -26,6 +26,12 @@ def running_everywhere(settings, connect, connected=None):
     return sorted(names), complete
 
 
+def pending(paths, settings):
+    """Whether update_host() has anything to do: host isolation or quiet CPUs on, or a
+    record of either still to give back."""
+    return bool(settings.isolate_host or isolation.load(paths)["saved"] or quietcpus.pending(paths, settings))
+
+
 def update_host(paths, settings, running, host_cpus, registry=None, systemd=None, complete=True,
                 repair=True):
     """Host isolation (_isolate) and quiet CPUs (quietcpus.py, [occupancy] housekeeping):
