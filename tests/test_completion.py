@@ -64,7 +64,7 @@ def complete(completion, *words, cwd="/", names=None, log="/dev/null"):
 
 
 COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
-            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "verify", "watch"]
+            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "vcpusched", "verify", "watch"]
 DOMAINS = ["db", "web1", "web2"]
 
 CASES = [
@@ -87,7 +87,8 @@ CASES = [
     (("--root", "ROOT", "cpuoccupy", "1", "web1,db,w"), ["web1,db,web2"]),
     (("--root", "ROOT", "cpuoccupy", "--"), ["--clear", "--dry-run", "--help", "--json", "--undefined",
                                              "--whole-cores"]),
-    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "weight"]),
+    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "vcpusched",
+                                              "weight"]),
     (("--root", "ROOT", "iothreadpin", "w"), ["web1", "web2"]),
     (("--root", "ROOT", "unset", "db", "w"), ["weight"]),
     (("--root", "ROOT", "unset", "db", "vcpupin", ""), []),
