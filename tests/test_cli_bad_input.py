@@ -107,8 +107,8 @@ BAD = [
     ([], errors.INVALID, "the following arguments are required: COMMAND (see 'policyctl --help')"),
     (["bogus"], errors.INVALID,
      "argument COMMAND: invalid choice: 'bogus' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
-     "'schedweight', 'schedcap', 'vcpusched', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', 'cpupolicy', "
-     "'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
+     "'schedweight', 'schedcap', 'vcpusched', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', "
+     "'cpupolicy', 'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
     (["vcpupin"], errors.INVALID,
      "the following arguments are required: DOMAIN, VCPU, CPULIST (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0"], errors.INVALID,

@@ -64,7 +64,8 @@ def complete(completion, *words, cwd="/", names=None, log="/dev/null"):
 
 
 COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
-            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "vcpusched", "verify", "watch"]
+            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "vcpusched",
+            "verify", "watch"]
 DOMAINS = ["db", "web1", "web2"]
 
 CASES = [

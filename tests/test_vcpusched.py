@@ -14,12 +14,12 @@ from unit_helpers import make_registry, policy, snapshot, write_raw
 
 from policyhook import errors, vcputhreads
 from policyhook.cli import main
+from policyhook.cpuset import CpuSet
 from policyhook.cputune import plan_entries, rewrite
 from policyhook.domxml import DomainFacts
 from policyhook.model import HostPolicy, domain_from_doc
 from policyhook.paths import Paths
 from policyhook.planner import Live, Plan, differences, drift, plan, restores
-from policyhook.cpuset import CpuSet
 
 HOST_CPUS = oracle.host_cpus()
 LAST = HOST_CPUS[-1]
@@ -186,7 +186,8 @@ def test_lxc_and_libxl_leave_it_out_and_say_why():
 def test_drift_restores_and_differences():
     want = Plan("vm", "qemu", vcpusched={0: "fifo:10", 1: "other"})
     live = Live(vcpusched={0: "other", 1: "other"})
-    assert [(d.param, d.index, d.want, d.have) for d in drift(want, live)] == [("vcpusched", 0, "fifo:10", "other")]
+    assert [(d.param, d.index, d.want, d.have) for d in drift(want, live)] == [
+        ("vcpusched", 0, "fifo:10", "other")]
     assert drift(want, Live()) == []          # not known live (another host): no drift
     assert differences(want, live).vcpusched == {0: "fifo:10"}
     assert differences(want, Live()).vcpusched == {0: "fifo:10", 1: "other"}
@@ -204,7 +205,8 @@ def test_cputune_holds_one_element_per_vcpu_and_gives_back_the_definitions_own()
     text, saved = rewrite(own, p, {})
     assert text == ('<cputune><vcpusched vcpus="0" scheduler="fifo" priority="10" />'
                     '<vcpusched vcpus="1" scheduler="other" /></cputune>')
-    assert saved == {"vcpusched 0": '<vcpusched vcpus="0" scheduler="rr" priority="1" />', "vcpusched 1": None}
+    assert saved == {"vcpusched 0": '<vcpusched vcpus="0" scheduler="rr" priority="1" />',
+                     "vcpusched 1": None}
     text, saved = rewrite(text, Plan("vm", "qemu"), saved)
     assert (text, saved) == ('<cputune><vcpusched vcpus="0" scheduler="rr" priority="1" /></cputune>', {})
 
