@@ -11,11 +11,12 @@ hands out, and systemctl. A call on either while a holder is counted is a violat
 
 import io
 import os
+import pathlib
 
 import libvirt
 import pytest
 from testdriver import URI, RecordingConn, RecordingDomain
-from unit_helpers import policy, store, write_raw
+from unit_helpers import FakeThreads, policy, store, write_raw
 
 from policyhook import applier, state
 from policyhook.api import PolicyManager
@@ -157,6 +158,7 @@ COMMANDS = [
     ["cpuoccupy", "2", "running2", "--whole-cores"],
     ["cpuoccupy", "0", "--clear"],
     ["cpuoccupy", "2", "stopped", "--dry-run"],
+    ["vcpusched", "running2", "0", "fifo", "5"],
     ["unset", "running2", "weight"],
     ["unset", "running2", "vcpupin"],
     ["remove", "running2"],
@@ -180,8 +182,9 @@ def policyctl(lab, argv):
     if "broken" in argv:
         write_raw(paths.domain_file("broken"), "{not json")
     err = io.StringIO()
+    threads = FakeThreads(pathlib.Path(paths.root), name="running2").host
     code = main(["--root", paths.root, "-c", URI] + argv, io.StringIO(), err, connect=guard.connect(conn),
-                environ={}, lock=guard.lock, systemd=guard.systemd(paths.root))
+                environ={}, lock=guard.lock, systemd=guard.systemd(paths.root), threads=threads)
     return code, err.getvalue()
 
 

@@ -2,7 +2,6 @@
 arguments through the policy file, the planner, <cputune> and the threads themselves
 (on fake trees with fake system calls: vcputhreads.Host)."""
 
-import errno
 import io
 import json
 import os
@@ -10,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import oracle
 import pytest
-from unit_helpers import make_registry, policy, snapshot, write_raw
+from unit_helpers import FakeThreads, make_registry, policy, snapshot, write_raw
 
 from policyhook import errors, vcputhreads
 from policyhook.cli import main
@@ -213,49 +212,6 @@ def test_cputune_holds_one_element_per_vcpu_and_gives_back_the_definitions_own()
 
 # ---- the threads ----------------------------------------------------------------------
 
-class FakeThreads:
-    """A host with one QEMU (pid 100) in cgroup v2 or v1 layout, vCPU N's thread 200+N,
-    and sched_setscheduler that refuses the thread in `refuse`."""
-
-    def __init__(self, tmp_path, version=2, vcpus=2, refuse=()):
-        self.policy = {}
-        self.refuse = set(refuse)
-        self.calls = []
-        run_dir = tmp_path / "run"
-        run_dir.mkdir()
-        (run_dir / "vm.pid").write_text("100\n")
-        proc = tmp_path / "proc" / "100"
-        proc.mkdir(parents=True)
-        scope = "machine.slice/machine-qemu\\x2d1\\x2dvm.scope"
-        if version == 2:
-            (proc / "cgroup").write_text("0::/%s/libvirt/emulator\n" % scope)
-            base, listing = tmp_path / "cg" / scope / "libvirt", "cgroup.threads"
-        else:
-            (proc / "cgroup").write_text("4:memory:/x\n3:cpu,cpuacct:/%s/emulator\n0::/\n" % scope)
-            base, listing = tmp_path / "cg" / "cpu,cpuacct" / scope, "tasks"
-        for n in range(vcpus):
-            d = base / ("vcpu%d" % n)
-            d.mkdir(parents=True)
-            (d / listing).write_text("%d\n" % (200 + n))
-            (d / "cpu.rt_runtime_us").write_text("0\n")
-            self.policy[200 + n] = (os.SCHED_OTHER, 0)
-        (base / "emulator").mkdir()
-        self.host = vcputhreads.Host(str(run_dir), str(tmp_path / "proc"), str(tmp_path / "cg"),
-                                     self.getscheduler, self.getparam, self.setscheduler)
-
-    def getscheduler(self, tid):
-        return self.policy[tid][0]
-
-    def getparam(self, tid):
-        return os.sched_param(self.policy[tid][1])
-
-    def setscheduler(self, tid, policy, param):
-        self.calls.append((tid, policy, param.sched_priority))
-        if tid in self.refuse and policy != os.SCHED_OTHER:
-            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
-        self.policy[tid] = (policy, param.sched_priority)
-
-
 @pytest.mark.parametrize("version", [1, 2])
 def test_threads_are_found_through_the_vcpu_cgroups_and_set(tmp_path, version):
     fake = FakeThreads(tmp_path, version)
@@ -269,7 +225,7 @@ def test_a_refusal_puts_back_what_was_changed_and_names_the_budget(tmp_path):
     with pytest.raises(vcputhreads.VcpuThreadError) as e:
         vcputhreads.apply(fake.host, "vm", {0: "fifo:10", 1: "fifo:10"})
     assert e.value.index == 1
-    budget = tmp_path / "cg" / "cpu,cpuacct" / "machine.slice/machine-qemu\\x2d1\\x2dvm.scope" / "vcpu1"
+    budget = fake.base / "cg" / "cpu,cpuacct" / "machine.slice/machine-qemu\\x2d1\\x2dvm.scope" / "vcpu1"
     assert e.value.detail == ("the kernel refused thread 201: Operation not permitted; the domain's "
                               "cgroup has no real-time budget (%s/cpu.rt_runtime_us is 0: real-time "
                               "group scheduling gives it no real-time time)" % budget)
@@ -286,10 +242,10 @@ def test_a_refusal_puts_back_what_was_changed_and_names_the_budget(tmp_path):
 ])
 def test_threads_outside_libvirts_layout_are_an_error(tmp_path, cgroup, message):
     fake = FakeThreads(tmp_path)
-    (tmp_path / "proc" / "100" / "cgroup").write_text(cgroup)
+    (fake.base / "proc" / "100" / "cgroup").write_text(cgroup)
     with pytest.raises(vcputhreads.VcpuThreadError) as e:
         vcputhreads.threads(fake.host, "vm")
-    assert e.value.detail == message % {"proc": tmp_path / "proc"}
+    assert e.value.detail == message % {"proc": fake.base / "proc"}
 
 
 def test_a_name_that_cannot_be_a_pid_file_is_refused(tmp_path):

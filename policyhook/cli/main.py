@@ -14,8 +14,8 @@ from ..errors import INTERNAL, INVALID, LIBVIRT, NOT_IN_FORCE, REGISTRY, PolicyE
 
 def main(argv=None, stdout=None, stderr=None, connect=None, environ=None, **adapters):
     """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open,
-    `environ` os.environ and `adapters` (lock, systemd: session.Session) the registry
-    lock and systemd in tests."""
+    `environ` os.environ and `adapters` (lock, systemd, threads: session.Session) the registry
+    lock, systemd and the vCPU threads in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -41,7 +41,8 @@ def test_realtime_refused_by_the_kernel_is_named_and_nothing_is_half_applied(dom
     assert r.stderr == (
         "Error: %s: vcpusched 0 fifo 10 failed: the kernel refused thread %d: Operation not "
         "permitted; the domain's cgroup has no real-time budget (%s is 0: real-time group "
-        "scheduling gives it no real-time time)\n" % (name, vcpu_threads(name)[0], budget))
+        "scheduling gives it no real-time time) (the policy is saved; run 'policyctl apply %s' "
+        "to retry)\n" % (name, vcpu_threads(name)[0], budget, name))
     assert policies(name) == before
     # Saved, and reported as not in force until the host gives the cgroup a budget.
     report = json.loads(lab.policyctl("cpupolicy", name, "--json").stdout)
