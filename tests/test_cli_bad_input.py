@@ -217,9 +217,9 @@ def test_list_json(root):
     assert (code, err) == (0, "")
     assert json.loads(out) == [
         {"domain": "vm1", "vcpupin": {"0": "0"}, "emulatorpin": None, "iothreadpin": {}, "weight": 300,
-         "cap": None, "occupies": [LAST]},
+         "cap": None, "vcpusched": {}, "occupies": [LAST]},
         {"domain": "vm2", "vcpupin": {}, "emulatorpin": None, "iothreadpin": {}, "weight": None, "cap": 50,
-         "occupies": []},
+         "vcpusched": {}, "occupies": []},
     ]
 
 
