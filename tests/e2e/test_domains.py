@@ -171,7 +171,8 @@ def test_verify_reports_weight_and_cap_changed_behind_our_back(domains):
     assert (r.returncode, r.stdout, r.stderr) == (
         7, "%s: DRIFT: global_quota: policy 50000, live -1 (policyctl apply %s)\n" % (name, name),
         "Error: 1 of 1 domain not in force: %s\n" % name)
-    assert docs == [(name, "drift", [{"setting": "global_quota", "index": None, "policy": 50000, "live": -1}])]
+    assert docs == [(name, "drift", [{"setting": "global_quota", "index": None, "policy": 50000,
+                                      "live": -1}])]
     assert lab.policyctl("apply", name).returncode == 0
     assert lab.cgroup_value(lab.domain_cgroup(name), "cpu.cfs_quota_us") == "50000"
     assert _verify(name)[0].returncode == 0
