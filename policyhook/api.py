@@ -45,7 +45,8 @@ class PolicyManager(Session):
         put in force with no lock held."""
         ctx = self.context(text)
         name = ctx.name
-        self.known(ctx, self.registry.load(name), undefined)
+        if ctx.dom is None:     # a domain libvirt knows needs no look at the registry here
+            self.known(ctx, self.registry.load(name), undefined)
         asked = self.connection() is not None
         view = self.viewer()
         uri = self.uri

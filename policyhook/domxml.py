@@ -81,13 +81,87 @@ def _cputune_pins(cputune):
     return pins
 
 
+class _Element:
+    """The little of ElementTree's Element that the facts need: tag, get(), find(),
+    findall() and findtext() of child paths ("a/b"), and the text before the first
+    child. Built by expat, which ElementTree parses with: the hook parses every domain
+    XML libvirtd hands it, and ElementTree's modules cost more to load than the parse."""
+
+    __slots__ = ("tag", "attrib", "text", "children")
+
+    def __init__(self, tag, attrib):
+        self.tag = tag
+        self.attrib = attrib
+        self.text = []
+        self.children = []
+
+    def get(self, key, default=None):
+        return self.attrib.get(key, default)
+
+    def findall(self, path):
+        found = [self]
+        for tag in path.split("/"):
+            found = [c for node in found for c in node.children if c.tag == tag]
+        return found
+
+    def find(self, path):
+        found = self.findall(path)
+        return found[0] if found else None
+
+    def findtext(self, path):
+        node = self.find(path)
+        return None if node is None else "".join(node.text)
+
+
+def _parse(text):
+    """The root _Element of `text`, namespaces named as ElementTree names them
+    ("{uri}tag"); expat's error for XML that does not parse."""
+    from xml.parsers import expat
+
+    parser = expat.ParserCreate(None, "}")
+    stack = []
+    roots = []
+
+    def name(raw):
+        return "{" + raw if "}" in raw else raw
+
+    def start(tag, attrs):
+        node = _Element(name(tag), {name(k): v for k, v in attrs.items()})
+        (stack[-1].children if stack else roots).append(node)
+        stack.append(node)
+
+    def end(_tag):
+        stack.pop()
+
+    def data(chars):
+        if stack and not stack[-1].children:    # ElementTree's text: before the first child
+            stack[-1].text.append(chars)
+
+    def default(text):
+        # As ElementTree's parser: what expat leaves to the default handler is skipped,
+        # but for an entity reference it cannot resolve, which is an error.
+        if text[:1] == "&":
+            err = expat.error("undefined entity %s: line %d, column %d"
+                              % (text, parser.ErrorLineNumber, parser.ErrorColumnNumber))
+            err.code = 11   # XML_ERROR_UNDEFINED_ENTITY
+            raise err
+
+    parser.DefaultHandlerExpand = default
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data
+    parser.buffer_text = True
+    parser.Parse(text, True)
+    return roots[0]
+
+
 def parse_domain_xml(text):
     """DomainFacts from domain XML; INVALID when it is not domain XML."""
-    import xml.etree.ElementTree as ET
+    from xml.parsers.expat import ExpatError
 
     try:
-        root = ET.fromstring(text)
-    except ET.ParseError as e:
+        root = _parse(text)
+    except ExpatError as e:
         raise invalid("domain XML does not parse: %s" % e) from None
     if root.tag != "domain":
         raise invalid("expected <domain> XML, got <%s>" % root.tag)

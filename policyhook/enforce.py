@@ -110,12 +110,14 @@ def rememberer(registry, dom, name, uuid, driver):
 
     def remember(plan):
         nonlocal own
-        from . import originals, virt
-        from .cputune import find_cputune
+        from . import virt
 
         if own is None:
             own = virt.has_own_definition(dom, driver)
         if not own:
+            from . import originals
+            from .cputune import find_cputune
+
             cputune = find_cputune(virt.definition_xml(dom))
             registry.transact(lambda snap: originals.remember(snap, name, uuid, cputune, plan))
     return remember

@@ -99,8 +99,11 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def write_atomic(path, data, mode=0o644):
-    """Replace `path` with `data` so that readers see the old or the new file, whole."""
+def write_atomic(path, data, mode=0o644, durable=True):
+    """Replace `path` with `data` so that readers see the old or the new file, whole;
+    `durable`: on disk before this returns (fsync of the file and its directory), for
+    what must survive a crash of the machine. A file of runtime state, which the next
+    boot starts without (/run), needs only the rename."""
     directory, base = os.path.split(path)
     # Random, not only the pid: a writer killed before its rename leaves its temp file,
     # and a later process may get the same pid.
@@ -114,11 +117,13 @@ def write_atomic(path, data, mode=0o644):
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        fsync_dir(directory)
+        if durable:
+            fsync_dir(directory)
     except OSError as e:
         if created:  # never someone else's file
             try:

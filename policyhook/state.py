@@ -33,8 +33,9 @@ def update(paths, name, **fields):
     doc["updated"] = time.time()
     safeio.ensure_dir(paths.run)
     safeio.ensure_dir(paths.state)
+    # Runtime state: gone with the boot, so a rename is all it needs (no fsync).
     safeio.write_atomic(paths.state_file(name),
-                        (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+                        (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"), durable=False)
     return doc
 
 

@@ -122,14 +122,13 @@ def build(only=None):
                         help="do not contact libvirt: edit the files only")
     parser.add_argument("--debug", action="store_true", help="show a traceback on errors")
 
-    common = Parser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print JSON instead of text")
-    change = Parser(add_help=False)
-    change.add_argument("--dry-run", action="store_true",
-                        help="validate and show the plan; save and apply nothing")
-    ahead = Parser(add_help=False)
-    ahead.add_argument("--undefined", action="store_true",
-                       help="record a policy for a domain libvirt does not know yet")
+    # Options that several commands share, each added to the command itself: argparse's
+    # parents= would build a parser for each of them at every run (benchmarks/cli_latency.py).
+    common = ("--json", {"action": "store_true", "help": "print JSON instead of text"})
+    change = ("--dry-run", {"action": "store_true",
+                            "help": "validate and show the plan; save and apply nothing"})
+    ahead = ("--undefined", {"action": "store_true",
+                             "help": "record a policy for a domain libvirt does not know yet"})
 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -138,7 +137,10 @@ def build(only=None):
         if only is not None and name != only:
             return _Skipped()
         text = help_text[0].upper() + help_text[1:] + "." + (" " + details if details else "")
-        return sub.add_parser(name, help=help_text, description=text, parents=list(parents), **kw)
+        p = sub.add_parser(name, help=help_text, description=text, **kw)
+        for flag, options in parents:
+            p.add_argument(flag, **options)
+        return p
 
     for row in PINS:
         p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change, ahead))

@@ -135,3 +135,44 @@ def test_rename_follows_virsh_domrename(domains):
         lab.policyctl("cpuoccupy", "1", "--clear")
         lab.undefine(new)
         lab.policyctl("--offline", "remove", new)
+
+
+def _verify(name):
+    r = lab.policyctl("verify", name)
+    doc = json.loads(lab.policyctl("verify", name, "--json").stdout)
+    return r, [(d["domain"], d["status"], d["drift"]) for d in doc]
+
+
+def test_verify_reports_weight_and_cap_changed_behind_our_back(domains):
+    # Weight 512 is cpu_shares 2048 on cgroup v1, cap 50 a global_quota of 50000 per
+    # 100000 us (README "Drivers"); `virsh schedinfo --live` changes them without us.
+    name = domains()
+    for args in (("schedweight", name, "512"), ("schedcap", name, "50")):
+        assert lab.policyctl(*args).returncode == 0
+    lab.virsh("start", name)
+    lab.wait_for(lambda: (lab.state(name) or {}).get("result") == "applied", 15, "the applier")
+    r, _ = _verify(name)
+    assert (r.returncode, r.stdout) == (0, "%s: in force\n" % name), r.stderr
+
+    lab.virsh("schedinfo", name, "--live", "--set", "cpu_shares=1024")
+    assert lab.cgroup_value(lab.domain_cgroup(name), "cpu.shares") == "1024"
+    r, docs = _verify(name)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        7, "%s: DRIFT: cpu_shares: policy 2048, live 1024 (policyctl apply %s)\n" % (name, name),
+        "Error: 1 of 1 domain not in force: %s\n" % name)
+    assert docs == [(name, "drift", [{"setting": "cpu_shares", "index": None, "policy": 2048, "live": 1024}])]
+    assert lab.policyctl("apply", name).returncode == 0
+    assert lab.schedinfo(name)["cpu_shares"] == "2048"
+
+    # The cap removed live: no quota at all, -1 on cgroup v1.
+    lab.virsh("schedinfo", name, "--live", "--set", "global_quota=-1")
+    assert lab.cgroup_value(lab.domain_cgroup(name), "cpu.cfs_quota_us") == "-1"
+    r, docs = _verify(name)
+    assert (r.returncode, r.stdout, r.stderr) == (
+        7, "%s: DRIFT: global_quota: policy 50000, live -1 (policyctl apply %s)\n" % (name, name),
+        "Error: 1 of 1 domain not in force: %s\n" % name)
+    assert docs == [(name, "drift", [{"setting": "global_quota", "index": None, "policy": 50000,
+                                      "live": -1}])]
+    assert lab.policyctl("apply", name).returncode == 0
+    assert lab.cgroup_value(lab.domain_cgroup(name), "cpu.cfs_quota_us") == "50000"
+    assert _verify(name)[0].returncode == 0

@@ -132,3 +132,46 @@ def test_the_watcher_comes_back_with_libvirtd(domains, watcher):
     lab.wait_for(lambda: lab.vcpupin(name).get(0) == "1", 10, "the policy to be in force after reconnect")
     code, took = w.stop()
     assert code == 0 and took < 1.0
+
+
+def _sched_files(name):
+    """The domain cgroup's cpu.shares and cpu.cfs_quota_us (cgroup v1), where libvirt
+    writes cpu_shares and global_quota."""
+    base = lab.domain_cgroup(name)
+    return lab.cgroup_value(base, "cpu.shares"), lab.cgroup_value(base, "cpu.cfs_quota_us")
+
+
+def _sched_live(name):
+    sched = lab.schedinfo(name)
+    return (sched["cpu_shares"], sched["global_quota"]) + _sched_files(name)
+
+
+def test_weight_and_cap_changed_behind_our_back_are_repaired(domains, watcher):
+    name = domains()
+    for args in (("schedweight", name, "512"), ("schedcap", name, "50")):
+        assert lab.policyctl(*args).returncode == 0
+    lab.virsh("start", name)
+    lab.wait_for(lambda: (lab.state(name) or {}).get("result") == "applied", 15, "the applier")
+    want = ("2048", "50000", "2048", "50000")
+    assert _sched_live(name) == want
+
+    # Changed while no watcher runs: put back by the reconcile at connect.
+    lab.virsh("schedinfo", name, "--live", "--set", "cpu_shares=1024")
+    lab.virsh("schedinfo", name, "--live", "--set", "global_quota=-1")
+    assert _sched_live(name) == ("1024", "-1", "1024", "-1")
+    w = watcher(on_drift="repair")
+    assert lab.settled(lambda: _sched_live(name), want, 5) == want
+    w.wait_log("watch: %s: drift (reconcile) repaired: cpu_shares: policy 2048, live 1024; "
+               "global_quota: policy 50000, live -1" % name, 5)
+
+    # Changed while it watches: each put back on libvirt's tunable event.
+    for change, drift in (("cpu_shares=1024", "cpu_shares: policy 2048, live 1024"),
+                          ("global_quota=-1", "global_quota: policy 50000, live -1")):
+        t0 = time.monotonic()
+        lab.virsh("schedinfo", name, "--live", "--set", change)
+        assert lab.settled(lambda: _sched_live(name), want, 5, 0.05) == want
+        took = time.monotonic() - t0
+        w.wait_log("watch: %s: drift (tunable) repaired: %s" % (name, drift), 5)
+        print("%s repaired in %.0f ms" % (change, took * 1000))
+    code, took = w.stop()
+    assert code == 0 and took < 1.0
