@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_VENV = sys.prefix != sys.base_prefix
 # What `make install` reads from the tree (a copy: make writes build/ beside them).
 TREE = ["policyhook", "hooks", "tools", "etc", "contrib", "doc", "Makefile", "pyproject.toml",
-        "setup.cfg", "README.md", "LICENSE", "MANIFEST.in"]
+        "setup.cfg", "README.md", "LICENSE"]
 
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 

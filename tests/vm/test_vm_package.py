@@ -130,7 +130,7 @@ LOCAL_FILES = [
     "/usr/local/share/doc/policyhook/README.md",
 ]
 SOURCE_TREE = ["policyhook", "hooks", "tools", "etc", "contrib", "doc", "Makefile", "pyproject.toml",
-               "setup.cfg", "README.md", "LICENSE", "MANIFEST.in"]
+               "setup.cfg", "README.md", "LICENSE"]
 
 
 def usr_snapshot():
