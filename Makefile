@@ -3,11 +3,16 @@
 #   make install DESTDIR=%{buildroot} PREFIX=/usr SYSCONFDIR=/etc PYTHON=/usr/bin/python3
 NAME          := policyhook
 PYTHON        ?= python3
-PREFIX        ?= /usr
+# A source install (no DESTDIR) goes under /usr/local, beside the package manager's tree
+# and never into it; a staged one (DESTDIR: a package build) under /usr, as packagers
+# expect even when they pass no PREFIX (debian/rules and the spec pass PREFIX=/usr).
+PREFIX        ?= $(if $(DESTDIR),/usr,/usr/local)
 SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
 RUNDIR        ?= /run
-BINDIR        ?= $(PREFIX)/bin
+# Into a virtualenv without DESTDIR, pip puts policyctl in the virtualenv's bin, which
+# the watcher's unit must name.
+BINDIR        ?= $(if $(DESTDIR),$(PREFIX)/bin,$(if $(filter 1,$(PYTHON_IN_VENV)),$(PYTHON_SCRIPTS),$(PREFIX)/bin))
 SBINDIR       ?= $(PREFIX)/sbin
 DATADIR       ?= $(PREFIX)/share
 MANDIR        ?= $(DATADIR)/man
@@ -19,27 +24,43 @@ COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
 DESTDIR       ?=
 INSTALL       ?= install
+# The program the hook's links lead to (doc/packaging.md, "The hook's layout"). libvirtd's
+# AppArmor profile (Debian, Ubuntu) lets it execute /usr/sbin/* and /etc/libvirt/hooks/**
+# but nothing under /usr/local: a package (PREFIX /usr) installs it in SBINDIR, an install
+# under any other PREFIX beside its links, in HOOKDIR.
+HOOKPROG      ?= $(if $(filter /usr,$(PREFIX)),$(SBINDIR),$(HOOKDIR))/$(NAME)
 
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' policyhook/__init__.py)
 
 # The hook's shebang names the interpreter by absolute path: libvirtd cuts PATH.
 PYTHON_ABS := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-# Where a DESTDIR install puts the Python package: the interpreter's own layout for
-# PREFIX. Debian's python3 picks /usr/local for any prefix unless told that this is a
-# package build (DEB_PYTHON_INSTALL_LAYOUT); other interpreters ignore the variable.
+# Where the Python package goes outside a virtualenv. For PREFIX /usr (a package): the
+# interpreter's own layout, as a package build has it. Debian's python3 picks /usr/local
+# for any prefix unless told that this is a package build (DEB_PYTHON_INSTALL_LAYOUT;
+# other interpreters ignore the variable), giving /usr/lib/python3/dist-packages.
+# For any other PREFIX (/usr/local): the site directory under PREFIX/lib that the
+# interpreter searches, as site.getsitepackages() lists it whether or not it exists yet:
+# /usr/local/lib/python3.X/dist-packages on Debian and Ubuntu,
+# /usr/local/lib/python3.X/site-packages on Fedora and RHEL. No sysconfig scheme gives
+# both: Debian's posix_local adds /local to the prefix, posix_prefix ends in site-packages.
+# Failing that, the interpreter's layout again (a DESTDIR install checks nothing).
 PYTHON_LAYOUT := DEB_PYTHON_INSTALL_LAYOUT=deb_system
-PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import sysconfig; \
-	print(sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
+PYTHON_SITELIB = $(shell $(PYTHON_LAYOUT) $(PYTHON) -c 'import site, sysconfig; \
+	searched = [d for d in site.getsitepackages() if d.startswith("$(PREFIX)/lib/")]; \
+	print(searched[0] if searched and "$(PREFIX)" != "/usr" else \
+	sysconfig.get_path("purelib", vars={"base": "$(PREFIX)", "platbase": "$(PREFIX)"}))')
+PYTHON_SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 
 # Generated files, all under build/ (never sed on an installed file).
 MANPAGES   := build/policyctl.8 build/policyhook.conf.5 build/policyhook.8 build/policyhook-policy.5
 COMPLETION := build/policyctl.bash
 UNIT       := build/policyhook-watch.service
-# The hook is installed once, as SBINDIR/policyhook, and each libvirt driver with hooks
-# runs it through a symlink HOOKDIR/DRIVER.d/policyhook: a program, not a setting, which
-# a package replaces on upgrade (a file under /etc would be a conffile) and which
-# libvirtd's AppArmor profile lets it execute (doc/packaging.md, "The hook's layout").
+# The hook is installed once, as HOOKPROG (SBINDIR/policyhook in a package), and each
+# libvirt driver with hooks runs it through a symlink HOOKDIR/DRIVER.d/policyhook: a
+# program, not a setting, which a package replaces on upgrade (a file under /etc would be
+# a conffile) and which libvirtd's AppArmor profile lets it execute (doc/packaging.md,
+# "The hook's layout").
 DRIVERS    := qemu lxc libxl
 HOOK       := build/policyhook
 
@@ -119,15 +140,19 @@ install: check-prereqs-install install-python install-data
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # Into a virtualenv (PYTHON's prefix is not its base prefix) without DESTDIR: pip
-# installs into it, as usual. Otherwise the package is laid out under PREFIX in the
-# interpreter's own layout, as a distribution package has it: with DESTDIR for a
-# package build, without it into the system (a distribution's python3 refuses a plain
-# pip install, PEP 668; pip makes no such check with --root and --prefix). It leaves
-# out bytecode (the packager's business) and pip's own records (RECORD, REQUESTED,
+# installs into it, as usual. Otherwise the package is laid out in PYTHON_SITELIB, as a
+# distribution package has it: with DESTDIR for a package build, without it into the
+# system, under /usr/local (a distribution's python3 refuses a plain pip install,
+# PEP 668; pip makes no such check with --root and --prefix or --target). It leaves out
+# bytecode (the packager's business) and pip's own records (RECORD, REQUESTED,
 # direct_url.json naming the build directory): pip does not manage it, and an older
 # copy is replaced whole, as dpkg or rpm would (--ignore-installed: pip would try to
-# uninstall it first and fail without a RECORD).
+# uninstall it first and fail without a RECORD). PREFIX /usr (packages) gets pip's
+# --root and --prefix, as packagers have always had it; any other PREFIX a --target
+# build/site whose files are installed in PYTHON_SITELIB and BINDIR: pip's --prefix
+# would follow Debian's posix_local scheme there (/usr/local/local/...).
 PYTHON_IN_VENV = $(shell $(PYTHON) -c 'import sys; print(int(sys.prefix != sys.base_prefix))')
+SITE_STAGE     := build/site
 
 install-python:
 	rm -rf build/lib build/bdist.*
@@ -136,24 +161,36 @@ ifeq ($(DESTDIR)$(PYTHON_IN_VENV),1)
 		--disable-pip-version-check -q .
 else
 	rm -rf "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-"*.dist-info
+ifeq ($(PREFIX),/usr)
 	PIP_ROOT_USER_ACTION=ignore $(PYTHON_LAYOUT) $(PYTHON) -m pip install --no-deps \
 		--no-build-isolation --disable-pip-version-check -q --no-compile --ignore-installed \
 		--root "$(or $(DESTDIR),/)" --prefix "$(PREFIX)" .
 	cd "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)-$(VERSION).dist-info" && rm -f direct_url.json RECORD REQUESTED
 	@test -f "$(DESTDIR)$(BINDIR)/policyctl" || { echo "install-python: pip did not put \
 	policyctl in $(BINDIR) (BINDIR must be PREFIX/bin)" >&2; exit 1; }
+else
+	rm -rf $(SITE_STAGE)
+	PIP_ROOT_USER_ACTION=ignore $(PYTHON) -m pip install --no-deps --no-build-isolation \
+		--disable-pip-version-check -q --no-compile --target $(SITE_STAGE) .
+	cd $(SITE_STAGE)/$(NAME)-$(VERSION).dist-info && rm -f direct_url.json RECORD REQUESTED
+	cd $(SITE_STAGE) && find $(NAME) $(NAME)-$(VERSION).dist-info -type d | while read -r dir; do \
+		$(INSTALL) -dm 0755 "$(DESTDIR)$(PYTHON_SITELIB)/$$dir" || exit 1; done
+	cd $(SITE_STAGE) && find $(NAME) $(NAME)-$(VERSION).dist-info -type f | while read -r file; do \
+		$(INSTALL) -pm 0644 "$$file" "$(DESTDIR)$(PYTHON_SITELIB)/$$file" || exit 1; done
+	$(INSTALL) -Dpm 0755 $(SITE_STAGE)/bin/policyctl "$(DESTDIR)$(BINDIR)/policyctl"
+endif
 	@test -n "$(DESTDIR)" || $(PYTHON) -c 'import sys; sys.exit("$(PYTHON_SITELIB)" not in sys.path)' \
 		|| { echo "install-python: $(PYTHON) does not import from $(PYTHON_SITELIB); \
-	pass PREFIX=$$($(PYTHON) -c 'import sys; print(sys.prefix)') or use a virtualenv" >&2; exit 1; }
+	pass PREFIX=/usr/local or PREFIX=$$($(PYTHON) -c 'import sys; print(sys.prefix)'), or use a virtualenv" >&2; exit 1; }
 endif
 
 # Everything but the Python package: the spec installs that with %pyproject_install
 # where the Fedora macros exist, and calls this target for the rest.
 install-data: build
-	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(SBINDIR)/$(NAME)"
+	$(INSTALL) -Dpm 0755 $(HOOK) "$(DESTDIR)$(HOOKPROG)"
 	for driver in $(DRIVERS); do \
 		$(INSTALL) -dm 0755 "$(DESTDIR)$(HOOKDIR)/$$driver.d" && \
-		ln -sfn "$(SBINDIR)/$(NAME)" "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
+		ln -sfn "$(HOOKPROG)" "$(DESTDIR)$(HOOKDIR)/$$driver.d/$(NAME)" || exit 1; \
 	done
 	$(INSTALL) -dm 0755 "$(DESTDIR)$(SYSCONFDIR)/$(NAME)" "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/domains"
 	@if [ -e "$(DESTDIR)$(SYSCONFDIR)/$(NAME)/$(NAME).conf" ]; then \
@@ -181,7 +218,7 @@ install-data: build
 
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
-	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(SBINDIR)/$(NAME)" \
+	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(HOOKPROG)" \
 		"$(DESTDIR)$(TMPFILESDIR)/$(NAME).conf" "$(DESTDIR)$(UNITDIR)/policyhook-watch.service" \
 		"$(DESTDIR)$(MANDIR)/man8/policyctl.8" "$(DESTDIR)$(MANDIR)/man8/policyctl.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5" "$(DESTDIR)$(MANDIR)/man5/policyhook.conf.5.gz" \
@@ -242,7 +279,7 @@ check-tree:
 	cp -a $(wildcard $(CHECK_TREE_FILES)) $(CHECK_TREE)/
 	ln -s "$(DESTDIR)$(PYTHON_SITELIB)/$(NAME)" $(CHECK_TREE)/$(NAME)
 	for hook in $(NAME) $(DRIVERS); do \
-		ln -s "$(DESTDIR)$(SBINDIR)/$(NAME)" $(CHECK_TREE)/hooks/$$hook || exit 1; done
+		ln -s "$(DESTDIR)$(HOOKPROG)" $(CHECK_TREE)/hooks/$$hook || exit 1; done
 	@found=$$(cd $(CHECK_TREE) && $(PYTHON) -c 'import os, policyhook; print(os.path.realpath(policyhook.__file__))') \
 		&& case "$$found" in "$(DESTDIR)$(PYTHON_SITELIB)/"*) echo "$(CHECK_TREE): policyhook is $$found";; \
 		*) echo "$(CHECK_TREE): policyhook is $$found, not under $(DESTDIR)$(PYTHON_SITELIB)" >&2; exit 1;; esac

@@ -22,11 +22,12 @@ make demo installs and changes, on this host:
     domains keep running); it writes /etc/libvirt/qemu.conf only when there is none,
     and adds the libvirt-qemu user and group when missing
   - a virtualenv in $VENV with policyhook and its dependencies
-  - policyhook, with make install: the hooks /etc/libvirt/hooks/{qemu,lxc,libxl}.d/policyhook
-    (replacing any there), /etc/policyhook (its settings only when there are none; no
-    policy), /run, /var/log and /var/lib/policyhook, a logrotate file, man pages, bash
-    completion; libvirtd is reloaded to see the hook (make uninstall removes it all but
-    /etc/policyhook and the log)
+  - policyhook, with make install: the hook /etc/libvirt/hooks/policyhook and its links
+    /etc/libvirt/hooks/{qemu,lxc,libxl}.d/policyhook (replacing any there), /etc/policyhook
+    (its settings only when there are none; no policy), /run, /var/log and
+    /var/lib/policyhook, a logrotate file, and under /usr/local the watcher's unit, the
+    tmpfiles entry, man pages and bash completion; libvirtd is reloaded to see the hook
+    (make uninstall removes it all but /etc/policyhook and the log)
   - a domain $DOM and its policy, both removed at the end; no other domain and no
     other policy is changed (checked at the end)
 

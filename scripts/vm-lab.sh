@@ -487,7 +487,9 @@ push_checkout() {
 # The Debian guest runs policyhook as its package: `make deb` of this checkout (its
 # tracked files with their uncommitted changes, through `git stash create`; without the
 # unit tests, which `make deb` runs in CI), installed with apt-get. The Xen guest gets
-# `make install`. The .deb is also kept at GUEST_DEB for tests/vm's upgrade test.
+# `make install PREFIX=/usr`, the package's layout (its tests run /usr/bin/policyctl, and
+# tests/vm checks the /usr/local layout of a plain `make install`). The .deb is also kept
+# at GUEST_DEB for tests/vm's upgrade test and the /usr/local install test.
 DEB_DIR=build/vm-deb
 GUEST_DEB=/root/policyhook-deb
 
@@ -521,7 +523,7 @@ install_checkout() {
         say "installed $(basename "$DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
         return
     fi
-    guest "cd $GUEST_SRC && make install PYTHON=/usr/bin/python3 >/var/log/policyhook-install.log 2>&1" \
+    guest "cd $GUEST_SRC && make install PYTHON=/usr/bin/python3 PREFIX=/usr >/var/log/policyhook-install.log 2>&1" \
         || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "make install failed in the guest"; }
     say "installed this checkout in the guest with make install in $((SECONDS - t0)) s: $(guest policyctl --version)"
 }

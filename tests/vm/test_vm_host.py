@@ -1,7 +1,7 @@
 """The guest is the host the issue promised (systemd, cgroup v2, libvirt 11, the
-distribution's Python stack, hyperthread siblings and NUMA nodes), and `make install`
-with the distribution's python3 lays policyhook out as a package would and reloads
-libvirtd through systemd."""
+distribution's Python stack, hyperthread siblings and NUMA nodes), with policyhook laid
+out by its package. `make install` there (under /usr/local, reloading libvirtd through
+systemd) is in test_vm_package.py."""
 
 import os
 import re
@@ -58,34 +58,3 @@ def test_the_package_lays_out_the_python_package(installed):
         assert f.readline().strip() == "#!/usr/bin/python3 -I"
     assert os.stat(lab.HOOK).st_mode & 0o777 == 0o755
 
-
-def _make(target):
-    r = subprocess.run(["make", "-C", lab.REPO, "--no-print-directory", target, "PYTHON=/usr/bin/python3"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, "make %s failed:\n%s%s" % (target, r.stdout, r.stderr)
-
-
-def _reloaded_since(cursor):
-    lines = lab.journal("--after-cursor", cursor, "-u", "libvirtd.service")
-    return [line for line in lines.splitlines() if line.startswith("Reloaded ")]
-
-
-def test_make_uninstall_and_install_reload_libvirtd(installed):
-    """As a package's scripts would: libvirtd notices an added or removed hook only when
-    it reloads, and under systemd that is `systemctl reload`."""
-    try:
-        lab.start_daemon()   # socket-activated: it stops when idle, and then nothing reloads
-        cursor = lab.journal_cursor()
-        _make("uninstall")
-        assert not os.path.exists(lab.HOOK)
-        assert not os.path.exists(lab.POLICYCTL)
-        assert not os.path.exists(SITE + "/policyhook")
-        lab.wait_for(lambda: _reloaded_since(cursor), 30, "libvirtd to reload after make uninstall")
-        lab.start_daemon()
-        cursor = lab.journal_cursor()
-    finally:
-        _make("install")
-    assert os.access(lab.HOOK, os.X_OK)
-    assert lab.run([lab.POLICYCTL, "--version"]).returncode == 0
-    guest.record("after make install", lab.wait_for(lambda: _reloaded_since(cursor), 30,
-                                                    "libvirtd to reload after make install")[-1])

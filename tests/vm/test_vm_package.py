@@ -5,7 +5,9 @@ over a previous build followed by remove and purge, which keep the admin's polic
 import glob
 import os
 import re
+import shutil
 import subprocess
+import sys
 import time
 
 import guest
@@ -114,3 +116,145 @@ def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(insta
             os.unlink(policy)
     assert dpkg_query("db:Status-Abbrev") == "ii"
     assert subprocess.run(["virsh", "-c", lab.URI, "uri"], capture_output=True).returncode == 0
+
+
+# ---- a source install: make install with the distribution's python3, under /usr/local ----
+
+LOCAL_HOOK = "/etc/libvirt/hooks/policyhook"
+LOCAL_POLICYCTL = "/usr/local/bin/policyctl"
+LOCAL_FILES = [
+    LOCAL_HOOK, LOCAL_POLICYCTL, "/usr/local/lib/systemd/system/" + UNIT,
+    "/usr/local/lib/tmpfiles.d/policyhook.conf", "/usr/local/share/man/man8/policyctl.8",
+    "/usr/local/share/man/man8/policyhook.8", "/usr/local/share/man/man5/policyhook.conf.5",
+    "/usr/local/share/man/man5/policyhook-policy.5", "/usr/local/share/bash-completion/completions/policyctl",
+    "/usr/local/share/doc/policyhook/README.md",
+]
+SOURCE_TREE = ["policyhook", "hooks", "tools", "etc", "contrib", "doc", "Makefile", "pyproject.toml",
+               "setup.cfg", "README.md", "LICENSE"]
+
+
+def usr_snapshot():
+    """{path: (mode, owner, group, size, mtime, ctime)} of everything under /usr but
+    /usr/local: the package manager's tree, which a source install must not touch."""
+    found = {}
+    for top, dirs, files in os.walk("/usr"):
+        if top == "/usr":
+            dirs.remove("local")
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            found[path] = (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return found
+
+
+def local_snapshot():
+    """The files and links under /usr/local and /etc/libvirt/hooks (directories apart)."""
+    found = set()
+    for top in ("/usr/local", "/etc/libvirt/hooks"):
+        for parent, _, files in os.walk(top):
+            found.update(os.path.join(parent, f) for f in files)
+    return found
+
+
+def source_make(tree, target):
+    r = subprocess.run(["make", "--no-print-directory", target, "PYTHON=/usr/bin/python3"], cwd=str(tree),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, "make %s failed:\n%s%s" % (target, r.stdout, r.stderr)
+    return r.stdout
+
+
+def reloaded_since(cursor):
+    lines = lab.journal("--after-cursor", cursor, "-u", "libvirtd.service")
+    return [line for line in lines.splitlines() if line.startswith("Reloaded ")]
+
+
+def test_apparmor_lets_libvirtd_run_the_hook_under_etc_not_usr_local(installed):
+    """Why a source install's hook program is /etc/libvirt/hooks/policyhook: the profile
+    Debian 13's libvirt ships lets libvirtd execute /usr/sbin/* and /etc/libvirt/hooks/**,
+    nothing under /usr/local. Read from the profile: the guest's kernel has AppArmor, but
+    without the apparmor package no profile is loaded."""
+    guest.record("AppArmor in the guest's kernel", guest.read("/sys/module/apparmor/parameters/enabled"))
+    profiles = "/sys/kernel/security/apparmor/profiles"
+    loaded = guest.read(profiles).splitlines() if os.path.exists(profiles) else []
+    guest.record("AppArmor profiles loaded", len(loaded))
+    with open("/etc/apparmor.d/usr.sbin.libvirtd") as f:
+        rules = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+    assert "/etc/libvirt/hooks/** rmix," in rules and "/usr/sbin/* PUx," in rules
+    executes = [r for r in rules if re.search(r"\s[a-zA-Z]*[xX][a-zA-Z]*,$", r)]
+    assert not [r for r in executes if "local" in r], executes
+
+
+def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_removes_it(domains, tmp_path):
+    """`make install` with the distribution's python3, the package removed first (and
+    installed again after, for the tests that follow): everything under /usr/local and
+    /etc, the hook run by the real libvirtd, libvirtd reloaded; `make uninstall` takes it
+    all away; nothing under /usr outside /usr/local changes."""
+    deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
+    tree = tmp_path / "src"
+    for name in SOURCE_TREE:
+        src = os.path.join(lab.REPO, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, str(tree / name))
+        else:
+            os.makedirs(str(tree), exist_ok=True)
+            shutil.copy(src, str(tree / name))
+    name = domains()
+    try:
+        lab.run(["dpkg", "-r", "policyhook"], timeout=300)
+        assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
+        usr_before, local_before = usr_snapshot(), local_snapshot()
+        lab.start_daemon()   # socket-activated: it stops when idle, and then nothing reloads
+        cursor = lab.journal_cursor()
+        t0 = time.monotonic()
+        source_make(tree, "install")
+        guest.record("make install (/usr/local) in the guest", "%.0f s" % (time.monotonic() - t0))
+        lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make install")
+
+        site = "/usr/local/lib/python3.%d/dist-packages" % sys.version_info[1]
+        for path in LOCAL_FILES + [site + "/policyhook/__init__.py"]:
+            assert os.path.isfile(path), path
+        for hook in HOOKS:
+            assert os.readlink(hook) == LOCAL_HOOK
+        with open(LOCAL_HOOK) as f:
+            assert f.readline().strip() == "#!/usr/bin/python3 -I"
+        # The interpreter finds the package there; systemd, man and bash-completion find theirs.
+        where = lab.run(["/usr/bin/python3", "-I", "-c", "import policyhook; print(policyhook.__file__)"],
+                        cwd="/").stdout.strip()
+        assert where == site + "/policyhook/__init__.py"
+        lab.run(["systemctl", "daemon-reload"])
+        assert lab.run(["systemctl", "show", "-P", "FragmentPath", UNIT]).stdout.strip() == \
+            "/usr/local/lib/systemd/system/" + UNIT
+        assert "/usr/local/bin/policyctl watch" in lab.run(["systemctl", "cat", UNIT]).stdout
+        assert lab.run(["systemd-tmpfiles", "--cat-config"]).stdout.count(
+            "# /usr/local/lib/tmpfiles.d/policyhook.conf") == 1
+
+        # A domain started with a policy has it in force: the real libvirtd ran the hook.
+        assert lab.run([LOCAL_POLICYCTL, "--root", lab.ROOT, "vcpupin", name, "0", "1"]).returncode == 0
+        lab.virsh("start", name)
+        lab.wait_for(lambda: lab.vcpupin(name).get(0) == "1", 15, "the policy in force")
+        guest.record("virsh vcpupin under the /usr/local install", lab.vcpupin(name))
+        lab.destroy(name)
+        assert lab.run([LOCAL_POLICYCTL, "--root", lab.ROOT, "remove", name]).returncode == 0
+
+        lab.start_daemon()
+        cursor = lab.journal_cursor()
+        source_make(tree, "uninstall")
+        lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make uninstall")
+        lab.run(["systemctl", "daemon-reload"])
+        assert not [p for p in LOCAL_FILES + HOOKS + [site + "/policyhook"] if os.path.lexists(p)]
+        assert not glob.glob(site + "/policyhook-*.dist-info")
+        assert local_snapshot() == local_before
+        usr_after = usr_snapshot()
+        changed = sorted(p for p in set(usr_before) | set(usr_after) if usr_before.get(p) != usr_after.get(p))
+        assert changed == [], "make install, a start and make uninstall changed under /usr: %s" % changed
+        guest.record("paths under /usr outside /usr/local, unchanged", len(usr_after))
+    finally:
+        for path in LOCAL_FILES + HOOKS:
+            if os.path.lexists(path):
+                os.unlink(path)
+        # make uninstall took the log rotation file, a conffile the removed package left:
+        # dpkg would take that for the admin's choice and not put it back.
+        lab.run(["dpkg", "-i", "--force-confmiss", deb], timeout=300)
+    assert dpkg_query("db:Status-Abbrev") == "ii"
+    assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
+    assert os.path.isfile("/etc/logrotate.d/policyhook")
