@@ -17,6 +17,7 @@ TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
+COCKPITDIR    ?= $(DATADIR)/cockpit/$(NAME)
 DESTDIR       ?=
 INSTALL       ?= install
 
@@ -53,7 +54,7 @@ RPMBUILD_ARGS  ?=
 DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
-.PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
+.PHONY: all build install install-python install-data install-cockpit uninstall uninstall-extras reload-libvirtd \
 	test unit e2e e2e-foreign stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm deb check-version check-spec check-debian check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
@@ -115,7 +116,7 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 	@mkdir -p build
 	$(PYTHON) tools/mkcompletion.py contrib/bash-completion/policyctl.in $@
 
-install: check-prereqs-install install-python install-data
+install: check-prereqs-install install-python install-data install-cockpit
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # Into a virtualenv (PYTHON's prefix is not its base prefix) without DESTDIR: pip
@@ -179,6 +180,13 @@ install-data: build
 	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
 	$(INSTALL) -Dpm 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 
+# The Cockpit page (contrib/cockpit), in Cockpit's package directory: plain files, no
+# build. The packages ship it as cockpit-policyhook (doc/packaging.md).
+COCKPIT_FILES := manifest.json index.html policyhook.js policyhook.css
+install-cockpit:
+	$(INSTALL) -dm 0755 "$(DESTDIR)$(COCKPITDIR)"
+	$(INSTALL) -pm 0644 $(COCKPIT_FILES:%=contrib/cockpit/%) "$(DESTDIR)$(COCKPITDIR)/"
+
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
 	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(SBINDIR)/$(NAME)" \
@@ -200,6 +208,7 @@ endif
 # goes too.
 uninstall: uninstall-extras
 uninstall-extras:
+	rm -rf "$(DESTDIR)$(COCKPITDIR)"
 	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" \
 		"$(DESTDIR)$(MANDIR)/man8/policyhook.8" "$(DESTDIR)$(MANDIR)/man8/policyhook.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5" "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5.gz"
