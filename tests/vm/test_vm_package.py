@@ -33,6 +33,10 @@ def test_installed_as_the_package_with_the_hook_linked(installed):
     assert lab.run(["dpkg", "-S", "/usr/sbin/policyhook"]).stdout.startswith("policyhook: ")
     for hook in HOOKS:
         assert os.readlink(hook) == "/usr/sbin/policyhook"
+    # The Cockpit page, a package of its own (contrib/cockpit).
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
+    assert lab.run(["dpkg", "-S", "/usr/share/cockpit/policyhook/manifest.json"]).stdout.startswith(
+        "cockpit-policyhook: ")
     conffiles = dpkg_query("Conffiles")
     assert "/etc/policyhook/policyhook.conf" in conffiles and "/etc/libvirt" not in conffiles
     assert lab.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "disabled"
@@ -108,9 +112,12 @@ def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(insta
         assert os.path.exists(policy), "purge removed the admin's policy"
         assert not os.path.exists(CONF) and not os.path.exists("/var/log/policyhook")
     finally:
-        apt("install", "./" + os.path.basename(deb))
+        # cockpit-policyhook depends on this very build: apt removed it on the way.
+        page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))
+        apt("install", *["./" + os.path.basename(p) for p in [deb] + page])
         os.unlink(prev)
         if os.path.exists(policy):
             os.unlink(policy)
     assert dpkg_query("db:Status-Abbrev") == "ii"
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
     assert subprocess.run(["virsh", "-c", lab.URI, "uri"], capture_output=True).returncode == 0
