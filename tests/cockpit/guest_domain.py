@@ -1,7 +1,8 @@
 """Run in the lab guest by tests/cockpit (scripts/vm-lab.sh run /usr/bin/python3 ...):
 
     guest_domain.py up NAME     define and start NAME, a throwaway 2-vCPU domain, with
-                                CPUs 6-7 occupied by it, vCPU 0 pinned to 6 and 1 to 7
+                                CPUs 6-7 occupied by it, vCPU 0 pinned to 6 and 1 to 7,
+                                and wait until its policy is in force
     guest_domain.py down NAME   remove it, its policy and its occupancy
 """
 
@@ -30,6 +31,9 @@ def up(name):
     policyctl("vcpupin", name, "0", "6")
     policyctl("vcpupin", name, "1", "7")
     lab.virsh("start", name, timeout=120)
+    # The applier puts the policy in force just after the start: the page must see it so.
+    lab.wait_for(lambda: lab.policyctl("verify", name).returncode == 0, 120,
+                 "the policy of %s to be in force (policyctl verify)" % name, interval=1)
 
 
 def down(name):
