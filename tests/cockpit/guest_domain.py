@@ -2,8 +2,9 @@
 
     guest_domain.py up NAME     define and start NAME, a throwaway 2-vCPU domain, with
                                 CPUs 6-7 occupied by it, vCPU 0 pinned to 6 and 1 to 7,
-                                and wait until its policy is in force
-    guest_domain.py down NAME   remove it, its policy and its occupancy
+                                and wait until its policy is in force; and NAME-idle,
+                                defined, not running, with vCPU 0 pinned to 2-3, cap 50
+    guest_domain.py down NAME   remove them, their policies and occupancy
 """
 
 import json
@@ -14,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import lab  # noqa: E402
 
 CPUS = "6-7"
+IDLE = "-idle"
 
 
 def policyctl(*args):
@@ -34,10 +36,15 @@ def up(name):
     # The applier puts the policy in force just after the start: the page must see it so.
     lab.wait_for(lambda: lab.policyctl("verify", name).returncode == 0, 120,
                  "the policy of %s to be in force (policyctl verify)" % name, interval=1)
+    lab.define(name + IDLE)
+    policyctl("vcpupin", name + IDLE, "0", "2-3")
+    policyctl("schedcap", name + IDLE, "50")
 
 
 def down(name):
     """Everything up() made, whatever part of it was made."""
+    lab.undefine(name + IDLE)
+    lab.policyctl("remove", name + IDLE)
     shown = lab.policyctl("cpupolicy", name, "--json")
     occupies = json.loads(shown.stdout)["occupies"] if shown.returncode == 0 else []
     lab.undefine(name)
