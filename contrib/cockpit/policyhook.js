@@ -22,13 +22,14 @@
 
     // ---- policyctl ------------------------------------------------------------------
 
-    /* Run policyctl with `args`; resolves {ok, out, err, code}: its standard output, and
-     * on failure its standard error (policyctl's one-line messages) and exit status. */
+    /* Run policyctl with `args`; resolves {ok, out, err, code}: its standard output, its
+     * standard error (policyctl's one-line messages: on failure the error, on success any
+     * warnings, where cockpit.js hands them over) and its exit status. */
     function policyctl(args, change) {
         return new Promise(function (resolve) {
             cockpit.spawn([POLICYCTL].concat(args), { superuser: change ? "require" : "try", err: "message" })
-                .then(function (out) {
-                    resolve({ ok: true, out: out, err: "", code: 0 });
+                .then(function (out, message) {
+                    resolve({ ok: true, out: out, err: (message || "").trim(), code: 0 });
                 }, function (ex, out) {
                     let err = (ex && (ex.message || ex.problem)) || String(ex);
                     if (ex && ex.problem === "not-found")
@@ -471,7 +472,7 @@
             const result = await policyctl(args.concat(), true);
             if (result.ok) {
                 const doc = parse(result) || {};
-                say("ok", what + ": " + (STATUS[doc.status] || "done"));
+                say("ok", what + ": " + (STATUS[doc.status] || "done") + (result.err ? "\n" + result.err : ""));
             } else {
                 say("error", result.err || ("policyctl exited with status " + result.code));
             }
