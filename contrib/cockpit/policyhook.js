@@ -258,6 +258,9 @@
             lines.push("emulator → " + doc.emulatorpin);
         for (const [id, cpus] of Object.entries(doc.iothreadpin || {}))
             lines.push("IOThread " + id + " → " + cpus);
+        // Real-time vCPUs (vcpusched): "fifo:10" is policy and priority.
+        for (const [vcpu, policy] of Object.entries(doc.vcpusched || {}))
+            lines.push("vCPU " + vcpu + " " + String(policy).replace(":", " "));
         return lines;
     }
 
