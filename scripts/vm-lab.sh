@@ -656,10 +656,11 @@ cmd_cockpit() {
     need_root
     [ "$VARIANT" = debian ] || die "cockpit: the Debian guest only (without --xen)"
     guest_pid >/dev/null || die "the guest is not running: scripts/vm-lab.sh up"
+    # cockpit-ws is in /usr/lib/cockpit on Debian, /usr/libexec on Fedora.
     guest "systemctl is-active -q $COCKPIT_UNIT || { systemctl reset-failed $COCKPIT_UNIT 2>/dev/null; \
-        systemd-run --quiet --unit=$COCKPIT_UNIT \
-        /usr/lib/cockpit/cockpit-ws --no-tls --local-session=/usr/bin/cockpit-bridge \
-        --address=127.0.0.1 --port=$COCKPIT_PORT; }" \
+        ws=\$(ls /usr/lib/cockpit/cockpit-ws /usr/libexec/cockpit-ws 2>/dev/null | head -n 1); \
+        [ -n \"\$ws\" ] && systemd-run --quiet --unit=$COCKPIT_UNIT \$ws --no-tls \
+        --local-session=/usr/bin/cockpit-bridge --address=127.0.0.1 --port=$COCKPIT_PORT; }" \
         || die "could not start cockpit-ws in the guest (is cockpit-ws in its image?)"
     local port deadline=$((SECONDS + COCKPIT_TIMEOUT))
     if ! cockpit_forward_pid >/dev/null || ! port=$(cat "$RUN_DIR/cockpit.port" 2>/dev/null); then
