@@ -259,8 +259,10 @@
         for (const [id, cpus] of Object.entries(doc.iothreadpin || {}))
             lines.push("IOThread " + id + " → " + cpus);
         // Real-time vCPUs (vcpusched): "fifo:10" is policy and priority.
+        // Live values list every vCPU; "other" is the kernel's default, not worth a line.
         for (const [vcpu, policy] of Object.entries(doc.vcpusched || {}))
-            lines.push("vCPU " + vcpu + " " + String(policy).replace(":", " "));
+            if (policy !== "other")
+                lines.push("vCPU " + vcpu + " " + String(policy).replace(":", " "));
         return lines;
     }
 
@@ -302,7 +304,7 @@
         if (r.live.weight !== null && r.live.weight !== undefined)
             lines.push("weight " + r.live.weight);
         if (r.live.cap !== null && r.live.cap !== undefined)
-            lines.push("cap " + r.live.cap + "%");
+            lines.push(r.live.cap ? "cap " + r.live.cap + "%" : "no cap");
         return lines.length ? lines : ["no pins"];
     }
 
