@@ -57,7 +57,11 @@ class Browser:
         self._buffer = b""
         self._next = 0
         self.events = []
-        self.call("Browser.getVersion", timeout=60)
+        try:
+            self.call("Browser.getVersion", timeout=60)
+        except (BrowserError, OSError):
+            self.close()        # no profile or process left behind
+            raise
 
     def call(self, method, params=None, session=None, timeout=60):
         self._next += 1
