@@ -59,9 +59,15 @@ class Browser:
         self.events = []
         try:
             self.call("Browser.getVersion", timeout=60)
-        except (BrowserError, OSError):
+        except (BrowserError, OSError) as e:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            said = self.proc.stderr.read() if self.proc.poll() is not None else b""
             self.close()        # no profile or process left behind
-            raise
+            raise BrowserError("%s did not start: %s" % (binary, said.decode(errors="replace").strip()[-2000:]
+                                                          or e)) from e
 
     def call(self, method, params=None, session=None, timeout=60):
         self._next += 1
