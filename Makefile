@@ -22,6 +22,7 @@ TMPFILESDIR   ?= $(PREFIX)/lib/tmpfiles.d
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
 COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 LOGROTATEDIR  ?= $(SYSCONFDIR)/logrotate.d
+COCKPITDIR    ?= $(DATADIR)/cockpit/$(NAME)
 DESTDIR       ?=
 INSTALL       ?= install
 # The program the hook's links lead to (doc/packaging.md, "The hook's layout"). libvirtd's
@@ -74,8 +75,8 @@ RPMBUILD_ARGS  ?=
 DIST_REF       ?= HEAD
 TARBALL        := dist/$(NAME)-$(VERSION).tar.gz
 
-.PHONY: all build install install-python install-data uninstall uninstall-extras reload-libvirtd \
-	test unit e2e e2e-foreign stress e2e-vm e2e-vm-debian e2e-vm-xen demo lint dist rpm srpm deb check-version check-spec check-debian check-tree clean FORCE \
+.PHONY: all build install install-python install-data install-cockpit uninstall uninstall-extras reload-libvirtd \
+	test unit e2e e2e-foreign stress e2e-vm e2e-vm-debian e2e-vm-cockpit e2e-vm-xen demo lint dist rpm srpm deb check-version check-spec check-debian check-tree clean FORCE \
 	check-prereqs check-prereqs-install check-prereqs-rpm check-prereqs-srpm check-prereqs-test
 
 all: build
@@ -136,7 +137,7 @@ $(COMPLETION): tools/mkcompletion.py tools/argspec.py contrib/bash-completion/po
 	@mkdir -p build
 	$(PYTHON) tools/mkcompletion.py contrib/bash-completion/policyctl.in $@
 
-install: check-prereqs-install install-python install-data
+install: check-prereqs-install install-python install-data install-cockpit
 	@if [ -z "$(DESTDIR)" ]; then $(MAKE) --no-print-directory reload-libvirtd; fi
 
 # Into a virtualenv (PYTHON's prefix is not its base prefix) without DESTDIR: pip
@@ -216,6 +217,13 @@ install-data: build
 	$(INSTALL) -Dpm 0644 $(COMPLETION) "$(DESTDIR)$(COMPLETIONDIR)/policyctl"
 	$(INSTALL) -Dpm 0644 README.md "$(DESTDIR)$(DOCDIR)/README.md"
 
+# The Cockpit page (contrib/cockpit), in Cockpit's package directory: plain files, no
+# build. The packages ship it as cockpit-policyhook (doc/packaging.md).
+COCKPIT_FILES := manifest.json index.html policyhook.js policyhook.css
+install-cockpit:
+	$(INSTALL) -dm 0755 "$(DESTDIR)$(COCKPITDIR)"
+	$(INSTALL) -pm 0644 $(COCKPIT_FILES:%=contrib/cockpit/%) "$(DESTDIR)$(COCKPITDIR)/"
+
 # Keeps /etc/policyhook (the admin's policy and settings) and the log.
 uninstall:
 	rm -f $(DRIVERS:%="$(DESTDIR)$(HOOKDIR)/%.d/$(NAME)") "$(DESTDIR)$(HOOKPROG)" \
@@ -237,6 +245,7 @@ endif
 # goes too.
 uninstall: uninstall-extras
 uninstall-extras:
+	rm -rf "$(DESTDIR)$(COCKPITDIR)"
 	rm -f "$(DESTDIR)$(LOGROTATEDIR)/$(NAME)" \
 		"$(DESTDIR)$(MANDIR)/man8/policyhook.8" "$(DESTDIR)$(MANDIR)/man8/policyhook.8.gz" \
 		"$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5" "$(DESTDIR)$(MANDIR)/man5/policyhook-policy.5.gz"
@@ -295,6 +304,13 @@ e2e-vm: e2e-vm-debian e2e-vm-xen
 e2e-vm-debian:
 	scripts/vm-lab.sh up
 	scripts/vm-lab.sh run $(VM_PYTEST) tests/vm
+
+# The Cockpit page (contrib/cockpit) in a headless Chromium on this machine, against
+# Cockpit in the Debian guest that e2e-vm-debian left running (scripts/vm-lab.sh
+# cockpit), as root; it keeps a screenshot in build/cockpit/. tests/run runs it before
+# scripts/vm-lab.sh down: the guest's one boot.
+e2e-vm-cockpit:
+	$(PYTHON) -m pytest -p no:cacheprovider -rfE tests/cockpit
 
 e2e-vm-xen:
 	scripts/vm-lab.sh --xen up

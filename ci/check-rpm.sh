@@ -58,6 +58,9 @@ RPM=build/rpm/RPMS/noarch/policyhook-$VERSION-1.noarch.rpm
 SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
 [ -f "$RPM" ] || fail "no $RPM (a noarch package) after make rpm"
 [ -f "$SRPM" ] || fail "no $SRPM after make rpm"
+# The Cockpit page is a package of its own (doc/packaging.md, "The Cockpit page").
+COCKPIT_RPM=build/rpm/RPMS/noarch/cockpit-policyhook-$VERSION-1.noarch.rpm
+[ -f "$COCKPIT_RPM" ] || fail "no $COCKPIT_RPM (a noarch package) after make rpm"
 say "built $RPM ($(stat -c %s "$RPM") bytes; installed size $(rpm -qp --qf '%{SIZE}' "$RPM") bytes)"
 
 # ---- 1b. the spec's branch is the distribution's -------------------------------------------
@@ -92,10 +95,12 @@ say "the spec's branch: pyproject macros on Fedora and RHEL 9+, plain elsewhere,
 # ---- 2. what the RPM holds -------------------------------------------------------------
 echo "--- rpm -qlpv $RPM"
 rpm -qlpv "$RPM"
+echo "--- rpm -qlpv $COCKPIT_RPM"
+rpm -qlpv "$COCKPIT_RPM"
 echo "---"
-# mode owner group f:flags path, one line per entry; man pages without the .gz that
-# rpm's brp-compress adds where it compresses them.
-rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} f:%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$RPM" \
+# mode owner group f:flags path, one line per entry of both packages; man pages without
+# the .gz that rpm's brp-compress adds where it compresses them.
+rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} f:%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$RPM" "$COCKPIT_RPM" \
     | sed -E 's#(/man/man[0-9]/[^ ]+)\.gz$#\1#' > "$WORK/rpm.entries"
 
 entry() {   # entry PATH MODE [FLAG]: PATH is packaged with MODE, owned by root, with FLAG
@@ -139,6 +144,11 @@ for f in __init__.py hook.py registry.py cli/__init__.py cli/main.py cli/parser.
     entry "$SITELIB/policyhook/$f" -rw-r--r--
 done
 entry "$SITELIB/policyhook-$VERSION.dist-info/METADATA" -rw-r--r--
+entry /usr/share/cockpit/policyhook drwxr-xr-x
+for f in manifest.json index.html policyhook.js policyhook.css; do
+    entry /usr/share/cockpit/policyhook/$f -rw-r--r--
+    rpm -qlp "$RPM" | grep -qx "/usr/share/cockpit/policyhook/$f" && fail "$f is in $RPM, not only in $COCKPIT_RPM"
+done
 entry "$SITELIB/policyhook-$VERSION.dist-info/entry_points.txt" -rw-r--r--
 # (a symlink's own mode is lrwxrwxrwx and means nothing)
 awk '$1 !~ /^l/ && $1 ~ /^.....w|^........w/ {print}' "$WORK/rpm.entries" | grep . \
@@ -157,6 +167,11 @@ done
 for dep in '(libvirt-daemon-driver-qemu or libvirt-daemon-driver-lxc or libvirt-daemon-driver-libxl)' /usr/bin/python3; do
     grep -qxF "$dep" <<<"$requires" || fail "the RPM does not require $dep"
 done
+cockpit_requires=$(rpm -qp --requires "$COCKPIT_RPM")
+for dep in cockpit-bridge cockpit-system "policyhook = $VERSION-1"; do
+    grep -qxF "$dep" <<<"$cockpit_requires" || fail "$COCKPIT_RPM does not require $dep (it requires: $(echo $cockpit_requires))"
+done
+[ "$(rpm -qp --qf '%{ARCH}' "$COCKPIT_RPM")" = noarch ] || fail "$COCKPIT_RPM is not noarch"
 scripts=$(rpm -qp --scripts "$RPM")
 grep -q 'try-reload-or-restart' <<<"$scripts" || fail "no libvirtd/virtqemud reload in the scriptlets"
 for tag in POSTIN POSTUN; do
@@ -214,9 +229,9 @@ ROOT=$WORK/root
 rpm --root "$ROOT" --initdb
 # No scriptlets: the scratch root has no shell; they are checked with sh -n above.
 # (Debian's rpm warns on stderr that it is not Debian's package manager.)
-rpm --root "$ROOT" -i --nodeps --nosignature --noscripts "$RPM" 2>"$WORK/rpm-i.err" \
-    || { cat "$WORK/rpm-i.err" >&2; fail "rpm --root $ROOT -i $RPM failed"; }
-rpm --root "$ROOT" -V --nodeps policyhook 2>"$WORK/rpm-V.err" \
+rpm --root "$ROOT" -i --nodeps --nosignature --noscripts "$RPM" "$COCKPIT_RPM" 2>"$WORK/rpm-i.err" \
+    || { cat "$WORK/rpm-i.err" >&2; fail "rpm --root $ROOT -i $RPM $COCKPIT_RPM failed"; }
+rpm --root "$ROOT" -V --nodeps policyhook cockpit-policyhook 2>"$WORK/rpm-V.err" \
     || { cat "$WORK/rpm-V.err" >&2; fail "rpm -V: the installed files differ from the package (above)"; }
 hook=$ROOT/usr/sbin/policyhook
 [ "$(head -n 1 "$hook")" = "#!$PY -I" ] || fail "the hook's shebang is '$(head -n 1 "$hook")', expected '#!$PY -I'"
@@ -239,6 +254,8 @@ done
 out=$(POLICYHOOK_ROOT=$ROOT $PY "$hook" vm1 stopped end - </dev/null 2>&1) && fail "the hook run by hand exited 0"
 grep -q 'runs as /etc/libvirt/hooks/DRIVER.d/policyhook' <<<"$out" || fail "the hook run by hand said: $out"
 bash -n "$ROOT/usr/share/bash-completion/completions/policyctl" || fail "the installed completion is not valid bash"
+$PY -c 'import json, sys; json.load(open(sys.argv[1]))' "$ROOT/usr/share/cockpit/policyhook/manifest.json" \
+    || fail "the installed Cockpit manifest is not JSON"
 if command -v man >/dev/null; then
     for page in man8/policyctl.8:POLICYCTL man5/policyhook.conf.5:POLICYHOOK.CONF \
                 man8/policyhook.8:POLICYHOOK man5/policyhook-policy.5:POLICYHOOK-POLICY; do

@@ -14,11 +14,14 @@ DEB_VERSION=$(sed -n '1s/^policyhook (\(.*\)) .*/\1/p' debian/changelog)
 DEB=build/deb/policyhook_${DEB_VERSION}_all.deb
 CHANGES=$(ls build/deb/policyhook_"${DEB_VERSION}"_*.changes 2>/dev/null | head -n 1)
 [ -f "$DEB" ] && [ -n "$CHANGES" ] || fail "no $DEB or its .changes: run make deb first"
+# The Cockpit page's package is built with it, and the .changes names both.
+COCKPIT_DEB=build/deb/cockpit-policyhook_${DEB_VERSION}_all.deb
+[ -f "$COCKPIT_DEB" ] || fail "no $COCKPIT_DEB: run make deb first"
 case "$DEB_VERSION" in "$VERSION"-*) ;; *) fail "debian/changelog's $DEB_VERSION is not policyhook $VERSION" ;; esac
 
 [ "$(id -u)" = 0 ] && install_missing lintian
 command -v lintian >/dev/null || fail "no lintian (Debian: apt-get install lintian)"
-say "lintian $(lintian --print-version) on $CHANGES (the .deb and the .buildinfo)"
+say "lintian $(lintian --print-version) on $CHANGES (the two .debs and the .buildinfo)"
 
 LOG=build/deb/lintian.log
 # lintian says it should not run as root, and does all the same. It exits 1 for tags

@@ -1,6 +1,6 @@
 #!/bin/bash
-# rpmlint on the RPM and SRPM that ci/check-rpm.sh built, as a Fedora reviewer runs it:
-# rpmlint 2.10 with Fedora's configuration (from rpmlint's own release on PyPI), the
+# rpmlint on the RPMs (policyhook, cockpit-policyhook) and the SRPM that ci/check-rpm.sh
+# built, as a Fedora reviewer runs it: rpmlint 2.10 with Fedora's configuration (from rpmlint's own release on PyPI), the
 # spelling check on (en_US), checkbashisms for the scriptlets, and policyhook.rpmlintrc.
 # Fails on any error, and on any warning doc/packaging.md does not explain.
 #
@@ -14,7 +14,8 @@ RPMLINT_VERSION=2.10.0
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)
 RPM=build/rpm/RPMS/noarch/policyhook-$VERSION-1.noarch.rpm
 SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
-[ -f "$RPM" ] && [ -f "$SRPM" ] || fail "no $RPM or $SRPM: run ci/check-rpm.sh first"
+COCKPIT_RPM=build/rpm/RPMS/noarch/cockpit-policyhook-$VERSION-1.noarch.rpm
+[ -f "$RPM" ] && [ -f "$COCKPIT_RPM" ] && [ -f "$SRPM" ] || fail "no $RPM, $COCKPIT_RPM or $SRPM: run ci/check-rpm.sh first"
 
 # rpm's Python binding comes from Debian (python3-rpm), so the venv is Debian's python3's
 # and sees its packages; libenchant and the dictionary make the spelling check run.
@@ -48,8 +49,8 @@ say "rpmlint $RPMLINT_VERSION with $CONFIG (Fedora) and policyhook.rpmlintrc"
 
 LOG=build/rpm/rpmlint.log
 status=0
-"$VENV/bin/rpmlint" -c "$CONFIG" -r policyhook.rpmlintrc "$RPM" "$SRPM" >"$LOG" 2>&1 || status=$?
-grep -E '^policyhook[.:]' "$LOG" || true
+"$VENV/bin/rpmlint" -c "$CONFIG" -r policyhook.rpmlintrc "$RPM" "$COCKPIT_RPM" "$SRPM" >"$LOG" 2>&1 || status=$?
+grep -E '^(cockpit-)?policyhook[.:]' "$LOG" || true
 summary=$(grep -E '[0-9]+ errors, [0-9]+ warnings' "$LOG") || { cat "$LOG" >&2; fail "rpmlint printed no summary (see $LOG)"; }
 echo "$summary"
 grep -q 'unable to init enchant' "$LOG" && fail "the spelling check did not run (see $LOG)"

@@ -120,7 +120,9 @@ def verify_one(pm, ctx, policy, host, everything=True):
 def host_map(pm):
     """`policyctl occupancy`: the host's NUMA nodes, sockets, cores and CPUs, each CPU with
     the domains that occupy it and the running domains pinned to it (a pin narrower than
-    every host CPU). A dict: its own --json, and what show.occupancy_map draws."""
+    every host CPU); `housekeeping`: whether [occupancy] housekeeping keeps the host's own
+    work on the CPUs no set occupies. A dict: its own --json, and what show.occupancy_map
+    draws."""
     topo = pm.topology()
     host = pm.registry.load_host()
     pinned = {}
@@ -147,7 +149,7 @@ def host_map(pm):
             {"cpu": c, "occupied_by": list(host.occupancy.get(c, ())), "pinned": sorted(pinned.get(c, ())),
              "managed_irqs": [{"irq": i, "name": n} for i, n in managed.get(c, ())]}
             for c in cpus]})
-    return {"asked_libvirt": conn is not None, "nodes": [
+    return {"asked_libvirt": conn is not None, "housekeeping": pm.settings.housekeeping, "nodes": [
         {"node": n, "cpus": str(CpuSet(c["cpu"] for s in socks.values() for k in s for c in k["cpus"])),
          "sockets": [{"socket": s, "cores": cores} for s, cores in sorted(socks.items())]}
         for n, socks in sorted(nodes.items())]}

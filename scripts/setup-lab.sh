@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 VENV=${1:-.venv}
 say() { printf '[setup-lab %5.1fs] %s\n' "$SECONDS" "$*"; }
 
+# chromium: the headless browser of the Cockpit page's tests (tests/cockpit).
 PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-lxc libvirt-clients qemu-system-x86
-      libvirt-dev pkg-config"
+      libvirt-dev pkg-config chromium"
 restart=
 start_libvirtd() {
     if [ -d /run/systemd/system ]; then

@@ -26,6 +26,9 @@ Commands:
                   running guest it only installs the checkout again
   run CMD [ARGS]  run CMD as root in the guest, in a fresh copy of this checkout,
                   standard input forwarded; exits with CMD's status
+  cockpit         start Cockpit in the running Debian guest, for tests, and print a URL
+                  on this machine's 127.0.0.1 that opens policyhook's page with no
+                  password: a test-only session as root, not a login (doc/vm-lab.md)
   down            shut the guest down (the image cache is kept)
   status          say whether the guest runs, and from which image
 
@@ -374,11 +377,12 @@ guest_pid() {
 ssh_args() {
     local img
     img=$(cat "$RUN_DIR/image")
-    SSH_ARGS=(ssh -p "$(cat "$RUN_DIR/port")" -i "$img/id_ed25519" -o IdentitiesOnly=yes
+    SSH_OPTS=(-p "$(cat "$RUN_DIR/port")" -i "$img/id_ed25519" -o IdentitiesOnly=yes
               -o HostKeyAlias="$HOST_ALIAS" -o UserKnownHostsFile="$img/known_hosts"
               -o StrictHostKeyChecking=yes -o BatchMode=yes -o LogLevel=ERROR
-              -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=8
-              # One connection, reused: a login costs about a second under TCG.
+              -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=8)
+    # One connection, reused: a login costs about a second under TCG.
+    SSH_ARGS=(ssh "${SSH_OPTS[@]}"
               -o ControlMaster=auto -o ControlPath="$RUN_DIR/ssh.%C" -o ControlPersist=120
               root@127.0.0.1)
 }
@@ -488,7 +492,8 @@ push_checkout() {
 # tracked files with their uncommitted changes, through `git stash create`; without the
 # unit tests, which `make deb` runs in CI), installed with apt-get. The Xen guest gets
 # `make install PREFIX=/usr`, the package's layout (its tests run /usr/bin/policyctl, and
-# tests/vm checks the /usr/local layout of a plain `make install`). The .deb is also kept
+# tests/vm checks the /usr/local layout of a plain `make install`). With the package comes
+# cockpit-policyhook, the Cockpit page's package (for `cockpit`). The .debs are also kept
 # at GUEST_DEB for tests/vm's upgrade test and the /usr/local install test.
 DEB_DIR=build/vm-deb
 GUEST_DEB=/root/policyhook-deb
@@ -506,6 +511,7 @@ build_deb() {
     DEB_BUILD_OPTIONS=nocheck make -C "$REPO" --no-print-directory deb DIST_REF="$ref" DEBDIR="$DEB_DIR" \
         >"$RUN_DIR/make-deb.log" 2>&1 || { tail -n 30 "$RUN_DIR/make-deb.log" >&2; die "make deb failed (log: $RUN_DIR/make-deb.log)"; }
     DEB=$(ls "$REPO/$DEB_DIR"/policyhook_*_all.deb)
+    COCKPIT_DEB=$(ls "$REPO/$DEB_DIR"/cockpit-policyhook_*_all.deb)
     say "built $(basename "$DEB") from $( [ "$ref" = HEAD ] && echo HEAD || echo "the work tree") in $((SECONDS - t0)) s"
 }
 
@@ -514,13 +520,14 @@ install_checkout() {
     push_checkout "$GUEST_SRC"
     if [ "$VARIANT" = debian ]; then
         build_deb
-        guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && cat > $GUEST_DEB/$(basename "$DEB")" <"$DEB" \
-            || die "could not copy $DEB to the guest"
+        tar -C "$(dirname "$DEB")" -cf - "$(basename "$DEB")" "$(basename "$COCKPIT_DEB")" \
+            | guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && tar -xf - -C $GUEST_DEB" \
+            || die "could not copy $DEB and $COCKPIT_DEB to the guest"
         # --reinstall: a guest that is up already may have another build of this version.
-        guest "cd $GUEST_DEB && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall ./$(basename "$DEB") \
-            >/var/log/policyhook-install.log 2>&1" \
-            || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "apt-get install of the package failed in the guest"; }
-        say "installed $(basename "$DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
+        guest "cd $GUEST_DEB && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
+            ./$(basename "$DEB") ./$(basename "$COCKPIT_DEB") >/var/log/policyhook-install.log 2>&1" \
+            || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "apt-get install of the packages failed in the guest"; }
+        say "installed $(basename "$DEB") and $(basename "$COCKPIT_DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
         return
     fi
     guest "cd $GUEST_SRC && make install PYTHON=/usr/bin/python3 PREFIX=/usr >/var/log/policyhook-install.log 2>&1" \
@@ -575,6 +582,7 @@ cmd_run() {
 
 stop_guest() {
     local pid
+    stop_cockpit_forward
     pid=$(guest_pid) || return 0
     guest "systemctl poweroff --no-block" >/dev/null 2>&1 || true
     # Nothing to lose by waiting less: the guest's writes go to a throwaway overlay.
@@ -591,6 +599,7 @@ stop_guest() {
 # Stop QEMU itself, at once.
 kill_guest() {
     local pid
+    stop_cockpit_forward
     if pid=$(guest_pid); then
         kill -TERM "$pid"
         for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
@@ -608,6 +617,75 @@ cmd_down() {
     fi
     stop_guest
     say "guest shut down"
+}
+
+# ---------------------------------------------------------------------------------------
+# Cockpit in the guest, for contrib/cockpit's page and its tests (tests/cockpit): cockpit-ws
+# with a local session (no TLS, no login: its bridge runs as root, as cockpit-ws does),
+# bound to the guest's 127.0.0.1 only, reached through an ssh forward from this
+# machine's 127.0.0.1. A test-only session, not a login: doc/vm-lab.md "Cockpit".
+
+COCKPIT_PORT=9091                     # in the guest; cockpit.socket, a real login, keeps 9090
+COCKPIT_UNIT=policyhook-lab-cockpit   # a transient unit: gone when the guest stops
+COCKPIT_TIMEOUT=120
+
+# The pid of the ssh that forwards this machine's port to the guest's cockpit-ws, when it runs.
+cockpit_forward_pid() {
+    local pid
+    pid=$(cat "$RUN_DIR/cockpit-ssh.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "127.0.0.1:$COCKPIT_PORT " || return 1
+    echo "$pid"
+}
+
+stop_cockpit_forward() {
+    local pid
+    if pid=$(cockpit_forward_pid); then
+        kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$RUN_DIR/cockpit-ssh.pid" "$RUN_DIR/cockpit.port"
+}
+
+# Whether http://127.0.0.1:PORT/ answers with a page, from this machine.
+answers() {
+    python3 - "$1" <<'PY' >/dev/null 2>&1
+import sys, urllib.request
+urllib.request.urlopen("http://127.0.0.1:%s/cockpit/@localhost/manifests.json" % sys.argv[1], timeout=10).read()
+PY
+}
+
+cmd_cockpit() {
+    need_root
+    [ "$VARIANT" = debian ] || die "cockpit: the Debian guest only (without --xen)"
+    guest_pid >/dev/null || die "the guest is not running: scripts/vm-lab.sh up"
+    # cockpit-ws is in /usr/lib/cockpit on Debian, /usr/libexec on Fedora.
+    guest "systemctl is-active -q $COCKPIT_UNIT || { systemctl reset-failed $COCKPIT_UNIT 2>/dev/null; \
+        ws=\$(ls /usr/lib/cockpit/cockpit-ws /usr/libexec/cockpit-ws 2>/dev/null | head -n 1); \
+        [ -n \"\$ws\" ] && systemd-run --quiet --unit=$COCKPIT_UNIT \$ws --no-tls \
+        --local-session=/usr/bin/cockpit-bridge --address=127.0.0.1 --port=$COCKPIT_PORT; }" \
+        || die "could not start cockpit-ws in the guest (is cockpit-ws in its image?)"
+    local port deadline=$((SECONDS + COCKPIT_TIMEOUT))
+    if ! cockpit_forward_pid >/dev/null || ! port=$(cat "$RUN_DIR/cockpit.port" 2>/dev/null); then
+        stop_cockpit_forward
+        port=$(free_port) || die "no free port on 127.0.0.1"
+        ssh_args
+        # Its own connection (no ControlMaster), in the background, without the lab's lock.
+        setsid ssh "${SSH_OPTS[@]}" -o ControlPath=none -o ExitOnForwardFailure=yes -N \
+            -L "127.0.0.1:$port:127.0.0.1:$COCKPIT_PORT" root@127.0.0.1 \
+            </dev/null >"$RUN_DIR/cockpit-ssh.log" 2>&1 9>&- &
+        echo $! >"$RUN_DIR/cockpit-ssh.pid"
+        echo "$port" >"$RUN_DIR/cockpit.port"
+    fi
+    until answers "$port"; do
+        cockpit_forward_pid >/dev/null || { cat "$RUN_DIR/cockpit-ssh.log" >&2; die "the ssh forward to the guest's cockpit-ws stopped"; }
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            guest "systemctl status --no-pager $COCKPIT_UNIT" >&2 || true
+            die "cockpit-ws in the guest did not answer on 127.0.0.1:$port within ${COCKPIT_TIMEOUT}s"
+        fi
+        sleep 1
+    done
+    say "Cockpit answers on 127.0.0.1:$port (cockpit-ws in the guest, a test-only session as root)"
+    echo "http://127.0.0.1:$port/policyhook"
 }
 
 cmd_status() {
@@ -648,6 +726,7 @@ main() {
         build) shift; need_root; locked; cmd_build "$@" ;;
         up) shift; cmd_up "$@" ;;
         run) shift; cmd_run "$@" ;;
+        cockpit) shift; cmd_cockpit "$@" ;;
         down) shift; cmd_down "$@" ;;
         status) shift; cmd_status "$@" ;;
         "") usage >&2; exit 2 ;;

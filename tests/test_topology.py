@@ -131,6 +131,7 @@ def test_the_occupancy_picture(big):
                           "NUMA node 0: CPUs 0-7,16-23", "NUMA node 1: CPUs 8-15,24-31"]
     doc = json.loads(run(big, "occupancy", "--json")[1])
     assert [n["node"] for n in doc["nodes"]] == [0, 1]
+    assert doc["housekeeping"] is False     # [occupancy] housekeeping: no host CPUs kept quiet
     core = doc["nodes"][0]["sockets"][0]["cores"][1]
     assert core == {"core": 1, "cpus": [{"cpu": 1, "occupied_by": ["vm1"], "pinned": [], "managed_irqs": []},
                                         {"cpu": 17, "occupied_by": [], "pinned": [], "managed_irqs": []}]}
@@ -146,3 +147,11 @@ def test_cpupolicy_notes_pins_and_occupancy_across_numa_nodes(big):
     doc = json.loads(run(big, "cpupolicy", "vm1", "--json")[1])
     assert doc["numa"] == [{"pin": ["vcpu", 0], "nodes": {"0": "6-7", "1": "8-9"}},
                            {"pin": None, "nodes": {"0": "7", "1": "8"}}]
+
+
+def test_occupancy_json_says_whether_housekeeping_keeps_the_open_cpus_for_the_host(big):
+    os.makedirs(Paths(big).domains)
+    with open(Paths(big).conf, "w") as f:
+        f.write("[occupancy]\nhousekeeping = yes\n")
+    doc = json.loads(run(big, "occupancy", "--json")[1])
+    assert doc["housekeeping"] is True

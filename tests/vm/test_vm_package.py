@@ -35,6 +35,10 @@ def test_installed_as_the_package_with_the_hook_linked(installed):
     assert lab.run(["dpkg", "-S", "/usr/sbin/policyhook"]).stdout.startswith("policyhook: ")
     for hook in HOOKS:
         assert os.readlink(hook) == "/usr/sbin/policyhook"
+    # The Cockpit page, a package of its own (contrib/cockpit).
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
+    assert lab.run(["dpkg", "-S", "/usr/share/cockpit/policyhook/manifest.json"]).stdout.startswith(
+        "cockpit-policyhook: ")
     conffiles = dpkg_query("Conffiles")
     assert "/etc/policyhook/policyhook.conf" in conffiles and "/etc/libvirt" not in conffiles
     assert lab.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "disabled"
@@ -110,11 +114,14 @@ def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(insta
         assert os.path.exists(policy), "purge removed the admin's policy"
         assert not os.path.exists(CONF) and not os.path.exists("/var/log/policyhook")
     finally:
-        apt("install", "./" + os.path.basename(deb))
+        # cockpit-policyhook depends on this very build: apt removed it on the way.
+        page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))
+        apt("install", *["./" + os.path.basename(p) for p in [deb] + page])
         os.unlink(prev)
         if os.path.exists(policy):
             os.unlink(policy)
     assert dpkg_query("db:Status-Abbrev") == "ii"
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
     assert subprocess.run(["virsh", "-c", lab.URI, "uri"], capture_output=True).returncode == 0
 
 
@@ -127,7 +134,7 @@ LOCAL_FILES = [
     "/usr/local/lib/tmpfiles.d/policyhook.conf", "/usr/local/share/man/man8/policyctl.8",
     "/usr/local/share/man/man8/policyhook.8", "/usr/local/share/man/man5/policyhook.conf.5",
     "/usr/local/share/man/man5/policyhook-policy.5", "/usr/local/share/bash-completion/completions/policyctl",
-    "/usr/local/share/doc/policyhook/README.md",
+    "/usr/local/share/doc/policyhook/README.md", "/usr/local/share/cockpit/policyhook/manifest.json",
 ]
 SOURCE_TREE = ["policyhook", "hooks", "tools", "etc", "contrib", "doc", "Makefile", "pyproject.toml",
                "setup.cfg", "README.md", "LICENSE"]
@@ -190,6 +197,7 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
     /etc, the hook run by the real libvirtd, libvirtd reloaded; `make uninstall` takes it
     all away; nothing under /usr outside /usr/local changes."""
     deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
+    page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))[0]
     tree = tmp_path / "src"
     for name in SOURCE_TREE:
         src = os.path.join(lab.REPO, name)
@@ -200,7 +208,8 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
             shutil.copy(src, str(tree / name))
     name = domains()
     try:
-        lab.run(["dpkg", "-r", "policyhook"], timeout=300)
+        # cockpit-policyhook depends on this very build: it goes first, and comes back after.
+        lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
         assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
         usr_before, local_before = usr_snapshot(), local_snapshot()
         lab.start_daemon()   # socket-activated: it stops when idle, and then nothing reloads
@@ -254,7 +263,8 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
                 os.unlink(path)
         # make uninstall took the log rotation file, a conffile the removed package left:
         # dpkg would take that for the admin's choice and not put it back.
-        lab.run(["dpkg", "-i", "--force-confmiss", deb], timeout=300)
+        lab.run(["dpkg", "-i", "--force-confmiss", deb, page], timeout=300)
     assert dpkg_query("db:Status-Abbrev") == "ii"
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
     assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
     assert os.path.isfile("/etc/logrotate.d/policyhook")
