@@ -4,10 +4,12 @@ import json
 import time
 
 from ..describe import (
+    auto_pins_words,
     cpus_phrase,
     drift_line,
     elsewhere_line,
     note_lines,
+    placement_lines,
     plan_line,
     unsupported_lines,
     virsh_steps,
@@ -44,6 +46,8 @@ def change_words(change):
         return "policy moved to '%s'" % change.value
     if change.op == "rebind":
         return "policy bound to this domain (UUID %s)" % change.value
+    if change.op == "auto":
+        return auto_pins_words(change.value)
     if change.setting in SCHED_BY_KEY:
         row = SCHED_BY_KEY[change.setting]
         if change.op == "unset":
@@ -100,6 +104,8 @@ def sibling_warnings(o):
 
 
 def occupancy_outcome(o, out):
+    for line in placement_lines(o.placement) if o.placement is not None else ():
+        out.write(line + "\n")
     if o.added:
         out.write("whole cores: added %s\n" % cpus_phrase(o.added))
     plural = "s" if len(o.cpus) > 1 else ""
