@@ -235,7 +235,8 @@ def placement_missing(p, names):
                                                   ("free " + unit if p.smt else unit) + "s"))
                       for n, c in sorted(p.free_by_node.items())) or "no CPU there"
     nodes = ("no NUMA node" if p.memory_nodes is None else
-             "no NUMA node the memory of %s is bound to by <numatune> (%s)" % (", ".join(names), p.memory_nodes))
+             "no NUMA node the memory of %s is bound to by <numatune> (%s)"
+             % (", ".join(names), p.memory_nodes))
     best = ("best partial choice: %s on node %d" % (cpus_phrase(p.cpus), p.node) if p.cpus
             else "no partial choice")
     return ("cannot place %d CPU%s for %s: %s has %d free CPUs%s outside [occupancy] reserved (%s) and "

@@ -112,7 +112,9 @@ def choose(topo: Topology, count: int, reserved: CpuSet, occupied: CpuSet,
         else:
             # No cache holds them all: the fewest caches, the largest first.
             chosen = []
-            for key in sorted(caches, key=lambda k: (-_size(caches[k]), _first(caches[k][0]) if caches[k] else 0)):
+            def fullest(key: CpuSet | None) -> tuple[int, int]:
+                return (-_size(caches[key]), _first(caches[key][0]) if caches[key] else 0)
+            for key in sorted(caches, key=fullest):
                 if _size(chosen) >= count:
                     break
                 chosen += _take(caches[key], count - _size(chosen), pinned)
@@ -145,10 +147,10 @@ def vcpu_pins(topo: Topology, held: CpuSet, vcpus: int, threads: int = 1) -> lis
     if threads > 1:
         # Guest core g is vCPUs g*threads..: each on a host core of its own.
         for _ in range(vcpus // threads):
-            core = next((c for c in cores if len(c) >= threads and not set(c) & set(order)), None)
-            if core is None:
+            wide = [c for c in cores if len(c) >= threads and not set(c) & set(order)]
+            if not wide:
                 break
-            order += core[:threads]
+            order += wide[0][:threads]
     # The rest one thread of each core first: a guest that does not see the host's threads
     # gets whole cores as long as there are enough.
     width = max((len(c) for c in cores), default=1)

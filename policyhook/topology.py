@@ -1,6 +1,7 @@
 """The host's CPU topology: for each online CPU its NUMA node, socket, core,
-hyperthread siblings and the CPUs sharing its last-level cache. Read from sysfs (this machine: the hook's and --offline's view)
-or from libvirt's capabilities (the connection's host, which may be another machine).
+hyperthread siblings and the CPUs sharing its last-level cache. Read from sysfs (this
+machine: the hook's and --offline's view) or from libvirt's capabilities (the
+connection's host, which may be another machine).
 Pure but for the file reads; the tests give it a fake sysfs tree.
 """
 
@@ -109,7 +110,7 @@ def from_sysfs(root: str = "/sys/devices/system") -> Topology:
     return Topology(cpus)
 
 
-def _llc(index):
+def _llc(index: str) -> CpuSet | None:
     """The CPUs sharing the level 3 cache that sysfs describes in `index` (a CPU's
     cache/index3), or None where there is none (no L3, or a kernel that does not say)."""
     try:

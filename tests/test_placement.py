@@ -115,8 +115,10 @@ def test_emulator_cpus(trees):
 
 def test_caches_from_capabilities():
     xml = """<capabilities><host><topology><cells num='1'><cell id='0'><cpus num='4'>
-      <cpu id='0' socket_id='0' core_id='0' siblings='0-1'/><cpu id='1' socket_id='0' core_id='0' siblings='0-1'/>
-      <cpu id='2' socket_id='0' core_id='1' siblings='2-3'/><cpu id='3' socket_id='0' core_id='1' siblings='2-3'/>
+      <cpu id='0' socket_id='0' core_id='0' siblings='0-1'/>
+      <cpu id='1' socket_id='0' core_id='0' siblings='0-1'/>
+      <cpu id='2' socket_id='0' core_id='1' siblings='2-3'/>
+      <cpu id='3' socket_id='0' core_id='1' siblings='2-3'/>
       </cpus></cell></cells></topology>
       <cache><bank id='0' level='3' type='both' size='16' unit='MiB' cpus='0-1'/>
       <bank id='1' level='3' type='both' size='16' unit='MiB' cpus='2-3'/></cache></host></capabilities>"""

@@ -91,7 +91,8 @@ def test_every_key(text, attr, value):
 
 
 BAD = [
-    ("[occupancy]\nreserved = 0-\n", "[occupancy] reserved: invalid cpulist '0-': '0-' is missing a CPU number"),
+    ("[occupancy]\nreserved = 0-\n",
+     "[occupancy] reserved: invalid cpulist '0-': '0-' is missing a CPU number"),
     ("[occupancy]\nreserved = 3-1\n", "[occupancy] reserved: invalid cpulist '3-1': range 3-1 is reversed"),
     ("[occupancy]\nmemory = bind\n", "[occupancy] memory: 'bind' is not one of leave, follow"),
     ("[libvirt]\nuri = no uri\n", "[libvirt] uri: 'no uri' is not a libvirt URI"),
