@@ -3,14 +3,19 @@ sysfs trees: 2 sockets x 8 cores x 2 threads on 2 nodes (siblings numbered apart
 Intel hosts number them) with one L3 cache per socket, the same with two L3 caches per
 node, and 1 socket x 4 cores x 1 thread."""
 
+import io
 import os
 
 import pytest
 from test_topology import fake_sysfs
-from unit_helpers import write_raw
+from testdriver import URI
+from unit_helpers import make_registry, policy, snapshot, write_raw
 
-from policyhook import placement, topology
+from policyhook import errors, placement, topology
+from policyhook.cli.main import main
 from policyhook.cpuset import CpuSet
+from policyhook.paths import Paths
+from policyhook.registry import Registry
 
 
 def with_caches(system, groups):
@@ -125,3 +130,86 @@ def test_caches_from_capabilities():
     t = topology.from_capabilities(xml)
     assert [str(t.cpus[c].llc) for c in range(4)] == ["0-1", "0-1", "2-3", "2-3"]
     assert t.has_smt()
+
+
+# ---- policyctl: bad input, exact messages, files unchanged -----------------------------
+
+@pytest.fixture
+def root(tmp_path):
+    """A registry whose host is the 2 x 8 x 2 tree, vm1 occupying core 1,17."""
+    root = str(tmp_path)
+    with_caches(fake_sysfs(root, 2, 8, 2, nodes=2), ["0-7,16-23", "8-15,24-31"])
+    make_registry(root, [policy("vm1", {0: "1"})], {1: ["vm1"], 17: ["vm1"]})
+    return root
+
+
+def policyctl(root, *argv, uri=None):
+    out, err = io.StringIO(), io.StringIO()
+    where = ["-c", uri] if uri else ["--offline"]
+    code = main(["--root", root] + where + list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+HELP = " (see 'policyctl %s --help')"
+BAD = [
+    (["cpuoccupy", "--auto", "0", "vm2"], errors.INVALID, "invalid CPU count 0: must be 1..8192"),
+    (["cpuoccupy", "--auto", "x", "vm2"], errors.INVALID, "invalid CPU count 'x': not a whole number"),
+    (["cpuoccupy", "--auto", "-1", "vm2"], errors.INVALID, "invalid CPU count '-1': not a whole number"),
+    (["cpuoccupy", "--auto", "2"], errors.INVALID,
+     "the following arguments are required: DOMAINS" + HELP % "cpuoccupy"),
+    (["cpuoccupy"], errors.INVALID, "the following arguments are required: PCPUS" + HELP % "cpuoccupy"),
+    (["cpuoccupy", "--auto", "2", "3", "vm2"], errors.INVALID,
+     "cpuoccupy --auto N takes DOMAINS alone: no PCPUS, --clear or --whole-cores" + HELP % "cpuoccupy"),
+    (["cpuoccupy", "--auto", "2", "vm2", "--clear"], errors.INVALID,
+     "cpuoccupy --auto N takes DOMAINS alone: no PCPUS, --clear or --whole-cores" + HELP % "cpuoccupy"),
+    (["cpuoccupy", "--auto", "2", "vm2", "--whole-cores"], errors.INVALID,
+     "cpuoccupy --auto N takes DOMAINS alone: no PCPUS, --clear or --whole-cores" + HELP % "cpuoccupy"),
+    (["cpuoccupy", "--auto", "2", "vm2,vm2"], errors.INVALID,
+     "invalid domain list 'vm2,vm2': a domain is listed twice"),
+    (["cpuoccupy", "--auto", "2", "a/b"], errors.INVALID, "invalid domain name 'a/b': '/' is not allowed"),
+    (["cpuoccupy", "--auto", "17", "vm2"], errors.CONFLICT,
+     "cannot place 17 CPUs for vm2: no NUMA node has 17 free CPUs in whole cores outside [occupancy] "
+     "reserved (0) and the occupied CPUs (node 0: 6 free whole cores; node 1: 8 free whole cores); "
+     "best partial choice: CPUs 8-15,24-31 on node 1; nothing saved"),
+    (["vcpupin", "vm2", "--auto"], errors.INVALID,
+     "vcpupin --auto needs the vCPU count of 'vm2' from libvirt (it cannot work --offline, nor for a "
+     "domain libvirt does not know)"),
+    (["vcpupin", "vm2", "0", "--auto"], errors.INVALID,
+     "vcpupin --auto takes DOMAIN alone: no VCPU or CPULIST" + HELP % "vcpupin"),
+    (["vcpupin", "vm2", "0", "1", "--auto"], errors.INVALID,
+     "vcpupin --auto takes DOMAIN alone: no VCPU or CPULIST" + HELP % "vcpupin"),
+    (["vcpupin", "vm2"], errors.INVALID, "the following arguments are required: VCPU, CPULIST" + HELP % "vcpupin"),
+    (["vcpupin", "--auto"], errors.INVALID, "the following arguments are required: DOMAIN" + HELP % "vcpupin"),
+]
+
+
+@pytest.mark.parametrize("argv, code, message", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input(root, argv, code, message):
+    before = snapshot(root)
+    assert policyctl(root, *argv) == (code, "", "Error: %s\n" % message)
+    assert snapshot(root) == before
+
+
+def test_reserved_and_dry_run(root):
+    write_raw(Paths(root).conf, "[occupancy]\nreserved = 0-7,16-23\n")
+    before = snapshot(root)
+    code, out, err = policyctl(root, "cpuoccupy", "--auto", "1", "vm2", "--dry-run")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "rounded up to whole cores: 1 asked, 2 taken",
+        "NUMA node 1: the most free whole cores (8; node 0: 0)",
+        "  CPU 8: whole core 8,24 free; no running domain pinned there",
+        "  CPU 24: whole core 8,24 free; no running domain pinned there",
+        "CPUs 8,24 occupied by vm2: would be saved (dry run)"]
+    assert snapshot(root) == before
+    assert policyctl(root, "cpuoccupy", "--auto", "1", "vm2")[0] == 0
+    assert Registry(Paths(root)).load_host().occupies("vm2") == [8, 24]
+
+
+def test_vcpupin_auto_refused_on_too_few_cpus(root):
+    """On libvirt's test driver: running2 has 2 vCPUs."""
+    before = snapshot(root)
+    assert policyctl(root, "vcpupin", "running2", "--auto", uri=URI) == (
+        errors.CONFLICT, "", "Error: domain 'running2' has 2 vCPUs but occupies no CPU; vcpupin --auto gives "
+        "each vCPU a CPU of its own: occupy 2 first (policyctl cpuoccupy --auto 2 running2)\n")
+    assert snapshot(root) == before

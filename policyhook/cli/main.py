@@ -175,6 +175,9 @@ def list_policies(paths, settings, args, out, err):
 def cpuoccupy(pm, args, out, err):
     from . import show
 
+    if args.pcpus is None:
+        raise PolicyError("the following arguments are required: %s (see 'policyctl cpuoccupy --help')"
+                          % ("DOMAINS" if args.auto is not None else "PCPUS"), INVALID)
     if args.auto is not None:
         # cpuoccupy --auto N DOMAINS: the one positional is DOMAINS.
         if args.domains is not None or args.clear or args.whole_cores:

@@ -183,7 +183,8 @@ def build(only=None):
                 (common, change, ahead),
                 usage=_AUTO_USAGE % ("cpuoccupy", "[--clear] [--whole-cores] PCPUS [DOMAINS]",
                                      "cpuoccupy", "--auto N DOMAINS"))
-    p.add_argument("pcpus", metavar="PCPUS", help="physical CPUs, e.g. 1 or 2-3")
+    # Optional to argparse: with --auto the one argument is DOMAINS (cli/main.py says which is missing).
+    p.add_argument("pcpus", metavar="PCPUS", nargs="?", help="physical CPUs, e.g. 1 or 2-3")
     p.add_argument("domains", metavar="DOMAINS", nargs="?",
                    help="comma-separated domain names, e.g. vm1,vm2")
     p.add_argument("--clear", action="store_true", help="free PCPUS: any domain may run there")
