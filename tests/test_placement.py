@@ -178,8 +178,10 @@ BAD = [
      "vcpupin --auto takes DOMAIN alone: no VCPU or CPULIST" + HELP % "vcpupin"),
     (["vcpupin", "vm2", "0", "1", "--auto"], errors.INVALID,
      "vcpupin --auto takes DOMAIN alone: no VCPU or CPULIST" + HELP % "vcpupin"),
-    (["vcpupin", "vm2"], errors.INVALID, "the following arguments are required: VCPU, CPULIST" + HELP % "vcpupin"),
-    (["vcpupin", "--auto"], errors.INVALID, "the following arguments are required: DOMAIN" + HELP % "vcpupin"),
+    (["vcpupin", "vm2"], errors.INVALID,
+     "the following arguments are required: VCPU, CPULIST" + HELP % "vcpupin"),
+    (["vcpupin", "--auto"], errors.INVALID,
+     "the following arguments are required: DOMAIN" + HELP % "vcpupin"),
 ]
 
 
