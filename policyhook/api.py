@@ -73,10 +73,12 @@ class PolicyManager(Session):
         define = self.definer(ctx)
         stored = None if new.is_empty() else new
         if not ctx.running:
+            node = None
             if define is not None:
                 self.enforce_on(ctx, "policyctl", first=(stored, host), define=define)
+                node = self.memory_node(ctx, new_plan)
             return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error,
-                           definition=define is not None, policy=stored)
+                           definition=define is not None, policy=stored, memory_node=node)
         try:
             previous = self.plan_for(old, host, ctx, view)
         except PolicyError as e:
@@ -84,8 +86,9 @@ class PolicyManager(Session):
                 raise
             previous = None  # the old policy no longer fits the domain: nothing to restore
         done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous, define=define)
+        node, refused = done.memory or (None, None)
         return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds,
-                       definition=define is not None, policy=stored)
+                       definition=define is not None, policy=stored, memory_node=node, memory_error=refused)
 
     def set_pin(self, name, kind, index, cpulist, dry_run=False, undefined=False):
         """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""

@@ -62,10 +62,10 @@ class Outcome:
     """The result of one edit of one domain's policy."""
 
     __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds", "definition",
-                 "policy")
+                 "policy", "memory_node", "memory_error")
 
     def __init__(self, domain, change, status, plan=None, applied=None, libvirt_error=None,
-                 rounds=0, definition=False, policy=None):
+                 rounds=0, definition=False, policy=None, memory_node=None, memory_error=None):
         self.domain = domain
         self.change = change
         self.status = status
@@ -75,6 +75,8 @@ class Outcome:
         self.rounds = rounds                # times applied (more than 1: changed meanwhile)
         self.definition = definition        # also written into the persistent definition
         self.policy = policy                # the DomainPolicy saved (or, dry run, to save); None: none
+        self.memory_node = memory_node      # [occupancy] memory = follow: the NUMA node memory is bound to
+        self.memory_error = memory_error    # why libvirt did not bind it live, or None
 
     @property
     def saved(self):
@@ -84,7 +86,8 @@ class Outcome:
         return {"domain": self.domain, "change": self.change.to_doc(), "status": self.status.value,
                 "saved": self.saved, "plan": self.plan.to_doc() if self.plan else None,
                 "applied": self.applied.to_doc() if self.applied else None,
-                "libvirt_error": self.libvirt_error, "definition": self.definition}
+                "libvirt_error": self.libvirt_error, "definition": self.definition,
+                "memory_node": self.memory_node, "memory_error": self.memory_error}
 
 
 class ApplyResult:
@@ -228,7 +231,7 @@ class Report:
     __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
                  "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
                  "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
-                 "persistent", "numa")
+                 "persistent", "numa", "memory")
 
     def to_doc(self):
         doc = policy_row(self.policy, self.occupies)
@@ -242,7 +245,8 @@ class Report:
             config=live_row(self.config, None, None) if self.config else None,
             config_drift=[d.to_doc() for d in self.config_drift],
             numa=[{"pin": None if key is None else list(key),
-                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa])
+                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa],
+            memory=self.memory)
         return doc
 
 
@@ -276,7 +280,7 @@ class Enforced:
     """What enforce() did: the effective plan, what was sent to libvirt (None when
     nothing needed to be), and whether the stored policy held still at the end."""
 
-    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
+    __slots__ = ("plan", "applied", "rounds", "settled", "defined", "memory")
 
     def __init__(self, effective, applied, rounds, settled, defined=False):
         self.plan = effective
@@ -284,6 +288,7 @@ class Enforced:
         self.rounds = rounds
         self.settled = settled
         self.defined = defined      # the persistent definition was changed
+        self.memory = None          # [occupancy] memory = follow, live: (node, libvirt's refusal or None)
 
 
 class Isolation:

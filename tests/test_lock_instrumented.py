@@ -123,7 +123,8 @@ class Watched:
 CONFIGS = {
     "static": "[occupancy]\nmode = static\nisolate_host = yes\n",
     "running": "[occupancy]\nmode = running\nisolate_host = yes\n",
-    "persistent": "[libvirt]\npersistent = yes\n[occupancy]\nmode = running\nisolate_host = yes\n",
+    "persistent": "[libvirt]\npersistent = yes\n[occupancy]\nmode = running\nisolate_host = yes\n"
+                  "memory = follow\n",
 }
 
 

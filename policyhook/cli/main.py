@@ -152,6 +152,7 @@ def report(outcome, args, out, err):
     else:
         show.outcome(outcome, out)
     warn(show.libvirt_warning(outcome.libvirt_error), err)
+    warn(outcome.memory_error, err)    # [occupancy] memory = follow: libvirt's refusal, as it says it
     return 0
 
 
