@@ -1,13 +1,47 @@
 """Automatic placement in the lab guest (8 CPUs: siblings 0-1, 2-3, 4-5, 6-7; NUMA node
 0 = 0-3, node 1 = 4-7): `cpuoccupy --auto 2` takes one whole core on one node and never
 CPU 0 ([occupancy] reserved's default), and `vcpupin --auto` pins a 2-vCPU domain there,
-in force from its start, read back from `virsh vcpupin` and the kernel."""
+in force from its start, read back from `virsh vcpupin` and the kernel; with
+`[occupancy] memory = follow` in persistent mode, `virsh numatune` shows that node."""
 
 import glob
 import os
+import re
 
 import guest
 import lab
+import pytest
+
+CONF = "/etc/policyhook/policyhook.conf"
+
+
+@pytest.fixture(autouse=True)
+def freed(installed):
+    """Every test starts and ends with no CPU occupied."""
+    lab.policyctl("cpuoccupy", "0-7", "--clear")
+    yield
+    lab.policyctl("cpuoccupy", "0-7", "--clear")
+
+
+@pytest.fixture
+def following(installed):
+    """policyhook.conf with persistent mode and memory = follow, given back after."""
+    with open(CONF) as f:
+        before = f.read()
+    # The shipped file has both sections, every key commented out.
+    text = re.sub(r"(?m)^\[libvirt\]\n", "[libvirt]\npersistent = yes\n", before, count=1)
+    text = re.sub(r"(?m)^\[occupancy\]\n", "[occupancy]\nmemory = follow\n", text, count=1)
+    assert text.count("persistent = yes") == text.count("memory = follow") == 1
+    with open(CONF, "w") as f:
+        f.write(text)
+    yield
+    with open(CONF, "w") as f:
+        f.write(before)
+
+
+def numatune(name, *flags):
+    out = lab.virsh("numatune", name, *flags).stdout
+    return dict(re.findall(r"^(\w+)\s*:\s*(\S*)\s*$", out, re.M))
 
 NODES = {0: {0, 1, 2, 3}, 1: {4, 5, 6, 7}}
 SIBLINGS = [{0, 1}, {2, 3}, {4, 5}, {6, 7}]
@@ -69,3 +103,23 @@ def test_nothing_fits(domains):
         "whole cores); best partial choice: CPUs 4-7 on node 1; nothing saved\n" % a)
     assert lab.occupied() == {}
     assert os.path.exists(lab.paths().conf)
+
+
+def test_memory_follows_in_persistent_mode(domains, following):
+    b = domains("-b")
+    assert lab.policyctl("cpuoccupy", "--auto", "2", b).returncode == 0
+    r = lab.policyctl("vcpupin", b, "--auto")
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    guest.record("policyctl vcpupin %s --auto (persistent, memory = follow)" % b, r.stdout.rstrip())
+    assert "memory bound to NUMA node 1 (in its definition: from the next start)" in r.stdout
+    config = numatune(b, "--config")
+    guest.record("virsh numatune %s --config" % b, config)
+    assert config.get("numa_nodeset") == "1"
+    lab.virsh("start", b)
+    live = lab.settled(lambda: numatune(b).get("numa_nodeset"), "1")
+    guest.record("virsh numatune %s (running)" % b, numatune(b))
+    assert live == "1"
+    shown = lab.policyctl("cpupolicy", b).stdout
+    guest.record("policyctl cpupolicy %s: memory" % b,
+                 [line for line in shown.splitlines() if line.startswith("Memory:")])
+    assert "Memory:      bound to NUMA node 1 (memory = follow); definition 1, live 1" in shown.splitlines()
