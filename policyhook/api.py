@@ -23,7 +23,7 @@ unreachable or --offline the driver is unknown and the setting is saved; the hoo
 from . import enforce, occupancy, placement, state
 from .cpuset import MAX_CPU, CpuSet
 from .describe import auto_pin_refusal, elsewhere_line, placement_missing
-from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid
+from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid, quote
 from .inputs import parse_domains, parse_int
 from .limits import count_phrase
 from .mapping import LABEL, unsupported
@@ -31,7 +31,7 @@ from .model import DomainPolicy
 from .names import check_name
 from .results import ApplyResult, AutoPins, Change, OccupancyOutcome, Outcome, Status, Writes
 from .session import Context, Session, unknown_domain
-from .tunables import EMULATOR, PIN, SCHED_BY_KEY, SETTINGS, VCPU
+from .tunables import EMULATOR, PIN, SCHED_BY_KEY, SETTINGS, VCPU, VCPUSCHED
 
 
 class PolicyManager(Session):
@@ -61,6 +61,7 @@ class PolicyManager(Session):
             old = stored or DomainPolicy(name)
             new = old.copy()
             mutate(new, ctx, host) if with_host else mutate(new, ctx)
+            _check_realtime(old, new, host, ctx)
             if ctx.facts.uuid and not new.is_empty():
                 new.uuid = ctx.facts.uuid  # bound to this domain, not to whatever takes its name
             new_plan = self.plan_for(new, host, ctx, view)
@@ -164,6 +165,37 @@ class PolicyManager(Session):
             policy.sched.pop(row.key, None)
         return self._edit(name, Change("unset", row.key), mutate, dry_run, None)
 
+    def set_vcpusched(self, name, vcpus, policy, priority=None, dry_run=False, undefined=False):
+        """Schedule vCPUs `vcpus` ("0-1") with `policy` ("fifo", "rr", "other") and, for
+        the real-time two, `priority` 1..99. Real-time only where every one of those
+        vCPUs is pinned inside the CPUs the domain occupies (INVALID otherwise)."""
+        row = VCPUSCHED
+        indexes = parse_vcpus(vcpus)
+        value = vcpusched_value(policy, priority)
+
+        def mutate(stored, ctx):
+            _check_driver(row.key, ctx)
+            if ctx.dom is not None and not ctx.host.local:
+                raise conflict("a vCPU's scheduling policy is set on its threads, and '%s' runs on "
+                               "another host (libvirt has no call for it); nothing saved" % ctx.name)
+            for index in indexes:
+                _check_vcpu(index, ctx)
+                stored.vcpusched[index] = value
+        return self._edit(name, Change("set", row.key, list(indexes), value), mutate, dry_run, undefined)
+
+    def unset_vcpusched(self, name, vcpus=None, dry_run=False):
+        """Drop the scheduling policy of `vcpus` ("0-1"), or of every vCPU when None: the
+        vCPUs go back to the kernel's default (other)."""
+        indexes = None if vcpus is None else parse_vcpus(vcpus)
+
+        def mutate(stored, _ctx):
+            for index in (sorted(stored.vcpusched) if indexes is None else indexes):
+                if index not in stored.vcpusched:
+                    raise invalid("domain '%s' has no scheduling policy for vCPU %d" % (stored.domain, index))
+                del stored.vcpusched[index]
+        return self._edit(name, Change("unset", VCPUSCHED.key, indexes),
+                          mutate, dry_run, None)
+
     def put(self, name, pins=None, sched=None, exclusive=False, dry_run=False, undefined=False):
         """Set several settings of one domain's policy in one change: all are checked
         before anything is saved, so a bad value leaves the file as it was. `pins` is
@@ -198,6 +230,7 @@ class PolicyManager(Session):
         def mutate(policy, _ctx):
             policy.pins.clear()
             policy.sched.clear()
+            policy.vcpusched.clear()
             policy.uuid = None
         name = self.context(name).name
         try:
@@ -490,6 +523,62 @@ def _check_pin(row, index, cpus, ctx):
         raise invalid("invalid %s %d: domain '%s' has %s"
                       % (row.index_word, index, ctx.name, count_phrase(row.label, indexes)))
     _check_host(cpus, ctx)
+
+
+def _check_vcpu(index, ctx):
+    indexes = ctx.facts.indexes.get("vcpu")
+    if indexes is not None and index not in indexes:
+        raise invalid("invalid vCPU %d: domain '%s' has %s"
+                      % (index, ctx.name, count_phrase("vCPU", indexes)))
+
+
+def _check_realtime(old, new, host, ctx):
+    """INVALID when an edit leaves a real-time vCPU whose pin or policy it changed outside
+    the CPUs its domain occupies (planner.realtime_problem): a real-time vCPU on a shared
+    CPU can starve the host. The edit's own vCPUs only: an older policy that no longer
+    fits is the planner's to leave out, not a reason to refuse an unrelated change."""
+    from .planner import realtime_problem
+
+    own = CpuSet(host.occupies(ctx.name))
+    for index, value in sorted(new.vcpusched.items()):
+        if not VCPUSCHED.is_realtime(value):
+            continue
+        key = ("vcpu", index)
+        if old.vcpusched.get(index) == value and old.pins.get(key) == new.pins.get(key):
+            continue
+        why = realtime_problem(new.pins.get(key) or ctx.facts.pins.get(key), own)
+        if why:
+            raise invalid("vCPU %d of '%s': %s; nothing saved" % (index, ctx.name, why))
+
+
+def parse_vcpus(text):
+    """vCPU numbers from '0-1', '0,2': INVALID naming VCPUS."""
+    from .limits import MAX_VCPU
+
+    try:
+        found = CpuSet.parse(text) if isinstance(text, str) else CpuSet(text)
+    except PolicyError as e:
+        raise invalid("invalid VCPUS %s: %s" % (quote(text), str(e).partition(": ")[2] or e)) from None
+    if not found:
+        raise invalid("invalid VCPUS %s: empty" % quote(text))
+    if found.max() > MAX_VCPU:
+        raise invalid("invalid VCPUS %s: vCPU %d is above %d" % (quote(text), found.max(), MAX_VCPU))
+    return sorted(found)
+
+
+def vcpusched_value(policy, priority=None):
+    """'fifo:10', 'other' from policyctl's POLICY and PRIORITY; INVALID saying what is wrong."""
+    row = VCPUSCHED
+    if policy not in row.policies:
+        raise invalid("invalid POLICY %s: %s" % (quote(policy), ", ".join(row.policies[:-1]) + " or "
+                                                   + row.policies[-1]))
+    if policy not in row.realtime:
+        if priority is not None:
+            raise invalid("%s takes no PRIORITY (only fifo and rr do)" % policy)
+        return policy
+    if priority is None:
+        raise invalid("%s needs a PRIORITY, %d-%d" % (policy, row.lo, row.hi))
+    return row.value(policy, parse_int(priority, "PRIORITY", row.lo, row.hi))
 
 
 def _check_sched(row, value, ctx):

@@ -2,18 +2,20 @@
 into the persistent definition in persistent mode ([libvirt] persistent = yes).
 
 Each element policyhook may write has a key: "vcpupin 0", "emulatorpin", "iothreadpin 1"
-for pins (tunables.PINS), the element's tag ("shares", "global_quota") for scheduler
+for pins (tunables.PINS), "vcpusched 0" for a vCPU's scheduling policy (one element per
+vCPU, tunables.VCPUSCHED), the element's tag ("shares", "global_quota") for scheduler
 parameters (mapping.CPUTUNE). In a persistent definition, the element a key had before
 policyhook first wrote it is saved (originals.py) and given back when the policy no
 longer sets that key, as tuned saves and restores original values. Elements policyhook
-does not write (<vcpusched>, <cachetune>, ...) are never touched.
+does not write (<iothreadsched>, <cachetune>, ...) are never touched, nor is a
+definition's own <vcpusched> for several vCPUs ("0-3": its key is "vcpusched 0-3").
 """
 
 import re
 import xml.etree.ElementTree as ET
 
 from .mapping import CPUTUNE
-from .tunables import PIN, PIN_BY_KEY
+from .tunables import PIN, PIN_BY_KEY, VCPUSCHED
 
 # Element order in <cputune> as libvirt's schema lists it.
 _ORDER = ["shares", "global_period", "global_quota", "period", "quota", "emulator_period",
@@ -42,6 +44,12 @@ def plan_entries(plan):
             element = ET.Element(names[param])
             element.text = str(value)
             found[names[param]] = element
+    for index, value in sorted(plan.vcpusched.items()):
+        policy, priority = VCPUSCHED.split(value)
+        attrs = {"vcpus": str(index), "scheduler": policy}
+        if priority is not None:
+            attrs["priority"] = str(priority)
+        found["%s %d" % (VCPUSCHED.element, index)] = ET.Element(VCPUSCHED.element, attrs)
     return found
 
 
@@ -57,6 +65,8 @@ def key_of(element):
         return "%s %s" % (row.element, element.get(row.attr)) if row.indexed else row.element
     if element.tag in _SCHED_TAGS:
         return element.tag
+    if element.tag == VCPUSCHED.element:
+        return "%s %s" % (element.tag, element.get("vcpus"))
     return None
 
 

@@ -4,7 +4,7 @@ Nothing parses these words back; the records they come from are the data.
 """
 
 from .housekeeping import irq_of
-from .tunables import PIN, SETTINGS
+from .tunables import PIN, SETTINGS, VCPUSCHED
 
 
 def cpus_phrase(cpus):
@@ -15,7 +15,8 @@ def cpus_phrase(cpus):
 def plan_steps(plan):
     """['vCPU 0 -> 1', 'emulator -> 0', 'cpu_shares=2048']: a plan, one item per setting."""
     parts = ["%s -> %s" % (PIN[kind].name(index), cpus) for (kind, index), cpus in plan.sorted_pins()]
-    return parts + ["%s=%s" % kv for kv in sorted(plan.sched.items())]
+    return parts + ["%s=%s" % kv for kv in sorted(plan.sched.items())] + [
+        "vCPU %d %s" % kv for kv in sorted(plan.vcpusched.items())]
 
 
 def plan_line(plan, empty="nothing to apply"):
@@ -23,25 +24,34 @@ def plan_line(plan, empty="nothing to apply"):
     return ", ".join(plan_steps(plan)) or empty
 
 
-def virsh_steps(plan):
-    """What applying `plan` does, as the virsh commands that would do it:
-    ['vcpupin 0 1', 'emulatorpin 0', 'iothreadpin 1 2', 'schedinfo cpu_shares=2048']."""
+def _steps(plan):
+    """[(step key, words)] of virsh_steps: a pin's (kind, index), None for the scheduler
+    parameters, ("vcpusched", vCPU) for a vCPU's policy (no virsh command: policyctl's)."""
     steps = []
     for (kind, index), cpus in plan.sorted_pins():
         row = PIN[kind]
-        steps.append("%s %d %s" % (row.key, index, cpus) if row.indexed else "%s %s" % (row.key, cpus))
+        steps.append(((kind, index), "%s %d %s" % (row.key, index, cpus) if row.indexed
+                      else "%s %s" % (row.key, cpus)))
     if plan.sched:
-        steps.append("schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items())))
+        steps.append((None, "schedinfo " + " ".join("%s=%s" % kv for kv in sorted(plan.sched.items()))))
+    for index, value in sorted(plan.vcpusched.items()):
+        policy, priority = VCPUSCHED.split(value)
+        steps.append(((VCPUSCHED.key, index), "%s %d %s%s" % (VCPUSCHED.command, index, policy,
+                                                              "" if priority is None else " %d" % priority)))
     return steps
+
+
+def virsh_steps(plan):
+    """What applying `plan` does, as the virsh commands that would do it:
+    ['vcpupin 0 1', 'emulatorpin 0', 'iothreadpin 1 2', 'schedinfo cpu_shares=2048'];
+    a vCPU's scheduling policy, which virsh cannot change live, as 'vcpusched 0 fifo 10'."""
+    return [words for _key, words in _steps(plan)]
 
 
 def step_failed(error):
     """errors.StepFailed as one line: 'vm1: vcpupin 0 1 failed: <libvirt's words>'."""
-    steps = virsh_steps(error.plan)
-    if error.step is None:
-        step = steps[-1]
-    else:
-        step = steps[[key for key, _cpus in error.plan.sorted_pins()].index(error.step)]
+    steps = dict(_steps(error.plan))
+    step = steps.get(error.step) or virsh_steps(error.plan)[-1]
     return "%s: %s failed: %s" % (error.plan.domain, step, error.detail)
 
 
@@ -96,6 +106,9 @@ def drift_line(item):
         kind, index = item.pin
         return "%s: policy %s, live %s" % (PIN[kind].name(index), item.want,
                                            "-" if item.have is None else item.have)
+    if item.param == VCPUSCHED.key:
+        return "vCPU %d scheduler: policy %s, live %s" % (item.index, item.want,
+                                                          "-" if item.have is None else item.have)
     return "%s: policy %s, live %s" % (item.param, item.want, item.have)
 
 

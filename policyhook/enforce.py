@@ -71,7 +71,8 @@ def enforce(target, read, first=None, previous=None, scope="all", rounds=3, appl
                 effective, previous, target.facts, target.host.cpus, target.cgroup_version)
             if scope == "pins":
                 now = pins_only(now)
-                if previous is not None and now.pins == previous.pins:
+                if previous is not None and now.pins == previous.pins \
+                        and now.vcpusched == previous.vcpusched:
                     now = None
             if now is not None and compare is not None:
                 now = differences(now, compare(target.dom))

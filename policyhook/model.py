@@ -13,7 +13,7 @@ from .cpuset import CpuSet
 from .errors import PolicyError, invalid, quote
 from .limits import MAX_CPU, SCHEMA_VERSION, index_problem
 from .names import name_problem
-from .tunables import PINS, SCHED, pin_order, pins_doc
+from .tunables import PINS, SCHED, VCPUSCHED, pin_order, pins_doc
 
 # For the checker alone: the hook imports this module, and `typing` costs ~10 ms.
 TYPE_CHECKING = False
@@ -28,23 +28,26 @@ if TYPE_CHECKING:
 
 class DomainPolicy:
     """One domain's stored policy: pins keyed (kind, index) (tunables.PINS; the emulator's
-    index is 0) and scheduler settings keyed by name (tunables.SCHED)."""
+    index is 0), scheduler settings keyed by name (tunables.SCHED) and the vCPU threads'
+    scheduling policies keyed by vCPU (tunables.VCPUSCHED)."""
 
-    __slots__ = ("domain", "pins", "sched", "uuid")
+    __slots__ = ("domain", "pins", "sched", "uuid", "vcpusched")
 
     def __init__(self, domain: str, pins: Mapping[PinKey, CpuSet] | None = None,
-                 sched: Mapping[str, int] | None = None, uuid: str | None = None) -> None:
+                 sched: Mapping[str, int] | None = None, uuid: str | None = None,
+                 vcpusched: Mapping[int, str] | None = None) -> None:
         self.domain = domain
         self.pins = dict(pins or {})    # (kind, index) -> CpuSet
         self.sched = dict(sched or {})  # "weight" / "cap" -> int
         self.uuid = uuid
+        self.vcpusched = dict(vcpusched or {})  # vCPU -> "fifo:10", "rr:1", "other"
 
     def pins_of(self, kind: str) -> dict[int, CpuSet]:
         """{index: CpuSet} of one kind of pin."""
         return {i: c for (k, i), c in self.pins.items() if k == kind}
 
     def is_empty(self) -> bool:
-        return not self.pins and not self.sched
+        return not self.pins and not self.sched and not self.vcpusched
 
     def bound_elsewhere(self, uuid: str | None) -> bool:
         """True when this policy was recorded for a domain with another UUID than `uuid`
@@ -59,10 +62,12 @@ class DomainPolicy:
         for row in SCHED:
             if row.key in self.sched:
                 doc[row.key] = self.sched[row.key]
+        if self.vcpusched:
+            doc[VCPUSCHED.key] = {str(i): self.vcpusched[i] for i in sorted(self.vcpusched)}
         return doc
 
     def copy(self) -> DomainPolicy:
-        return DomainPolicy(self.domain, self.pins, self.sched, self.uuid)
+        return DomainPolicy(self.domain, self.pins, self.sched, self.uuid, self.vcpusched)
 
     def sorted_pins(self) -> list[tuple[PinKey, CpuSet]]:
         return sorted(self.pins.items(), key=lambda kv: pin_order(kv[0]))
@@ -185,7 +190,8 @@ def _show(value: object) -> str:
     return shown
 
 
-DOMAIN_KEYS = ("version", "domain", "uuid") + tuple(r.key for r in PINS) + tuple(r.key for r in SCHED)
+DOMAIN_KEYS = ("version", "domain", "uuid") + tuple(r.key for r in PINS) + tuple(r.key for r in SCHED) \
+    + (VCPUSCHED.key,)
 
 
 def domain_from_doc(doc: object) -> DomainPolicy:
@@ -220,7 +226,25 @@ def domain_from_doc(doc: object) -> DomainPolicy:
             pins[(row.kind, int(key))] = _cpulist(value, "%s.%s" % (path, key))
     sched = {row.key: _integer(doc[row.key], "$." + row.key, row.lo, row.hi)
              for row in SCHED if row.key in doc}
-    return DomainPolicy(name, pins, sched, uuid)
+    return DomainPolicy(name, pins, sched, uuid, _vcpusched(doc))
+
+
+def _vcpusched(doc: Mapping[str, object]) -> dict[int, str]:
+    row = VCPUSCHED
+    path = "$." + row.key
+    raw = doc.get(row.key, {})
+    if not isinstance(raw, dict):
+        _fail(path, "%s is not an object" % _show(raw))
+    found = {}
+    for key, value in raw.items():
+        problem = index_problem(key, row.max_index)
+        if problem:
+            _fail(path, "%s is not a vCPU number (%s)" % (_show(key), problem))
+        problem = row.problem(value)
+        if problem:
+            _fail("%s.%s" % (path, key), "%s is not a vCPU scheduler (%s)" % (_show(value), problem))
+        found[int(key)] = value
+    return found
 
 
 def _article(label: str) -> str:

@@ -24,7 +24,7 @@ from .cpuset import CpuSet
 from .errors import conflict
 from .limits import count_phrase
 from .mapping import is_quota, quota_is_unlimited, sched_params, sets, unsupported
-from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, pin_order, pins_doc
+from .tunables import PIN, PIN_BY_KEY, PINS, SCHED, VCPUSCHED, pin_order, pins_doc
 
 # For the checker alone: the hook imports this module, and `typing` costs ~10 ms.
 TYPE_CHECKING = False
@@ -82,35 +82,41 @@ class Lost:
 
 
 class Drift:
-    """A live value that differs from the plan: a pin (kind, index) or a parameter."""
+    """A live value that differs from the plan: a pin (kind, index), a parameter, or a
+    vCPU's scheduling policy (param "vcpusched" with the vCPU's `index`)."""
 
-    __slots__ = ("pin", "param", "want", "have")
+    __slots__ = ("pin", "param", "want", "have", "index")
 
     def __init__(self, pin: PinKey | None = None, param: str | None = None,
-                 want: CpuSet | int | None = None, have: CpuSet | int | None = None) -> None:
+                 want: CpuSet | int | str | None = None, have: CpuSet | int | str | None = None,
+                 index: int | None = None) -> None:
         self.pin = pin
         self.param = param
         self.want = want
         self.have = have
+        self.index = index
 
     def to_doc(self) -> dict[str, object]:
         if self.pin is not None:
             row = PIN[self.pin[0]]
             return {"setting": row.key, "index": self.pin[1] if row.indexed else None,
                     "policy": str(self.want), "live": None if self.have is None else str(self.have)}
-        return {"setting": self.param, "index": None, "policy": self.want, "live": self.have}
+        return {"setting": self.param, "index": self.index, "policy": self.want, "live": self.have}
 
 
 class Live:
     """What is in force on a running domain, as libvirt reports it."""
 
-    __slots__ = ("pins", "sched", "offline")
+    __slots__ = ("pins", "sched", "offline", "vcpusched")
 
     def __init__(self, pins: Mapping[PinKey, CpuSet] | None = None, sched: Mapping[str, int] | None = None,
-                 offline: Iterable[PinKey] = ()) -> None:
+                 offline: Iterable[PinKey] = (), vcpusched: Mapping[int, str] | None = None) -> None:
         self.pins = dict(pins or {})    # (kind, index) -> CpuSet
         self.sched = dict(sched or {})  # libvirt's scheduler parameters
         self.offline = frozenset(offline)  # pins of threads not running now (offline vCPUs)
+        # vCPU -> "fifo:10", "other", ... as the vCPU threads have it; None when not known
+        # (libvirt cannot tell: vcputhreads.py reads the threads of a local domain only)
+        self.vcpusched = None if vcpusched is None else dict(vcpusched)
 
     def pins_of(self, kind: str) -> dict[int, CpuSet]:
         return {i: c for (k, i), c in self.pins.items() if k == kind}
@@ -119,12 +125,13 @@ class Live:
 class Plan:
     """What to put in force on one domain."""
 
-    __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported", "elsewhere")
+    __slots__ = ("domain", "driver", "pins", "sched", "kept_off", "notes", "unsupported", "elsewhere",
+                 "vcpusched")
 
     def __init__(self, domain: str, driver: str, pins: Mapping[PinKey, CpuSet] | None = None,
                  sched: Mapping[str, int] | None = None, kept_off: CpuSet | None = None,
                  notes: Iterable[Note] | None = None, unsupported: Iterable[Lost] | None = None,
-                 elsewhere: str | None = None) -> None:
+                 elsewhere: str | None = None, vcpusched: Mapping[int, str] | None = None) -> None:
         self.domain = domain
         self.driver = driver
         self.pins = dict(pins or {})         # (kind, index) -> CpuSet
@@ -135,9 +142,10 @@ class Plan:
         # The UUID the stored policy was recorded for, when the domain is another one of
         # the same name: the policy is not applied and the domain counts as a stranger.
         self.elsewhere = elsewhere
+        self.vcpusched = dict(vcpusched or {})   # vCPU -> "fifo:10", "other" (tunables.VCPUSCHED)
 
     def is_empty(self) -> bool:
-        return not self.pins and not self.sched
+        return not self.pins and not self.sched and not self.vcpusched
 
     def sorted_pins(self) -> list[tuple[PinKey, CpuSet]]:
         return sorted(self.pins.items(), key=lambda kv: pin_order(kv[0]))
@@ -153,6 +161,7 @@ class Plan:
         doc["notes"] = [n.to_doc() for n in self.notes]
         doc["unsupported"] = [u.to_doc() for u in self.unsupported]
         doc["policy_uuid_differs"] = self.elsewhere
+        doc[VCPUSCHED.key] = {str(i): self.vcpusched[i] for i in sorted(self.vcpusched)}
         return doc
 
     @classmethod
@@ -169,7 +178,8 @@ class Plan:
                    None if kept_off is None else CpuSet.parse(kept_off),
                    [Note.from_doc(n) for n in doc.get("notes") or ()],
                    [Lost.from_doc(u) for u in doc.get("unsupported") or ()],
-                   doc.get("policy_uuid_differs"))
+                   doc.get("policy_uuid_differs"),
+                   {int(i): v for i, v in (doc.get(VCPUSCHED.key) or {}).items()})
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Plan) and self.to_doc() == other.to_doc()
@@ -271,8 +281,57 @@ def plan(policy: DomainPolicy | None, host: HostPolicy, facts: DomainFacts, host
         else:
             values[setting.key] = value
     sched = sched_params(facts.driver, cgroup_version, **values)
-    return Plan(name, facts.driver, pins, sched, kept_off, notes, lost + lost_kept_off + lost_sched,
-                elsewhere)
+    vcpusched, lost_rt = _vcpusched(policy, host, facts, pins, cannot)
+    return Plan(name, facts.driver, pins, sched, kept_off, notes,
+                lost + lost_kept_off + lost_sched + lost_rt, elsewhere, vcpusched)
+
+
+def _vcpusched(policy: DomainPolicy | None, host: HostPolicy, facts: DomainFacts,
+               pins: Mapping[PinKey, CpuSet], cannot: Mapping[str, str]) -> tuple[dict[int, str], list[Lost]]:
+    """The vCPU scheduling policies to put in force, and what is left out. A real-time
+    vCPU only runs on CPUs its domain occupies (cpuoccupy): on a shared CPU it can
+    starve the host's own threads and every other domain there. policyctl refuses to
+    record anything else; a pin or an occupancy changed since leaves it out here."""
+    stored = policy.vcpusched if policy else {}
+    row = VCPUSCHED
+    if not stored:
+        return {}, []
+    if row.key in cannot:
+        return {}, [Lost(row.key, cannot[row.key])]
+    name = facts.name
+    indexes = facts.indexes.get("vcpu")
+    if indexes is not None:
+        for index in sorted(stored):
+            if index not in indexes:
+                raise conflict("vCPU %d of '%s' has a scheduling policy, but the domain has %s"
+                               % (index, name, count_phrase("vCPU", indexes)))
+    own = CpuSet(host.occupies(name))
+    found: dict[int, str] = {}
+    lost: list[Lost] = []
+    for index, value in sorted(stored.items()):
+        if row.is_realtime(value):
+            cpus = pins.get(("vcpu", index)) or (policy.pins.get(("vcpu", index)) if policy else None) \
+                or facts.pins.get(("vcpu", index))
+            why = realtime_problem(cpus, own)
+            if why is not None:
+                lost.append(Lost(row.key, "vCPU %d: %s" % (index, why)))
+                continue
+        found[index] = value
+    return found, lost
+
+
+def realtime_problem(cpus: CpuSet | None, own: CpuSet) -> str | None:
+    """Why a real-time vCPU may not run on `cpus` when its domain occupies `own`, or None."""
+    if cpus is None:
+        return ("real-time needs a vCPU pinned inside the CPUs its domain occupies (cpuoccupy); "
+                "it has no pin")
+    if not own:
+        return ("real-time needs a vCPU pinned inside the CPUs its domain occupies (cpuoccupy); "
+                "it occupies none, and %s %s shared" % (cpus, "is" if len(cpus) == 1 else "are"))
+    if not cpus.issubset(own):
+        return ("real-time needs a vCPU pinned inside the CPUs its domain occupies (%s); "
+                "it is pinned to %s" % (own, cpus))
+    return None
 
 
 def restores(new: Plan, old: Plan, facts: DomainFacts, host_cpus: CpuSet, cgroup_version: int) -> Plan:
@@ -287,13 +346,18 @@ def restores(new: Plan, old: Plan, facts: DomainFacts, host_cpus: CpuSet, cgroup
                 if sets(old.driver, row.key, old.sched) and not sets(new.driver, row.key, new.sched)}
     sched = sched_params(new.driver, cgroup_version, **defaults)
     sched.update(new.sched)
+    vcpusched = {i: VCPUSCHED.default for i in old.vcpusched}
+    vcpusched.update(new.vcpusched)
     return Plan(new.domain, new.driver, pins, sched, new.kept_off, new.notes, new.unsupported,
-                new.elsewhere)
+                new.elsewhere, vcpusched)
 
 
 def pins_only(p: Plan) -> Plan:
-    """`p` without its scheduler parameters (cpuoccupy changes pins only)."""
-    return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported, p.elsewhere)
+    """`p` without its scheduler parameters (cpuoccupy changes pins only). The vCPUs'
+    scheduling policies stay: a real-time vCPU whose CPUs are no longer its domain's
+    alone goes back to the default (planner._vcpusched)."""
+    return Plan(p.domain, p.driver, p.pins, {}, p.kept_off, p.notes, p.unsupported, p.elsewhere,
+                p.vcpusched)
 
 
 def drift(effective: Plan, live: Live, offline: bool = False) -> list[Drift]:
@@ -313,6 +377,12 @@ def drift(effective: Plan, live: Live, offline: bool = False) -> list[Drift]:
         if now != value and not (is_quota(param) and value < 0
                                  and quota_is_unlimited(-1 if now is None else now)):
             found.append(Drift(param=param, want=value, have=now))
+    for index, policy in sorted(effective.vcpusched.items()):
+        if live.vcpusched is None or (("vcpu", index) in live.offline and not offline):
+            continue
+        running = live.vcpusched.get(index)
+        if running != policy:
+            found.append(Drift(param=VCPUSCHED.key, want=policy, have=running, index=index))
     return found
 
 
@@ -321,11 +391,15 @@ def differences(p: Plan, live: Live) -> Plan:
     vCPUs always: libvirt keeps them for hotplug, and does not show them)."""
     keep = drift(p, live, offline=True)
     pins = {d.pin: p.pins[d.pin] for d in keep if d.pin is not None}
-    params = {d.param for d in keep if d.param is not None}
+    params = {d.param for d in keep if d.param is not None and d.param != VCPUSCHED.key}
     # A scheduler call sets parameters together: a cap's period goes with its quota.
     sched = dict(p.sched) if params else {}
-    return Plan(p.domain, p.driver, pins, sched, p.kept_off, p.notes, p.unsupported, p.elsewhere)
+    # Not known live (another host): set them all, as at start.
+    vcpusched = dict(p.vcpusched) if live.vcpusched is None else \
+        {d.index: p.vcpusched[d.index] for d in keep if d.param == VCPUSCHED.key and d.index is not None}
+    return Plan(p.domain, p.driver, pins, sched, p.kept_off, p.notes, p.unsupported, p.elsewhere,
+                vcpusched)
 
 
 __all__ = ["Plan", "Note", "Lost", "Drift", "Live", "plan", "restores", "pins_only", "drift",
-           "differences"]
+           "differences", "realtime_problem"]

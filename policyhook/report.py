@@ -57,7 +57,7 @@ def report(pm, text):
     r.memory = _memory(pm, ctx, r.effective)
     if ctx.running:
         from . import virt
-        r.live = virt.live_values(ctx.dom, ctx.facts.driver)
+        r.live = virt.live_values(ctx.dom, ctx.facts.driver, threads=pm.threads)
         r.live_weight, r.live_cap = from_live(ctx.facts.driver, ctx.cgroup_version, r.live.sched)
         if r.effective is not None:
             r.drift = drift(r.effective, r.live)
@@ -110,7 +110,7 @@ def verify_one(pm, ctx, policy, host, everything=True):
     if policy is None and effective.is_empty() and not everything:
         return None
     try:
-        drifted = drift(effective, virt.live_values(ctx.dom, ctx.facts.driver))
+        drifted = drift(effective, virt.live_values(ctx.dom, ctx.facts.driver, threads=pm.threads))
     except PolicyError as e:
         return Verified(ctx.name, Verified.FAILED, error=str(e))
     if effective.elsewhere:

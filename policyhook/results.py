@@ -216,6 +216,7 @@ def policy_row(policy, occupies):
     doc.update(pins_doc(policy.pins))
     for row in SCHED:
         doc[row.key] = policy.sched.get(row.key)
+    doc["vcpusched"] = {str(i): policy.vcpusched[i] for i in sorted(policy.vcpusched)}
     doc["occupies"] = list(occupies)
     return doc
 
@@ -223,7 +224,9 @@ def policy_row(policy, occupies):
 def live_row(live, weight, cap):
     doc = pins_doc(live.pins)
     doc.update(sched=live.sched, weight=weight, cap=cap,
-               offline=sorted("%s %d" % k for k in live.offline))
+               offline=sorted("%s %d" % k for k in live.offline),
+               vcpusched=None if live.vcpusched is None
+               else {str(i): v for i, v in sorted(live.vcpusched.items())})
     return doc
 
 

@@ -13,7 +13,7 @@ from .cpuset import is_canonical
 from .errors import printable
 from .limits import MAX_CPU, SCHEMA_VERSION, index_problem
 from .names import MAX_NAME, name_problem
-from .tunables import PIN, PINS, SCHED
+from .tunables import PIN, PINS, SCHED, VCPUSCHED
 
 # Draft 7: every keyword used here exists there, and jsonschema >= 3.0 (RHEL 9 ships
 # 3.2) implements it; Draft 2020-12 needs jsonschema >= 4.0.
@@ -41,7 +41,9 @@ DOMAIN_SCHEMA = {
          ("domain", _NAME),
          ("uuid", {"type": "string", "format": "libvirt-uuid"})]
         + [(row.key, _pin_schema(row)) for row in PINS]
-        + [(row.key, {"type": "integer", "minimum": row.lo, "maximum": row.hi}) for row in SCHED]),
+        + [(row.key, {"type": "integer", "minimum": row.lo, "maximum": row.hi}) for row in SCHED]
+        + [(VCPUSCHED.key, {"type": "object", "propertyNames": {"format": "vcpu-index"},
+                            "additionalProperties": {"type": "string", "format": "vcpusched"}})]),
 }
 
 HOST_SCHEMA = {
@@ -76,6 +78,8 @@ FORMATS = {
     "domain-name": lambda v: not isinstance(v, str) or name_problem(v) is None,
     "cpu-index": lambda v: index_problem(v, MAX_CPU) is None,
     "libvirt-uuid": lambda v: not isinstance(v, str) or _uuid_ok(v),
+    # "fifo:10", "rr:1", "other" (tunables.VCPUSCHED)
+    "vcpusched": lambda v: not isinstance(v, str) or VCPUSCHED.problem(v) is None,
 }
 FORMATS.update((row.kind + "-index", lambda v, row=row: index_problem(v, row.max_index, row.first) is None)
                for row in PINS if row.indexed)
@@ -261,7 +265,9 @@ def _message(error):
         what = {"cpulist": "is not a cpulist in canonical form",
                 "domain-name": "is not a valid domain name",
                 "cpu-index": "is not a CPU number",
-                "libvirt-uuid": "is not a UUID"}.get(error.validator_value)
+                "libvirt-uuid": "is not a UUID",
+                "vcpusched": "is not a vCPU scheduler (fifo:1..99, rr:1..99 or other)",
+                }.get(error.validator_value)
         kind = error.validator_value[:-len("-index")]
         if what is None and kind in PIN:
             label = PIN[kind].label

@@ -55,13 +55,15 @@ class LocalHost:
 
 class Session:
     def __init__(self, paths, uri=None, settings=None, connect=None, offline=False,
-                 cgroup_version=None, lock=None, systemd=None, lock_timeout=None):
+                 cgroup_version=None, lock=None, systemd=None, lock_timeout=None, threads=None):
         """`connect(uri) -> conn` defaults to libvirt; `offline` never connects;
         `cgroup_version` overrides what the host is found to have; `lock(path, timeout)`
         makes the registry lock (Registry), waited on `lock_timeout` seconds (the settings'
         lock_timeout by default); `systemd` is the systemd adapter (systemd.Systemd by
-        default)."""
+        default); `threads` is where vCPU threads are found and changed
+        (vcputhreads.Host, this host's by default)."""
         self.paths = paths
+        self.threads = threads
         self.settings = settings or Settings()
         self.uri = uri or self.settings.uri
         self.registry = Registry(paths, lock_timeout or self.settings.lock_timeout, lock)
@@ -273,6 +275,9 @@ class Session:
         saying how to retry)."""
         read = enforce.reader(self.registry, ctx.name)
         kw.setdefault("live", ctx.running)
+        if kw["live"] and self.threads is not None:
+            from . import virt
+            kw.setdefault("apply", lambda dom, plan, n: virt.apply_plan(dom, plan, n, threads=self.threads))
         if kw["live"] and ctx.dom is not None:
             kw.setdefault("remember", enforce.rememberer(self.registry, ctx.dom, ctx.name, ctx.facts.uuid,
                                                          ctx.facts.driver))

@@ -112,12 +112,14 @@ def pin_order(key: PinKey) -> tuple[int, int]:
 
 class SchedSetting:
     """One scheduler setting, with Xen credit semantics (mapping.py turns it into each
-    driver's parameters)."""
+    driver's parameters). It carries its words: policyctl's help and what a change says."""
 
-    __slots__ = ("key", "command", "label", "what", "lo", "hi", "default", "metavar", "per_host_cpu")
+    __slots__ = ("key", "command", "label", "what", "lo", "hi", "default", "metavar", "per_host_cpu",
+                 "help", "arg_help", "set_words", "unset_words")
 
     def __init__(self, key: str, command: str, label: str, lo: int, hi: int, default: int,
-                 metavar: str, per_host_cpu: bool = False) -> None:
+                 metavar: str, help: str, arg_help: str, set_words: str, unset_words: str,
+                 per_host_cpu: bool = False) -> None:
         self.key = key              # "weight": policy files, `unset` word, sched_params()
         self.command = command      # "schedweight"
         self.label = label
@@ -126,24 +128,119 @@ class SchedSetting:
         self.default = default      # the value that puts libvirt's default back
         self.metavar = metavar
         self.per_host_cpu = per_host_cpu  # at most 100 per host CPU (the cap)
+        self.help = help            # policyctl's one line for the command
+        self.arg_help = arg_help    # and for its value
+        self.set_words = set_words  # "weight %d": what a change says, {0: ...} for 0's own words
+        self.unset_words = unset_words
+
+    def words(self, value: int | None) -> str:
+        """'weight 512', 'cap 50% of one CPU', 'cap 0 (no cap)'; None: the unset words."""
+        if value is None:
+            return self.unset_words
+        if value == 0 and self.lo == 0:
+            return "%s 0 (no %s)" % (self.label, self.label)
+        return self.set_words % value
 
     def __repr__(self) -> str:
         return "SchedSetting(%r)" % self.key
 
 
 WEIGHT = SchedSetting("weight", "schedweight", "weight", WEIGHT_MIN, WEIGHT_MAX, WEIGHT_DEFAULT,
-                      "WEIGHT")
-CAP = SchedSetting("cap", "schedcap", "cap", 0, CAP_MAX, 0, "CAP", per_host_cpu=True)
+                      "WEIGHT", "set a domain's CPU weight (Xen credit: %d-%d, default %d)"
+                      % (WEIGHT_MIN, WEIGHT_MAX, WEIGHT_DEFAULT),
+                      "relative weight, %d-%d; 512 gets twice the CPU time of 256 under contention"
+                      % (WEIGHT_MIN, WEIGHT_MAX),
+                      "weight %d", "weight unset (default %d)" % WEIGHT_DEFAULT)
+CAP = SchedSetting("cap", "schedcap", "cap", 0, CAP_MAX, 0, "CAP",
+                   "cap a domain's CPU time (percent of one physical CPU, 0 = none)",
+                   "50 = half a CPU, 400 = four CPUs, 0 = no cap",
+                   "cap %d%% of one CPU", "cap unset (no cap)", per_host_cpu=True)
 SCHED = (WEIGHT, CAP)
 SCHED_BY_KEY = {row.key: row for row in SCHED}
 
+
+class VcpuSched:
+    """Real-time scheduling of a domain's vCPU threads, one value per vCPU: "fifo:10",
+    "rr:5" (SCHED_FIFO, SCHED_RR with a priority 1..99) or "other" (the kernel's default,
+    which puts a real-time vCPU back). libvirt has <vcpusched> in the definition but no
+    live call: live, the policy is set on the vCPU threads themselves (vcputhreads.py)."""
+
+    __slots__ = ("kind", "key", "command", "label", "what", "plural", "element", "cannot",
+                 "policies", "realtime", "lo", "hi", "default", "max_index", "index_word",
+                 "help", "order")
+
+    def __init__(self) -> None:
+        self.kind = "vcpu"
+        self.key = self.command = "vcpusched"
+        self.label = "vCPU scheduler"
+        self.what = "real-time vCPUs"
+        self.plural = "vCPUs"
+        self.element = "vcpusched"     # <cputune><vcpusched vcpus='0' scheduler='fifo' priority='10'/>
+        self.cannot = {"lxc": "a container has no vCPU threads",
+                       "libxl": "Xen schedules its vCPUs itself; libvirt's libxl driver has no "
+                                "<vcpusched>"}
+        self.policies = ("fifo", "rr", "other")
+        self.realtime = ("fifo", "rr")
+        self.lo, self.hi = 1, 99       # priorities of SCHED_FIFO and SCHED_RR (sched(7))
+        self.default = "other"
+        self.max_index = MAX_VCPU
+        self.index_word = "vCPU"
+        self.help = "set the scheduling policy of a domain's vCPU threads (real-time: fifo, rr)"
+        self.order = len(PINS)
+
+    def value(self, policy: str, priority: int | None) -> str:
+        """The stored form: 'fifo:10', 'other'."""
+        return "%s:%d" % (policy, priority) if policy in self.realtime and priority is not None else policy
+
+    def split(self, value: str) -> tuple[str, int | None]:
+        """('fifo', 10) from 'fifo:10'; ('other', None) from 'other'."""
+        policy, _, priority = value.partition(":")
+        return policy, int(priority) if priority else None
+
+    def problem(self, value: object) -> str | None:
+        """Why `value` is not a stored vCPU scheduler value, or None."""
+        if not isinstance(value, str):
+            return "not a string"
+        policy, sep, priority = value.partition(":")
+        if policy not in self.policies:
+            return "the policy is not one of %s" % ", ".join(self.policies)
+        if policy not in self.realtime:
+            return "'other' takes no priority" if sep else None
+        if not (priority.isascii() and priority.isdigit()) or priority != str(int(priority)):
+            return "%s needs a priority, %s:%d..%d" % (policy, policy, self.lo, self.hi)
+        if not self.lo <= int(priority) <= self.hi:
+            return "priority %s is not in %d..%d" % (priority, self.lo, self.hi)
+        return None
+
+    def is_realtime(self, value: str) -> bool:
+        return self.split(value)[0] in self.realtime
+
+    def words(self, index: int | None, value: str | None) -> str:
+        """'vCPU 0 scheduled fifo, priority 10', 'real-time vCPUs unset'."""
+        if value is None:
+            return ("vCPU %d scheduler unset (other)" % index if index is not None
+                    else "vCPU schedulers unset (other)")
+        policy, priority = self.split(value)
+        return "vCPU %d scheduled %s%s" % (index or 0, policy,
+                                           "" if priority is None else ", priority %d" % priority)
+
+    def __repr__(self) -> str:
+        return "VcpuSched(%r)" % self.key
+
+
+VCPUSCHED = VcpuSched()
+
 # Every setting by its key, in the order messages list them.
-SETTINGS = {row.key: row for row in PINS + SCHED}
+SETTINGS: dict[str, PinKind | SchedSetting | VcpuSched] = {row.key: row for row in PINS + SCHED}
+SETTINGS[VCPUSCHED.key] = VCPUSCHED
 
 
 def cannot(driver: str) -> dict[str, str]:
     """{setting key: why} for what libvirt's `driver` can never put in force."""
-    return {row.key: row.cannot[driver] for row in PINS if driver in row.cannot}
+    found = {row.key: row.cannot[driver] for row in PINS if driver in row.cannot}
+    if driver in VCPUSCHED.cannot:
+        found[VCPUSCHED.key] = VCPUSCHED.cannot[driver]
+    return found
 
 
 def pins_doc(pins: Mapping[PinKey, CpuSet], omit_empty: bool = False) -> PinsDoc:

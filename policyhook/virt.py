@@ -312,14 +312,17 @@ def running_domains(conn):
         raise PolicyError("cannot list domains: %s" % error_text(e), LIBVIRT) from None
 
 
-def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
+def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE, threads=None):
     """Put `plan` in force. Raises LIBVIRT naming the step that failed. libvirt's libxl
     driver takes scheduler parameters only with flags 0, which means the running
     domain (mapping.LIVE_SCHED_FLAG).
 
     The scheduler parameters go first: a guest that has just started runs every vCPU
     flat out, and once capped it leaves libvirtd the CPU time to pin its threads (one
-    call each): measured at 64 vCPUs under TCG on 2 host CPUs, it shortens the whole."""
+    call each): measured at 64 vCPUs under TCG on 2 host CPUs, it shortens the whole.
+    The vCPUs' scheduling policies go last, once each vCPU is on its own CPUs: a
+    real-time vCPU never runs on a shared one (vcputhreads.py sets them; `threads` is
+    its vcputhreads.Host, for tests)."""
     sched_flags = flags if LIVE_SCHED_FLAG.get(plan.driver, True) else flags & ~AFFECT_LIVE
     step = None
     try:
@@ -337,12 +340,29 @@ def apply_plan(dom, plan, cpumap_len, flags=AFFECT_LIVE):
     except (libvirt.libvirtError, LookupError) as e:
         # LookupError: the binding's own "Attribute name ... could not be recognized".
         raise StepFailed(plan, step, error_text(e)) from None
+    if plan.vcpusched and flags & AFFECT_LIVE:
+        _apply_vcpusched(dom, plan, threads)
 
 
-def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True):
+def _apply_vcpusched(dom, plan, threads):
+    from . import vcputhreads
+
+    first = ("vcpusched", min(plan.vcpusched))
+    if not is_local(dom.connect()):
+        raise StepFailed(plan, first, "a vCPU's scheduling policy is set on its threads, and the "
+                                      "domain runs on another host (libvirt has no call for it)")
+    try:
+        vcputhreads.apply(threads or vcputhreads.Host(), dom.name(), plan.vcpusched)
+    except vcputhreads.VcpuThreadError as e:
+        raise StepFailed(plan, first if e.index is None else ("vcpusched", e.index), e.detail) from None
+
+
+def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True, threads=None):
     """A planner.Live of what is in force now (flags=AFFECT_CONFIG: the persistent
     definition). Pins the driver cannot set are not asked for (LXC has no such call);
-    `offline=False` does not ask which vCPUs are offline (two calls fewer)."""
+    `offline=False` does not ask which vCPUs are offline (two calls fewer). The vCPUs'
+    scheduling policies are read from the threads of a local QEMU domain (`threads`:
+    vcputhreads.Host); elsewhere they are not known."""
     cannot = unsupported(driver)
     pins = {}
     try:
@@ -361,7 +381,18 @@ def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True):
             sched = dom.schedulerParameters()
         except libvirt.libvirtError:
             sched = {}
-    return Live(pins, sched, _offline(dom, driver, flags) if offline else ())
+    return Live(pins, sched, _offline(dom, driver, flags) if offline else (),
+                _live_vcpusched(dom, driver, flags, threads))
+
+
+def _live_vcpusched(dom, driver, flags, threads):
+    if flags != AFFECT_LIVE or "vcpusched" in unsupported(driver) or not is_local(dom.connect()):
+        return None
+    from . import vcputhreads
+    try:
+        return vcputhreads.policies(threads or vcputhreads.Host(), dom.name())
+    except (vcputhreads.VcpuThreadError, OSError):
+        return None
 
 
 def _offline(dom, driver, flags):

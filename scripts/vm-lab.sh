@@ -80,7 +80,9 @@ PACKAGES=(
                                             # python3-cryptography needs (debootstrap skips them)
     openssh-server iproute2                 # the way in: sshd on QEMU's user network
     irqbalance                              # enabled by its package: quiet CPUs against it
-    cockpit-ws cockpit-system               # the web console, for contrib/cockpit's page
+    cockpit-ws cockpit-system               # the web console, for contrib/cockpit's page;
+    dbus-user-session                       # for its dconf-service (debootstrap skips the
+                                            # virtual default-dbus-session-bus)
 )
 RECIPE_FUNCTIONS=(configure_rootfs in_root install_key)
 CONFIGURE=(configure_rootfs)           # run on the debootstrapped tree, in this order

@@ -107,8 +107,8 @@ BAD = [
     ([], errors.INVALID, "the following arguments are required: COMMAND (see 'policyctl --help')"),
     (["bogus"], errors.INVALID,
      "argument COMMAND: invalid choice: 'bogus' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
-     "'schedweight', 'schedcap', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', 'cpupolicy', "
-     "'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
+     "'schedweight', 'schedcap', 'vcpusched', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', "
+     "'cpupolicy', 'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
     (["vcpupin"], errors.INVALID,
      "the following arguments are required: DOMAIN (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0"], errors.INVALID,
@@ -119,7 +119,7 @@ BAD = [
      "unrecognized arguments: --bogus (see 'policyctl --help')"),
     (["unset", "vm1", "colour"], errors.INVALID,
      "argument SETTING: invalid choice: 'colour' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
-     "'weight', 'cap') (see 'policyctl unset --help')"),
+     "'weight', 'cap', 'vcpusched') (see 'policyctl unset --help')"),
     (["iothreadpin", "vm1", "0", "0"], errors.INVALID, "invalid IOThread ID 0: must be 1..4294967295"),
     (["iothreadpin", "vm1", "x", "0"], errors.INVALID, "invalid IOThread ID 'x': not a whole number"),
     (["iothreadpin", "vm1", "4294967296", "0"], errors.INVALID,
@@ -142,7 +142,8 @@ BAD = [
      "apply puts the policy in force through libvirt; it cannot work --offline"),
     # changes that make no sense for the stored policy
     (["unset", "vm1", "weight", "3"], errors.INVALID,
-     "INDEX goes only with 'unset DOMAIN vcpupin VCPU' or 'unset DOMAIN iothreadpin IOTHREAD'"),
+     "INDEX goes only with 'unset DOMAIN vcpupin VCPU' or 'unset DOMAIN iothreadpin IOTHREAD' "
+     "or 'unset DOMAIN vcpusched VCPUS'"),
     (["unset", "vm1", "vcpupin", "3"], errors.INVALID, "domain 'vm1' has no pin for vCPU 3"),
     (["remove", "vm3"], errors.INVALID, "domain 'vm3' has no policy"),
     # conflicts with the occupancy: vm1 occupies the last CPU and pins vCPU 0 to CPU 0
@@ -216,9 +217,9 @@ def test_list_json(root):
     assert (code, err) == (0, "")
     assert json.loads(out) == [
         {"domain": "vm1", "vcpupin": {"0": "0"}, "emulatorpin": None, "iothreadpin": {}, "weight": 300,
-         "cap": None, "occupies": [LAST]},
+         "cap": None, "vcpusched": {}, "occupies": [LAST]},
         {"domain": "vm2", "vcpupin": {}, "emulatorpin": None, "iothreadpin": {}, "weight": None, "cap": 50,
-         "occupies": []},
+         "vcpusched": {}, "occupies": []},
     ]
 
 

@@ -121,7 +121,8 @@ REFUSALS = [
     (["unset", "nosuch", "weight"], 2, NOT_KNOWN % ("nosuch", "")),
     (["unset", "nosuch", "vcpupin", "0"], 2, NOT_KNOWN % ("nosuch", "")),
     (["unset", "pinned1", "emulatorpin", "1"], 2,
-     "Error: INDEX goes only with 'unset DOMAIN vcpupin VCPU' or 'unset DOMAIN iothreadpin IOTHREAD'\n"),
+     "Error: INDEX goes only with 'unset DOMAIN vcpupin VCPU' or 'unset DOMAIN iothreadpin IOTHREAD' "
+     "or 'unset DOMAIN vcpusched VCPUS'\n"),
     (["remove", "nosuch"], 2, "Error: domain 'nosuch' has no policy\n"),
     (["rebind", "nosuch"], 2, "Error: domain 'nosuch' is not defined in libvirt (%s); rebind binds a policy "
                               "to a defined domain\n" % URI),

@@ -64,7 +64,8 @@ def complete(completion, *words, cwd="/", names=None, log="/dev/null"):
 
 
 COMMANDS = ["apply", "check", "cpuoccupy", "cpupolicy", "emulatorpin", "iothreadpin", "list", "occupancy",
-            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "verify", "watch"]
+            "rebind", "remove", "rename", "schedcap", "schedweight", "unset", "vcpupin", "vcpusched",
+            "verify", "watch"]
 DOMAINS = ["db", "web1", "web2"]
 
 CASES = [
@@ -92,7 +93,8 @@ CASES = [
     (("--root", "ROOT", "cpuoccupy", "--"), ["--auto", "--clear", "--dry-run", "--help", "--json",
                                              "--undefined",
                                              "--whole-cores"]),
-    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "weight"]),
+    (("--root", "ROOT", "unset", "db", ""), ["cap", "emulatorpin", "iothreadpin", "vcpupin", "vcpusched",
+                                              "weight"]),
     (("--root", "ROOT", "iothreadpin", "w"), ["web1", "web2"]),
     (("--root", "ROOT", "unset", "db", "w"), ["weight"]),
     (("--root", "ROOT", "unset", "db", "vcpupin", ""), []),

@@ -30,9 +30,10 @@ from policyhook.registry import Registry
 
 HOST4 = CpuSet.parse("0-3")
 LXC_PINS = {"vcpupin": "libvirt's LXC driver cannot pin", "emulatorpin": "libvirt's LXC driver cannot pin",
-            "iothreadpin": "libvirt's LXC driver cannot pin"}
+            "iothreadpin": "libvirt's LXC driver cannot pin", "vcpusched": "a container has no vCPU threads"}
 XEN_PINS = {"emulatorpin": "libvirt's libxl driver cannot pin the emulator",
-            "iothreadpin": "libvirt's libxl driver cannot pin IOThreads"}
+            "iothreadpin": "libvirt's libxl driver cannot pin IOThreads",
+            "vcpusched": "Xen schedules its vCPUs itself; libvirt's libxl driver has no <vcpusched>"}
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 LXC_CANNOT = "libvirt's LXC driver cannot pin"
 RTDS = "weight and cap are Xen's credit and credit2 schedulers'; this host runs rtds"

@@ -11,11 +11,13 @@ hands out, and systemctl. A call on either while a holder is counted is a violat
 
 import io
 import os
+import pathlib
+import shutil
 
 import libvirt
 import pytest
 from testdriver import URI, RecordingConn, RecordingDomain
-from unit_helpers import policy, store, write_raw
+from unit_helpers import FakeThreads, policy, store, write_raw
 
 from policyhook import applier, state
 from policyhook.api import PolicyManager
@@ -160,6 +162,7 @@ COMMANDS = [
     ["cpuoccupy", "2", "stopped", "--dry-run"],
     ["cpuoccupy", "--auto", "1", "running2"],
     ["cpuoccupy", "--auto", "1", "stopped", "--dry-run"],
+    ["vcpusched", "running2", "0", "fifo", "5"],
     ["unset", "running2", "weight"],
     ["unset", "running2", "vcpupin"],
     ["remove", "running2"],
@@ -183,8 +186,9 @@ def policyctl(lab, argv):
     if "broken" in argv:
         write_raw(paths.domain_file("broken"), "{not json")
     err = io.StringIO()
+    threads = FakeThreads(pathlib.Path(paths.root), name="running2").host
     code = main(["--root", paths.root, "-c", URI] + argv, io.StringIO(), err, connect=guard.connect(conn),
-                environ={}, lock=guard.lock, systemd=guard.systemd(paths.root))
+                environ={}, lock=guard.lock, systemd=guard.systemd(paths.root), threads=threads)
     return code, err.getvalue()
 
 
@@ -207,6 +211,7 @@ def test_no_outside_call_under_the_lock_vcpupin_auto(lab):
     """vcpupin --auto once the domain occupies a CPU per vCPU (cpuoccupy --auto)."""
     guard = lab[2]
     assert policyctl(lab, ["cpuoccupy", "--auto", "1", "running2"])[0] == 0
+    shutil.rmtree(os.path.join(lab[0].root, "threads"))    # policyctl() makes its fake threads anew
     guard.taken = guard.calls = 0
     code, err = policyctl(lab, ["vcpupin", "running2", "--auto"])
     assert (code, err) == (0, "")

@@ -1,5 +1,6 @@
 """Shared helpers for the unit tests (layers 1 and 2): temporary registries, snapshots."""
 
+import errno
 import os
 
 from policyhook.cpuset import CpuSet
@@ -80,3 +81,51 @@ def pinned(name, vcpupin=None, emulatorpin=None, weight=None, cap=None, uuid=Non
         found[("emulator", 0)] = emulatorpin
     sched = {k: v for k, v in (("weight", weight), ("cap", cap)) if v is not None}
     return DomainPolicy(name, found, sched, uuid)
+
+
+class FakeThreads:
+    """A host (vcputhreads.Host) with one QEMU (pid 100) of domain `name` in cgroup v2 or
+    v1 layout, vCPU N's thread 200+N, and sched_setscheduler that refuses real-time for
+    the threads in `refuse`."""
+
+    def __init__(self, tmp_path, version=2, vcpus=2, refuse=(), name="vm"):
+        tmp_path = self.base = tmp_path / "threads"
+        tmp_path.mkdir()
+        self.policy = {}
+        self.refuse = set(refuse)
+        self.calls = []
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        (run_dir / (name + ".pid")).write_text("100\n")
+        proc = tmp_path / "proc" / "100"
+        proc.mkdir(parents=True)
+        scope = "machine.slice/machine-qemu\\x2d1\\x2d%s.scope" % name
+        if version == 2:
+            (proc / "cgroup").write_text("0::/%s/libvirt/emulator\n" % scope)
+            base, listing = tmp_path / "cg" / scope / "libvirt", "cgroup.threads"
+        else:
+            (proc / "cgroup").write_text("4:memory:/x\n3:cpu,cpuacct:/%s/emulator\n0::/\n" % scope)
+            base, listing = tmp_path / "cg" / "cpu,cpuacct" / scope, "tasks"
+        for n in range(vcpus):
+            d = base / ("vcpu%d" % n)
+            d.mkdir(parents=True)
+            (d / listing).write_text("%d\n" % (200 + n))
+            (d / "cpu.rt_runtime_us").write_text("0\n")
+            self.policy[200 + n] = (os.SCHED_OTHER, 0)
+        (base / "emulator").mkdir()
+        from policyhook import vcputhreads
+
+        self.host = vcputhreads.Host(str(run_dir), str(tmp_path / "proc"), str(tmp_path / "cg"),
+                                     self.getscheduler, self.getparam, self.setscheduler)
+
+    def getscheduler(self, tid):
+        return self.policy[tid][0]
+
+    def getparam(self, tid):
+        return os.sched_param(self.policy[tid][1])
+
+    def setscheduler(self, tid, policy, param):
+        self.calls.append((tid, policy, param.sched_priority))
+        if tid in self.refuse and policy != os.SCHED_OTHER:
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+        self.policy[tid] = (policy, param.sched_priority)

@@ -530,7 +530,8 @@ def check_environment(block, source, reads=None):
 # Words for the schemas' custom formats: a new format needs its words here.
 FORMATS = {"cpulist": "a CPU list in canonical form", "domain-name": "a domain name",
            "vcpu-index": "a vCPU number", "cpu-index": "a physical CPU number",
-           "libvirt-uuid": "a UUID"}
+           "libvirt-uuid": "a UUID",
+           "vcpusched": "fifo:PRIORITY, rr:PRIORITY (1 to 99) or other"}
 # The keywords the wording below knows; a schema using another stops the build.
 KEYWORDS = {"$schema", "$id", "title", "description", "type", "const", "enum", "minimum", "maximum",
             "format", "minLength", "maxLength", "properties", "required", "additionalProperties",

@@ -53,10 +53,17 @@ MUTANTS = [
     ("cap-lower-bound", "policyhook/tunables.py",
      r'CAP = SchedSetting\("cap", "schedcap", "cap", 0,', 'CAP = SchedSetting("cap", "schedcap", "cap", -1,',
      "a cap of -1 is accepted"),
+    ("realtime-on-shared-cpu", "policyhook/planner.py",
+     r"if not cpus\.issubset\(own\):", "if False:",
+     "a real-time vCPU pinned partly outside its domain's occupied CPUs is planned"),
+    ("vcpusched-drift-ignored", "policyhook/planner.py",
+     r"if running != policy:", "if False:",
+     "a vCPU thread's policy changed behind policyhook's back is not drift"),
 ]
 
 DEFAULT_TESTS = ("tests/test_cpuset.py tests/test_mapping.py tests/test_planner.py tests/test_drift.py "
-                 "tests/test_boundaries.py tests/test_cli_bad_input.py tests/test_fuzz.py")
+                 "tests/test_boundaries.py tests/test_cli_bad_input.py tests/test_fuzz.py "
+                 "tests/test_vcpusched.py")
 IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache",
                                 ".hypothesis", ".mypy_cache", ".ruff_cache", "*.egg-info")
 

@@ -14,8 +14,8 @@ from ..errors import INTERNAL, INVALID, LIBVIRT, NOT_IN_FORCE, REGISTRY, PolicyE
 
 def main(argv=None, stdout=None, stderr=None, connect=None, environ=None, **adapters):
     """Run policyctl; returns the exit code. `connect(uri)` replaces libvirt.open,
-    `environ` os.environ and `adapters` (lock, systemd: session.Session) the registry
-    lock and systemd in tests."""
+    `environ` os.environ and `adapters` (lock, systemd, threads: session.Session) the registry
+    lock, systemd and the vCPU threads in tests."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -78,7 +78,7 @@ def run(args, out, err, connect, environ, adapters=None):
     if args.command == "list":
         return list_policies(paths, settings, args, out, err)
     from ..api import PolicyManager
-    from ..tunables import SCHED_BY_KEY, SETTINGS
+    from ..tunables import SCHED_BY_KEY, SETTINGS, VCPUSCHED
 
     # virsh's order: -c, then LIBVIRT_DEFAULT_URI; then ours.
     uri = args.connect or environ.get("LIBVIRT_DEFAULT_URI") or settings.uri
@@ -100,12 +100,18 @@ def run(args, out, err, connect, environ, adapters=None):
         return report(pm.set_pin(args.domain, args.pin, index, args.cpulist, dry, undefined), args, out, err)
     if getattr(args, "sched", None):
         return report(pm.set_sched(args.domain, args.sched, args.value, dry, undefined), args, out, err)
+    if getattr(args, "vcpusched", None):
+        return report(pm.set_vcpusched(args.domain, args.vcpus, args.policy, args.priority, dry, undefined),
+                      args, out, err)
     if cmd == "unset":
         row = SETTINGS[args.setting]
+        if args.setting == VCPUSCHED.key:
+            return report(pm.unset_vcpusched(args.domain, args.index, dry), args, out, err)
         if args.index is not None and not getattr(row, "indexed", False):
             from ..tunables import PINS
             raise PolicyError("INDEX goes only with %s" % " or ".join(
-                "'unset DOMAIN %s %s'" % (r.key, r.index_name) for r in PINS if r.indexed), INVALID)
+                ["'unset DOMAIN %s %s'" % (r.key, r.index_name) for r in PINS if r.indexed]
+                + ["'unset DOMAIN %s VCPUS'" % VCPUSCHED.key]), INVALID)
         if args.setting in SCHED_BY_KEY:
             outcome = pm.unset_sched(args.domain, args.setting, dry)
         else:

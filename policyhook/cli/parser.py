@@ -6,7 +6,7 @@ import sys
 
 from .. import __version__
 from ..errors import EXIT_CODES, INVALID, PolicyError, printable
-from ..tunables import PINS, SCHED
+from ..tunables import PINS, SCHED, VCPUSCHED
 
 DESCRIPTION = """\
 Record runtime CPU policy for libvirt domains, running or not: vCPU, emulator and
@@ -48,12 +48,6 @@ examples:
 
 _THREADS = {"vcpu": "a vCPU of a domain", "emulator": "a domain's emulator threads",
             "iothread": "an IOThread of a domain"}
-_SCHED_HELP = {
-    "weight": ("set a domain's CPU weight (Xen credit: 1-65535, default 256)",
-               "relative weight, 1-65535; 512 gets twice the CPU time of 256 under contention"),
-    "cap": ("cap a domain's CPU time (percent of one physical CPU, 0 = none)",
-            "50 = half a CPU, 400 = four CPUs, 0 = no cap"),
-}
 _INDEX_HELP = {"vcpu": "vCPU number, from 0",
                "iothread": "IOThread ID, from 1 (virsh iothreadinfo lists them)"}
 
@@ -173,11 +167,25 @@ def build(only=None):
                                 "same NUMA node outside every occupancy set")
 
     for row in SCHED:
-        text, arg_help = _SCHED_HELP[row.key]
-        p = command(row.command, text, (common, change, ahead))
+        p = command(row.command, row.help, (common, change, ahead))
         p.set_defaults(sched=row.key)
         p.add_argument("domain", metavar="DOMAIN", help="domain name")
-        p.add_argument("value", metavar=row.metavar, help=arg_help)
+        p.add_argument("value", metavar=row.metavar, help=row.arg_help)
+
+    row = VCPUSCHED
+    p = command(row.command, row.help, (common, change, ahead),
+                details="fifo and rr are real-time (SCHED_FIFO, SCHED_RR) with a PRIORITY; other "
+                        "is the kernel's default, where every vCPU starts. A real-time vCPU must "
+                        "be pinned inside CPUs its domain occupies (vcpupin, cpuoccupy): on a "
+                        "shared CPU it can starve the host. libvirt sets the policy at start from "
+                        "<vcpusched> but has no live call: on a running domain policyhook sets it "
+                        "on the vCPU threads, all of them or none.")
+    p.set_defaults(vcpusched=True)
+    p.add_argument("domain", metavar="DOMAIN", help="domain name")
+    p.add_argument("vcpus", metavar="VCPUS", help="vCPU numbers, e.g. 0, 0-1 or 0,2")
+    p.add_argument("policy", metavar="POLICY", help="fifo, rr or other")
+    p.add_argument("priority", metavar="PRIORITY", nargs="?",
+                   help="%d-%d, with fifo and rr (higher runs first)" % (row.lo, row.hi))
 
     p = command("cpuoccupy", "let only the given domains run on physical CPUs",
                 (common, change, ahead),
@@ -200,13 +208,15 @@ def build(only=None):
 
     p = command("unset", "remove one setting from a domain's policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")
-    keys = [row.key for row in PINS + SCHED]
+    keys = [row.key for row in PINS + SCHED] + [VCPUSCHED.key]
     p.add_argument("setting", metavar="SETTING", choices=keys,
                    help="%s or %s" % (", ".join(keys[:-1]), keys[-1]))
     indexed = [row for row in PINS if row.indexed]
     p.add_argument("index", metavar="INDEX", nargs="?",
-                   help="with %s: the %s whose pin goes (default: all)"
-                   % (" or ".join(r.key for r in indexed), " or ".join(r.index_word for r in indexed)))
+                   help="with %s: the %s whose pin goes; with %s: the VCPUS whose policy goes "
+                        "(default: all)"
+                   % (" or ".join(r.key for r in indexed), " or ".join(r.index_word for r in indexed),
+                      VCPUSCHED.key))
 
     p = command("remove", "remove a domain's whole policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")

@@ -16,7 +16,7 @@ from ..describe import (
 )
 from ..mapping import CAP_KEYS, LABEL, WEIGHT_KEY, is_quota, quota_is_unlimited
 from ..results import Status
-from ..tunables import PIN, PINS, SCHED, SCHED_BY_KEY, WEIGHT
+from ..tunables import PIN, PINS, SCHED, SCHED_BY_KEY, VCPUSCHED
 
 
 def dump_json(doc, out):
@@ -49,13 +49,12 @@ def change_words(change):
     if change.op == "auto":
         return auto_pins_words(change.value)
     if change.setting in SCHED_BY_KEY:
-        row = SCHED_BY_KEY[change.setting]
-        if change.op == "unset":
-            return ("weight unset (default %d)" % row.default if row is WEIGHT
-                    else "%s unset (no %s)" % (row.label, row.label))
-        if row is WEIGHT:
-            return "weight %d" % change.value
-        return "cap %d%% of one CPU" % change.value if change.value else "cap 0 (no cap)"
+        return SCHED_BY_KEY[change.setting].words(change.value if change.op == "set" else None)
+    if change.setting == VCPUSCHED.key:
+        if change.op == "set":
+            return ", ".join(VCPUSCHED.words(i, change.value) for i in change.index)
+        return ", ".join(VCPUSCHED.words(i, None) for i in change.index) if change.index \
+            else VCPUSCHED.words(None, None)
     row = next(r for r in PINS if r.key == change.setting)
     if change.op == "set":
         return "%s pinned to %s" % (row.name(change.index or 0), change.value)
@@ -235,6 +234,13 @@ def policy_report(r, out):
         rows.append(cells(key, _dash(r.policy.sched.get(key)), _sched(eff.sched, keys) if eff else "-",
                           _sched(config.sched, keys) if config else "",
                           _sched(live.sched, keys) if live else ""))
+    indexes = set(r.policy.vcpusched) | set(eff.vcpusched if eff else ())
+    indexes |= {i for i, v in ((live.vcpusched or {}).items() if live else ()) if v != VCPUSCHED.default}
+    for index in sorted(indexes):
+        known = live is not None and live.vcpusched is not None
+        rows.append(cells("vCPU %d scheduler" % index, _dash(r.policy.vcpusched.get(index)),
+                          _dash(eff.vcpusched.get(index) if eff else None), "",
+                          (_dash(live.vcpusched.get(index)) if known else "?") if live else ""))
     out.write("\n")
     _table(rows, out)
     if r.conflict:

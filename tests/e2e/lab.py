@@ -7,6 +7,7 @@ HOOKDIR/DRIVER.d/policyhook) in the lab guests (tests/vm, tests/vm-xen), which a
 tests' own machines. On a host that may be an admin's, tests/e2e/conftest.py calls
 use_instance() first: a scratch root and a hook instance of the tests' own."""
 
+import contextlib
 import glob
 import json
 import os
@@ -201,6 +202,26 @@ def emulatorpin(name, uri=URI):
     out = virsh("emulatorpin", name, uri=uri).stdout
     m = re.search(r"\*:\s*(\S+)", out)
     return m.group(1) if m else None
+
+
+@contextlib.contextmanager
+def setting(section, key, value):
+    """policyhook.conf with `key = value` in [section] (the shipped file has every section
+    header, each key commented out), put back byte for byte afterwards."""
+    path = paths().conf
+    with open(path) as f:
+        before = f.read()
+    text = re.sub(r"(?m)^\[%s\]$" % re.escape(section), "[%s]\n%s = %s" % (section, key, value),
+                  before, count=1)
+    if text == before:
+        raise LabError("no [%s] section in %s" % (section, path))
+    with open(path, "w") as f:
+        f.write(text)
+    try:
+        yield
+    finally:
+        with open(path, "w") as f:
+            f.write(before)
 
 
 def schedinfo(name, uri=URI):
