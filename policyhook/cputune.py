@@ -115,7 +115,7 @@ def rewrite(cputune, plan, saved):
             saved[key] = ET.tostring(current[key], encoding="unicode").strip() if key in current else None
     children = [e for e in tune if key_of(e) is None or key_of(e) not in saved]
     # Only <cputune>'s own keys: the originals also hold <numatune>'s (numatune.py).
-    for key in sorted(k for k in saved if pin_of(k) is not None or k in _SCHED_TAGS):
+    for key in sorted(k for k in saved if k.partition(" ")[0] in _ORDER):
         if key in want:
             children.append(want[key])
         else:
