@@ -20,18 +20,18 @@ unreachable or --offline the driver is unknown and the setting is saved; the hoo
 `cpupolicy` then report it as unsupported for a domain that turns out to be LXC or Xen.
 """
 
-from . import enforce, occupancy, state
-from .cpuset import CpuSet
-from .describe import elsewhere_line
+from . import enforce, occupancy, placement, state
+from .cpuset import MAX_CPU, CpuSet
+from .describe import auto_pin_refusal, elsewhere_line, placement_missing
 from .errors import CONFLICT, LIBVIRT, REGISTRY, PolicyError, conflict, invalid, quote
 from .inputs import parse_domains, parse_int
 from .limits import count_phrase
 from .mapping import LABEL, unsupported
 from .model import DomainPolicy
 from .names import check_name
-from .results import ApplyResult, Change, OccupancyOutcome, Outcome, Status, Writes
+from .results import ApplyResult, AutoPins, Change, OccupancyOutcome, Outcome, Status, Writes
 from .session import Context, Session, unknown_domain
-from .tunables import PIN, SCHED_BY_KEY, SETTINGS, VCPUSCHED
+from .tunables import EMULATOR, PIN, SCHED_BY_KEY, SETTINGS, VCPU, VCPUSCHED
 
 
 class PolicyManager(Session):
@@ -39,10 +39,10 @@ class PolicyManager(Session):
 
     # ---- editing one domain --------------------------------------------
 
-    def _edit(self, text, change, mutate, dry_run=False, undefined=False):
+    def _edit(self, text, change, mutate, dry_run=False, undefined=False, with_host=False):
         """An edit of one domain's policy: libvirt asked first (the domain, what runs),
-        then `mutate(policy, ctx)` (pure) in one registry transaction, then the result
-        put in force with no lock held."""
+        then `mutate(policy, ctx)` (pure; `with_host`: mutate(policy, ctx, host policy)) in
+        one registry transaction, then the result put in force with no lock held."""
         ctx = self.context(text)
         name = ctx.name
         if ctx.dom is None:     # a domain libvirt knows needs no look at the registry here
@@ -61,7 +61,7 @@ class PolicyManager(Session):
                 raise conflict(elsewhere_line(name, stored.uuid, ctx.facts.uuid, "nothing saved"))
             old = stored or DomainPolicy(name)
             new = old.copy()
-            mutate(new, ctx)
+            mutate(new, ctx, host) if with_host else mutate(new, ctx)
             _check_realtime(old, new, host, ctx)
             if ctx.facts.uuid and not new.is_empty():
                 new.uuid = ctx.facts.uuid  # bound to this domain, not to whatever takes its name
@@ -75,10 +75,12 @@ class PolicyManager(Session):
         define = self.definer(ctx)
         stored = None if new.is_empty() else new
         if not ctx.running:
+            node = None
             if define is not None:
                 self.enforce_on(ctx, "policyctl", first=(stored, host), define=define)
+                node = self.memory_node(ctx, new_plan)
             return Outcome(name, change, self.not_live(ctx), new_plan, libvirt_error=self.libvirt_error,
-                           definition=define is not None, policy=stored)
+                           definition=define is not None, policy=stored, memory_node=node)
         try:
             previous = self.plan_for(old, host, ctx, view)
         except PolicyError as e:
@@ -86,8 +88,9 @@ class PolicyManager(Session):
                 raise
             previous = None  # the old policy no longer fits the domain: nothing to restore
         done = self.enforce_on(ctx, "policyctl", first=(stored, host), previous=previous, define=define)
+        node, refused = done.memory or (None, None)
         return Outcome(name, change, Status.APPLIED, done.plan, done.applied, rounds=done.rounds,
-                       definition=define is not None, policy=stored)
+                       definition=define is not None, policy=stored, memory_node=node, memory_error=refused)
 
     def set_pin(self, name, kind, index, cpulist, dry_run=False, undefined=False):
         """Pin one thread: kind "vcpu" or "iothread" with its index, or "emulator"."""
@@ -100,6 +103,34 @@ class PolicyManager(Session):
             policy.pins[(row.kind, index)] = cpus
         return self._edit(name, Change("set", row.key, index if row.indexed else None, cpus),
                           mutate, dry_run, undefined)
+
+    def pin_auto(self, name, dry_run=False, undefined=False):
+        """vcpupin --auto: each vCPU pinned to a CPU of its own among those the domain
+        occupies (a guest's thread pairs on host sibling pairs), the emulator to the CPUs
+        of the same NUMA node outside every occupancy set (placement.py)."""
+        topo = self.topology()
+        # What the guest's own definition says (<cpu><topology threads=...>), asked before.
+        change = Change("auto", VCPU.key)
+
+        def mutate(policy, ctx, host):
+            held = CpuSet(host.occupies(ctx.name))
+            vcpus = ctx.facts.vcpus
+            if vcpus is None:
+                raise invalid("vcpupin --auto needs the vCPU count of '%s' from libvirt (it cannot "
+                              "work --offline, nor for a domain libvirt does not know)" % ctx.name)
+            if len(held) < vcpus:
+                raise conflict(auto_pin_refusal(ctx.name, vcpus, held))
+            pins = placement.vcpu_pins(topo, held, vcpus, ctx.facts.threads)
+            for key in [k for k in policy.pins if k[0] == VCPU.kind]:
+                del policy.pins[key]
+            for index, cpus in enumerate(pins):
+                _check_pin(VCPU, index, cpus, ctx)
+                policy.pins[(VCPU.kind, index)] = cpus
+            emulator = placement.emulator_cpus(topo, held, host.occupied())
+            if emulator and not unsupported(ctx.facts.driver, ctx.facts.scheduler).get(EMULATOR.key):
+                policy.pins[(EMULATOR.kind, 0)] = emulator
+            change.value = AutoPins(held, pins, emulator or None, placement.node_of(topo, held))
+        return self._edit(name, change, mutate, dry_run, undefined, with_host=True)
 
     def unset_pin(self, name, kind, index=None, dry_run=False):
         """Drop one pin, or every pin of `kind` when index is None."""
@@ -285,12 +316,7 @@ class PolicyManager(Session):
         failures name the domains libvirt did not re-pin."""
         cpus = CpuSet.parse(cpus) if isinstance(cpus, str) else cpus
         if names is not None:
-            resolved = []
-            for text in parse_domains(names):
-                ctx = self.context(text)
-                self.known(ctx, self.registry.load(ctx.name), undefined)
-                resolved.append(ctx.name)
-            names = parse_domains(resolved)
+            names = [ctx.name for ctx in self._occupants(names, undefined)]
         host = self.host_facts()
         occupancy.check_cpus(cpus, host.cpus)
         topo = self.topology()
@@ -298,13 +324,67 @@ class PolicyManager(Session):
         if whole_cores and names is not None:
             added = topo.whole_cores(cpus) - cpus
             cpus = cpus | added
-        # Hyperthread siblings of the occupied CPUs that these domains do not hold too.
-        open_siblings = topo.open_siblings(cpus) if names is not None else {}
+        return self._occupy(lambda _old, _running, _view: (cpus, None), names, topo, dry_run, added)
+
+    def occupy_auto(self, count, names, dry_run=False, undefined=False):
+        """cpuoccupy --auto: `count` CPUs chosen by placement.choose (the host's topology,
+        [occupancy] reserved, the occupancy map, the running domains' pins, the domains'
+        <numatune>), then occupied as occupy() does. CONFLICT saying what was missing, and
+        the best partial choice, when nothing fits."""
+        count = parse_int(count, "CPU count", 1, MAX_CPU + 1)
+        contexts = self._occupants(names, undefined)
+        names = [ctx.name for ctx in contexts]
+        bound = {ctx.name: ctx.facts.memory_nodes for ctx in contexts if ctx.facts.memory_nodes is not None}
+        memory_nodes = None
+        for nodes in bound.values():
+            memory_nodes = nodes if memory_nodes is None else memory_nodes & nodes
+        if bound and not memory_nodes:
+            raise conflict("the memory of %s is bound by <numatune> to NUMA nodes with none in common "
+                           "(%s); no one node fits them all" % (", ".join(sorted(bound)), "; ".join(
+                               "%s: %s" % (n, bound[n]) for n in sorted(bound))))
+        topo = self.topology()
+        reserved = self.settings.reserved
+        every = self.host_facts().cpus
+
+        def pick(old_host, running, view):
+            # Pins narrower than what occupancy leaves a domain: its own, not occupancy's.
+            pinned = {}
+            in_force = view(old_host)
+            for r in running:
+                if r.ctx.name in names or not r.ctx.running:
+                    continue
+                allowed = every - in_force.occupied_by_others(r.ctx.name)
+                for cpus in r.live_pins.values():
+                    if cpus and not allowed.issubset(cpus):
+                        for cpu in cpus:
+                            pinned.setdefault(cpu, []).append(r.ctx.name)
+            chosen = placement.choose(topo, count, reserved, old_host.occupied(), pinned, memory_nodes)
+            if not chosen.fits:
+                raise conflict(placement_missing(chosen, names))
+            return chosen.cpus, chosen
+        return self._occupy(pick, names, topo, dry_run)
+
+    def _occupants(self, names, undefined):
+        """The Contexts of the domains in `names` ('vm1,vm2'), each known to libvirt (or
+        with --undefined)."""
+        contexts = []
+        for text in parse_domains(names):
+            ctx = self.context(text)
+            self.known(ctx, self.registry.load(ctx.name), undefined)
+            contexts.append(ctx)
+        parse_domains([ctx.name for ctx in contexts])   # the same domain twice, by two names
+        return contexts
+
+    def _occupy(self, pick, names, topo, dry_run, added=None):
+        """occupy()'s and occupy_auto()'s common part: `pick(old host policy, [Running],
+        viewer)` gives (CPUs, Placement or None), purely, under the lock."""
+        host = self.host_facts()
         running = self.running(defined=self.settings.persistent)
         view = self.viewer()
 
         def occupy(snap):
             old_host = snap.host()
+            cpus, chosen = pick(old_host, running, view)
             new_host = occupancy.occupied(old_host, cpus, names)
             policies = {p.domain: p for p in snap.policies()}
             for r in running:
@@ -312,17 +392,19 @@ class PolicyManager(Session):
             occupancy.check(old_host, new_host, host.cpus, policies, running)
             # Under [occupancy] mode = running, only sets with a running occupant move anyone.
             moves, cannot = occupancy.repins(view(old_host), view(new_host), running)
-            return Writes(host=None if dry_run else new_host, result=(new_host, moves, cannot))
+            return Writes(host=None if dry_run else new_host, result=(cpus, chosen, new_host, moves, cannot))
 
-        new_host, moves, cannot = self.registry.transact(occupy)
+        cpus, chosen, new_host, moves, cannot = self.registry.transact(occupy)
+        # Hyperthread siblings of the occupied CPUs that these domains do not hold too.
+        open_siblings = topo.open_siblings(cpus) if names is not None else {}
         if dry_run:
             live_moves = [(r.ctx.name, live) for r, _old, live in moves if r.ctx.running]
             definitions = [r.ctx.name for r, _old, _live in moves if not r.ctx.running]
             return OccupancyOutcome(cpus, names, Status.DRY_RUN, live_moves, (), cannot,
-                                    self.libvirt_error, definitions, added, open_siblings)
+                                    self.libvirt_error, definitions, added, open_siblings, placement=chosen)
         if self.connection() is None:
             return OccupancyOutcome(cpus, names, Status.OFFLINE, libvirt_error=self.libvirt_error,
-                                    added=added, open_siblings=open_siblings)
+                                    added=added, open_siblings=open_siblings, placement=chosen)
         repinned, failures, defined = [], [], []
         for r, old, live in moves:
             try:
@@ -336,7 +418,8 @@ class PolicyManager(Session):
                 failures.append((r.ctx.name, str(e)))
         isolated = self.update_host([r.ctx.name for r in running if r.ctx.running])
         return OccupancyOutcome(cpus, names, Status.FAILED if failures else Status.APPLIED, repinned,
-                                failures, cannot, self.libvirt_error, defined, added, open_siblings, isolated)
+                                failures, cannot, self.libvirt_error, defined, added, open_siblings, isolated,
+                                placement=chosen)
 
     def update_host(self, running=None, repair=True):
         """Host isolation ([occupancy] isolate_host) and quiet CPUs (housekeeping) for the

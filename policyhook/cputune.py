@@ -114,7 +114,8 @@ def rewrite(cputune, plan, saved):
         if key not in saved:
             saved[key] = ET.tostring(current[key], encoding="unicode").strip() if key in current else None
     children = [e for e in tune if key_of(e) is None or key_of(e) not in saved]
-    for key in sorted(saved):
+    # Only <cputune>'s own keys: the originals also hold <numatune>'s (numatune.py).
+    for key in sorted(k for k in saved if k.partition(" ")[0] in _ORDER):
         if key in want:
             children.append(want[key])
         else:

@@ -8,7 +8,7 @@ first and the originals dropped after, so a crash at any point leaves a definiti
 whose every value policyhook wrote has its original on record.
 """
 
-from . import originals
+from . import numatune, originals
 from .cputune import find_cputune, replace_cputune, rewrite
 from .errors import LIBVIRT, PolicyError
 from .results import Writes
@@ -27,8 +27,9 @@ def _canon(text):
     return ET.tostring(tune, encoding="unicode") if len(tune) else None
 
 
-def _keep(snap, name, uuid, current, plan):
-    """put()'s first transaction: the <cputune> for `plan`, and the originals record with
+def _keep(snap, name, uuid, current, plan, numa=None, node=None):
+    """put()'s first transaction: the <cputune> for `plan` and the <numatune> for `node`
+    (`current` and `numa`: the definition's elements), and the originals record with
     every value to keep until the definition is defined (saved when that adds any)."""
     found = snap.originals(name, uuid)
     if found is None:
@@ -36,13 +37,14 @@ def _keep(snap, name, uuid, current, plan):
     else:
         record = originals.Originals(found.domain, found.uuid, found.saved)
     tune, saved = rewrite(current, plan, record.saved)
+    memory, saved = numatune.rewrite(numa, node, saved)
     keeping = dict(record.saved, **saved)    # the given-back ones until defined
     record.uuid = uuid or record.uuid
     writes = []
     if keeping != record.saved:
         record.saved = keeping
         writes = [record]
-    return Writes(originals=writes, result=(record, tune, saved, keeping))
+    return Writes(originals=writes, result=(record, tune, memory, saved, keeping))
 
 
 def _drop(snap, name, uuid, record, saved):
@@ -54,10 +56,11 @@ def _drop(snap, name, uuid, record, saved):
     return Writes(originals=[kept])
 
 
-def put(registry, virt, conn, dom, name, uuid, plan, attempts=3):
-    """Make the persistent definition of `dom` hold `plan` (None: give everything back).
-    `registry` records the originals (Registry.transact); returns True when the
-    definition changed.
+def put(registry, virt, conn, dom, name, uuid, plan, attempts=3, node=None):
+    """Make the persistent definition of `dom` hold `plan` (None: give everything back),
+    and with `node` its memory bound to that NUMA node ([occupancy] memory = follow;
+    None: the definition's own <numatune>). `registry` records the originals
+    (Registry.transact); returns True when the definition changed.
 
     An original is kept on record until the definition that no longer needs it is
     defined: saved first (with those being given back still in it), then the
@@ -66,13 +69,16 @@ def put(registry, virt, conn, dom, name, uuid, plan, attempts=3):
     for _ in range(attempts):
         xml = virt.definition_xml(dom)
         current = find_cputune(xml)
-        record, tune, saved, keeping = registry.transact(
-            lambda snap, current=current: _keep(snap, name, uuid, current, plan))
-        changed = tune != _canon(current)
+        numa = numatune.find(xml)
+        record, tune, memory, saved, keeping = registry.transact(
+            lambda snap, current=current, numa=numa: _keep(snap, name, uuid, current, plan, numa, node))
+        moved = numatune.canon(memory) != numatune.canon(numa)
+        changed = tune != _canon(current) or moved
         if changed:
             if virt.definition_xml(dom) != xml:
                 continue                        # changed under us: plan it again
-            virt.define(conn, name, replace_cputune(xml, tune))
+            new = replace_cputune(xml, tune)
+            virt.define(conn, name, numatune.replace(new, memory) if moved else new)
         if saved != keeping:
             registry.transact(lambda snap, record=record, saved=saved: _drop(snap, name, uuid, record, saved))
         return changed

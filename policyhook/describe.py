@@ -201,3 +201,78 @@ def quiet_what(key, names):
         return "kernel thread %s%s" % (key.split("/")[1], " (%s)" % names[key] if names.get(key) else "")
     return {"irq/default": "/proc/irq/default_smp_affinity", "workqueue": "the unbound workqueues' cpumask",
             "workqueue/writeback": "the writeback workqueue's cpumask"}.get(key, key)
+
+
+# ---- automatic placement (placement.py) ---------------------------------------------
+
+
+def _count(n, one, many):
+    return "%d %s" % (n, one if n == 1 else many)
+
+
+def placement_lines(p):
+    """cpuoccupy --auto's choice: the node and why (and N rounded up), then one reason
+    per CPU."""
+    lines = []
+    if p.rounded:
+        lines.append("rounded up to whole cores: %s asked, %d taken" % (p.asked, len(p.cpus)))
+    free = p.free_by_node.get(p.node, [])
+    unit = "whole cores" if p.smt else "CPUs"
+    if p.memory_nodes is not None:
+        why = "<numatune> binds the domains' memory to node%s %s" % (
+            "s" if len(p.memory_nodes) > 1 else "", p.memory_nodes)
+        if len(p.memory_nodes) > 1:
+            why += ", and this one has the most free %s (%d)" % (unit, len(free))
+    else:
+        others = "".join("; node %d: %d" % (n, len(c)) for n, c in sorted(p.free_by_node.items())
+                         if n != p.node)
+        why = "the most free %s (%d%s)" % (unit, len(free), others)
+    lines.append("NUMA node %d: %s" % (p.node, why))
+    if p.llc_split:
+        lines.append("L3 caches: %d on node %d, none with room for all; the fullest first" % (p.llcs, p.node))
+    for core in p.cores:
+        for cpu in core:
+            what = "whole core %s free" % core if p.smt and len(core) > 1 else "free"
+            cache = "; L3 cache shared with CPUs %s" % p.llc if p.llc is not None else ""
+            pinned = p.pinned.get(cpu)
+            pins = ("; %s pinned there (no unpinned core left)" % ", ".join(sorted(pinned)) if pinned
+                    else "; no running domain pinned there")
+            lines.append("  CPU %d: %s%s%s" % (cpu, what, cache, pins))
+    return lines
+
+
+def placement_missing(p, names):
+    """Why cpuoccupy --auto found no room: one line, with the best partial choice."""
+    unit = "whole core" if p.smt else "free CPU"
+    found = "; ".join("node %d: %s" % (n, _count(len(c), "free " + unit if p.smt else unit,
+                                                  ("free " + unit if p.smt else unit) + "s"))
+                      for n, c in sorted(p.free_by_node.items())) or "no CPU there"
+    nodes = ("no NUMA node" if p.memory_nodes is None else
+             "no NUMA node the memory of %s is bound to by <numatune> (%s)"
+             % (", ".join(names), p.memory_nodes))
+    best = ("best partial choice: %s on node %d" % (cpus_phrase(p.cpus), p.node) if p.cpus
+            else "no partial choice")
+    return ("cannot place %d CPU%s for %s: %s has %d free CPUs%s outside [occupancy] reserved (%s) and "
+            "the occupied CPUs (%s); %s; nothing saved"
+            % (p.asked, "" if p.asked == 1 else "s", ", ".join(names), nodes, p.asked,
+               " in whole cores" if p.smt else "", p.reserved or "none", found, best))
+
+
+def auto_pin_refusal(name, vcpus, held):
+    """vcpupin --auto refused: the domain occupies fewer CPUs than it has vCPUs."""
+    has = ("occupies no CPU" if not held else "occupies only %s" % cpus_phrase(held))
+    return ("domain '%s' has %s but %s; vcpupin --auto gives each vCPU a CPU of its own: occupy %d %sfirst "
+            "(policyctl cpuoccupy --auto %d %s)" % (name, _count(vcpus, "vCPU", "vCPUs"), has,
+                                                     vcpus - len(held), "more " if held else "",
+                                                     vcpus - len(held), name))
+
+
+def auto_pins_words(value):
+    """vcpupin --auto's change (results.AutoPins) in words."""
+    n = len(value.vcpus)
+    words = "%s pinned 1:1 to the CPUs it occupies (%s)" % (
+        "vCPU 0" if n == 1 else "vCPUs 0-%d" % (n - 1), ", ".join(str(c) for c in value.vcpus))
+    node = "node %d" % value.node if value.node is not None else "its nodes"
+    if value.emulator is not None:
+        return words + "; emulator to %s (%s outside every occupancy)" % (value.emulator, node)
+    return words + "; emulator pin left as it was (no CPU of %s outside every occupancy)" % node

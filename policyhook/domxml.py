@@ -8,10 +8,11 @@ from .tunables import PINS
 
 
 class DomainFacts:
-    __slots__ = ("name", "uuid", "driver", "indexes", "current", "pins", "scheduler")
+    __slots__ = ("name", "uuid", "driver", "indexes", "current", "pins", "scheduler", "threads",
+                 "memory_nodes")
 
     def __init__(self, name, driver="qemu", vcpus=None, uuid=None, pins=None, scheduler=None,
-                 iothreads=None, current=None):
+                 iothreads=None, current=None, threads=1, memory_nodes=None):
         self.name = name
         self.driver = driver
         self.uuid = uuid
@@ -25,6 +26,8 @@ class DomainFacts:
         self.current = current          # vCPUs online at start (<vcpu current=...>), or None
         self.pins = dict(pins or {})    # (kind, index) -> CpuSet already in the XML's <cputune>
         self.scheduler = scheduler      # the host's Xen scheduler (libxl), None when unknown
+        self.threads = threads          # the guest's threads per core (<cpu><topology threads=...>)
+        self.memory_nodes = memory_nodes  # CpuSet of host nodes <numatune><memory nodeset=...>, or None
 
     @property
     def vcpus(self):
@@ -179,4 +182,29 @@ def parse_domain_xml(text):
     cputune = root.find("cputune")
     pins = _cputune_pins(cputune) if cputune is not None else {}
     return DomainFacts(name, driver_of(root.get("type")) or "qemu", vcpus, uuid, pins,
-                       iothreads=_iothread_ids(root), current=current)
+                       iothreads=_iothread_ids(root), current=current, threads=_threads(root),
+                       memory_nodes=_memory_nodes(root))
+
+
+def _threads(root):
+    """The guest's threads per core; 1 when its XML does not say (or says nonsense: the
+    placement then pairs nothing)."""
+    node = root.find("cpu/topology")
+    text = node.get("threads") if node is not None else None
+    try:
+        value = int(text) if text is not None else 1
+    except ValueError:
+        return 1
+    return value if 1 <= value <= MAX_THREADS else 1
+
+
+def _memory_nodes(root):
+    """The host nodes <numatune><memory nodeset=...> binds the guest's memory to, or None
+    (no nodeset: libvirt places it, or the kernel does)."""
+    node = root.find("numatune/memory")
+    if node is None or not node.get("nodeset"):
+        return None
+    try:
+        return CpuSet.parse(node.get("nodeset"))
+    except PolicyError:
+        return None

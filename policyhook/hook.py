@@ -217,15 +217,33 @@ def on_migrate_or_restore(call):
     from .describe import plan_summary
 
     try:
-        call.stdout.write(with_cputune(call.xml, plan))
+        xml = with_cputune(call.xml, plan)
+        node = _memory_node(call, settings, plan)
+        if node is not None:
+            from .numatune import with_numatune
+            xml = with_numatune(xml or call.xml, node)
+        call.stdout.write(xml)
     except Exception as e:  # noqa: BLE001 - a failure of ours; on_error decides
         return _failed(call, settings, "%s: %s" % (type(e).__name__, e),
                        "policy not written into the XML")
     later = left_out(plan)
-    call.log("wrote the policy into <cputune>: %s%s" % (
+    call.log("wrote the policy into <cputune>: %s%s%s" % (
         plan_summary(plan), "; %s has no <cputune> element, the applier sets it at start"
-        % ", ".join("%s=%s" % kv for kv in sorted(later.items())) if later else ""))
+        % ", ".join("%s=%s" % kv for kv in sorted(later.items())) if later else "",
+        "; memory bound to NUMA node %d in <numatune>" % node if node is not None else ""))
     return 0
+
+
+def _memory_node(call, settings, plan):
+    """[occupancy] memory = follow: the NUMA node of this host (sysfs) every vCPU of the
+    plan is pinned within, else None."""
+    if settings.memory != "follow":
+        return None
+    from .domxml import parse_domain_xml
+    from .numatune import memory_node
+    from .topology import from_sysfs
+
+    return memory_node(from_sysfs(call.paths.host_sysfs()), plan, parse_domain_xml(call.xml))
 
 
 def on_stopped(call):

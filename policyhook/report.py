@@ -54,6 +54,7 @@ def report(pm, text):
             r.config = None
         if r.config is not None and r.persistent and r.effective is not None:
             r.config_drift = drift(r.effective, r.config)
+    r.memory = _memory(pm, ctx, r.effective)
     if ctx.running:
         from . import virt
         r.live = virt.live_values(ctx.dom, ctx.facts.driver, threads=pm.threads)
@@ -115,6 +116,22 @@ def verify_one(pm, ctx, policy, host, everything=True):
     if effective.elsewhere:
         return Verified(ctx.name, Verified.ELSEWHERE, drifted, uuid=(effective.elsewhere, ctx.facts.uuid))
     return Verified(ctx.name, Verified.DRIFT if drifted else Verified.IN_FORCE, drifted)
+
+
+def _memory(pm, ctx, effective):
+    """[occupancy] memory = follow: the node the plan binds memory to (None: its vCPUs are
+    not all pinned within one), and the nodeset in the definition and live ('' for none;
+    None where libvirt cannot say or is not asked). None with memory = leave."""
+    if pm.settings.memory != "follow":
+        return None
+    found = {"node": pm.memory_node(ctx, effective) if effective is not None else None,
+             "definition": None, "live": None}
+    if ctx.dom is not None:
+        from . import virt
+        found["definition"] = virt.memory_nodes(ctx.dom, virt.AFFECT_CONFIG)
+        if ctx.running:
+            found["live"] = virt.memory_nodes(ctx.dom)
+    return found
 
 
 def host_map(pm):

@@ -5,6 +5,7 @@ policyctl (cli/show.py) and the log turn them into words; `to_doc()` is their --
 
 import enum
 
+from .cpuset import CpuSet
 from .tunables import SCHED, pins_doc
 
 
@@ -32,18 +33,39 @@ class Change:
 
     def to_doc(self):
         value = self.value
-        return {"op": self.op, "setting": self.setting, "index": self.index,
-                "value": value if value is None or isinstance(value, int) else str(value)}
+        if hasattr(value, "to_doc"):
+            value = value.to_doc()
+        elif value is not None and not isinstance(value, int):
+            value = str(value)
+        return {"op": self.op, "setting": self.setting, "index": self.index, "value": value}
+
+
+class AutoPins:
+    """vcpupin --auto's pins (the value of its Change): the CPUs the domain occupies, each
+    vCPU's CPU, the emulator's CPUs (None: none outside every occupancy, pin left as it
+    was) and the NUMA node they lie in (None: several)."""
+
+    __slots__ = ("held", "vcpus", "emulator", "node")
+
+    def __init__(self, held, vcpus, emulator, node):
+        self.held = held
+        self.vcpus = list(vcpus)
+        self.emulator = emulator
+        self.node = node
+
+    def to_doc(self):
+        return {"occupied": str(self.held), "vcpus": [str(c) for c in self.vcpus],
+                "emulator": None if self.emulator is None else str(self.emulator), "node": self.node}
 
 
 class Outcome:
     """The result of one edit of one domain's policy."""
 
     __slots__ = ("domain", "change", "status", "plan", "applied", "libvirt_error", "rounds", "definition",
-                 "policy")
+                 "policy", "memory_node", "memory_error")
 
     def __init__(self, domain, change, status, plan=None, applied=None, libvirt_error=None,
-                 rounds=0, definition=False, policy=None):
+                 rounds=0, definition=False, policy=None, memory_node=None, memory_error=None):
         self.domain = domain
         self.change = change
         self.status = status
@@ -53,6 +75,8 @@ class Outcome:
         self.rounds = rounds                # times applied (more than 1: changed meanwhile)
         self.definition = definition        # also written into the persistent definition
         self.policy = policy                # the DomainPolicy saved (or, dry run, to save); None: none
+        self.memory_node = memory_node      # [occupancy] memory = follow: the NUMA node memory is bound to
+        self.memory_error = memory_error    # why libvirt did not bind it live, or None
 
     @property
     def saved(self):
@@ -62,7 +86,8 @@ class Outcome:
         return {"domain": self.domain, "change": self.change.to_doc(), "status": self.status.value,
                 "saved": self.saved, "plan": self.plan.to_doc() if self.plan else None,
                 "applied": self.applied.to_doc() if self.applied else None,
-                "libvirt_error": self.libvirt_error, "definition": self.definition}
+                "libvirt_error": self.libvirt_error, "definition": self.definition,
+                "memory_node": self.memory_node, "memory_error": self.memory_error}
 
 
 class ApplyResult:
@@ -90,10 +115,10 @@ class OccupancyOutcome:
     what failed and what its driver cannot keep off the occupied CPUs."""
 
     __slots__ = ("cpus", "domains", "status", "repinned", "failures", "cannot", "libvirt_error", "defined",
-                 "added", "open_siblings", "isolation")
+                 "added", "open_siblings", "isolation", "placement")
 
     def __init__(self, cpus, domains, status, repinned=(), failures=(), cannot=(), libvirt_error=None,
-                 defined=(), added=None, open_siblings=None, isolation=None):
+                 defined=(), added=None, open_siblings=None, isolation=None, placement=None):
         self.cpus = cpus                    # CpuSet
         self.domains = domains              # the occupants, or None: the CPUs are freed
         self.status = status
@@ -105,6 +130,7 @@ class OccupancyOutcome:
         self.added = added                  # CpuSet --whole-cores added, or None
         self.open_siblings = dict(open_siblings or {})  # {occupied CPU: its siblings left open}
         self.isolation = isolation          # isolation.Isolation, when host isolation acted
+        self.placement = placement          # Placement, with --auto
 
     def to_doc(self):
         return {"cpus": str(self.cpus), "definitions": self.defined, "domains": self.domains,
@@ -117,7 +143,46 @@ class OccupancyOutcome:
                 "libvirt_error": self.libvirt_error,
                 "whole_cores_added": None if self.added is None else str(self.added),
                 "open_siblings": {str(c): str(s) for c, s in sorted(self.open_siblings.items())},
-                "host_isolation": self.isolation.to_doc() if self.isolation else None}
+                "host_isolation": self.isolation.to_doc() if self.isolation else None,
+                "placement": self.placement.to_doc() if self.placement else None}
+
+
+class Placement:
+    """cpuoccupy --auto's choice (placement.choose): the CPUs, and what each rule found.
+    `fits` False: no NUMA node has room, and `cpus` is the best partial choice."""
+
+    __slots__ = ("asked", "cpus", "fits", "node", "smt", "reserved", "memory_nodes", "free_by_node",
+                 "llc", "llcs", "llc_split", "cores", "pinned")
+
+    def __init__(self, asked, cpus=None, fits=False, node=None, smt=False, reserved=None, memory_nodes=None,
+                 free_by_node=None):
+        self.asked = asked                  # N as given
+        self.cpus = cpus or CpuSet()        # CpuSet chosen
+        self.fits = fits
+        self.node = node                    # the NUMA node chosen, or None
+        self.smt = smt                      # the host has SMT: whole cores taken
+        self.reserved = reserved or CpuSet()  # [occupancy] reserved (those online)
+        self.memory_nodes = memory_nodes    # CpuSet of nodes <numatune> binds the domains to, or None
+        self.free_by_node = dict(free_by_node or {})  # {node: [CpuSet of each free whole core]}
+        self.llc = None                     # CpuSet sharing the one L3 chosen, where the node has several
+        self.llcs = 1                       # L3 caches on the node
+        self.llc_split = False              # the node has several and none held them all
+        self.cores = []                     # [CpuSet]: the cores (or CPUs) taken
+        self.pinned = {}                    # {cpu chosen: running domains pinned there}
+
+    @property
+    def rounded(self):
+        return self.fits and len(self.cpus) > self.asked
+
+    def to_doc(self):
+        return {"asked": self.asked, "cpus": str(self.cpus), "fits": self.fits, "node": self.node,
+                "whole_cores": self.smt, "reserved": str(self.reserved),
+                "memory_nodes": None if self.memory_nodes is None else str(self.memory_nodes),
+                "free_whole_cores": {str(n): [str(c) for c in cores]
+                                     for n, cores in sorted(self.free_by_node.items())},
+                "llc": None if self.llc is None else str(self.llc), "llc_split": self.llc_split,
+                "cores": [str(c) for c in self.cores],
+                "pinned": {str(c): sorted(d) for c, d in sorted(self.pinned.items())}}
 
 
 class Writes:
@@ -169,7 +234,7 @@ class Report:
     __slots__ = ("domain", "policy", "occupies", "stored", "defined", "running", "driver",
                  "host_cpus", "effective", "conflict", "live", "live_weight", "live_cap",
                  "drift", "runtime", "libvirt_error", "asked", "uuid", "config", "config_drift",
-                 "persistent", "numa")
+                 "persistent", "numa", "memory")
 
     def to_doc(self):
         doc = policy_row(self.policy, self.occupies)
@@ -183,7 +248,8 @@ class Report:
             config=live_row(self.config, None, None) if self.config else None,
             config_drift=[d.to_doc() for d in self.config_drift],
             numa=[{"pin": None if key is None else list(key),
-                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa])
+                   "nodes": {str(n): str(c) for n, c in nodes.items()}} for key, nodes in self.numa],
+            memory=self.memory)
         return doc
 
 
@@ -217,7 +283,7 @@ class Enforced:
     """What enforce() did: the effective plan, what was sent to libvirt (None when
     nothing needed to be), and whether the stored policy held still at the end."""
 
-    __slots__ = ("plan", "applied", "rounds", "settled", "defined")
+    __slots__ = ("plan", "applied", "rounds", "settled", "defined", "memory")
 
     def __init__(self, effective, applied, rounds, settled, defined=False):
         self.plan = effective
@@ -225,6 +291,7 @@ class Enforced:
         self.rounds = rounds
         self.settled = settled
         self.defined = defined      # the persistent definition was changed
+        self.memory = None          # [occupancy] memory = follow, live: (node, libvirt's refusal or None)
 
 
 class Isolation:

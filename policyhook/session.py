@@ -75,6 +75,7 @@ class Session:
         self._cgroup_version = cgroup_version
         self.libvirt_error = None  # why libvirt could not be used, once it could not
         self._running_names = None
+        self._topology = None
 
     # ---- libvirt --------------------------------------------------------
 
@@ -239,7 +240,34 @@ class Session:
         conn = self.connection()
         keep = self.settings.persistent
         return lambda p: definition.put(self.registry, virt, conn, ctx.dom, ctx.name,
-                                        ctx.facts.uuid, p if keep else None)
+                                        ctx.facts.uuid, p if keep else None,
+                                        node=self.memory_node(ctx, p) if keep else None)
+
+    def memory_node(self, ctx, plan):
+        """With [occupancy] memory = follow, the NUMA node every vCPU of `plan` is pinned
+        within (numatune.memory_node), else None."""
+        if self.settings.memory != "follow":
+            return None
+        from . import numatune
+        if self._topology is None:
+            self._topology = self.topology()
+        return numatune.memory_node(self._topology, plan, ctx.facts)
+
+    def follow_memory(self, ctx, plan):
+        """[occupancy] memory = follow on a running domain: its memory bound live to the
+        node its vCPUs are pinned in, where libvirt allows it. (node, libvirt's refusal
+        or None), or None when there is nothing to bind."""
+        node = self.memory_node(ctx, plan)
+        if node is None or ctx.dom is None:
+            return None
+        from . import virt
+        if virt.memory_nodes(ctx.dom) == str(node):
+            return node, None
+        try:
+            virt.bind_memory(ctx.dom, node)
+        except PolicyError as e:
+            return node, str(e)
+        return node, None
 
     def enforce_on(self, ctx, source, hint=True, **kw):
         """enforce.enforce() on a domain: live when it runs (its runtime state recorded),
@@ -266,6 +294,7 @@ class Session:
                               % (e, "--config " if not kw["live"] else "", ctx.name), LIBVIRT) from None
         if kw["live"]:
             enforce.record(self.registry, ctx.name, source, done, after_start_ms=None)
+            done.memory = self.follow_memory(ctx, done.plan)
         return done
 
     def running(self, defined=False):

@@ -1,5 +1,6 @@
 """policyhook.conf: INI settings with documented defaults; a bad value names its key."""
 
+from .cpuset import CpuSet
 from .errors import REGISTRY, PolicyError
 from .safeio import read_file
 
@@ -11,7 +12,7 @@ class Settings:
     __slots__ = ("uri", "lxc_uri", "libxl_uri", "persistent", "on_conflict", "on_error",
                  "hook_lock_timeout", "lock_timeout", "applier_timeout", "on_drift", "watch_interval",
                  "watch_settle", "metrics_file", "isolate_host", "host_units", "occupancy_mode",
-                 "housekeeping", "source")
+                 "housekeeping", "reserved", "memory", "source")
 
     def __init__(self):
         self.uri = "qemu:///system"
@@ -31,6 +32,8 @@ class Settings:
         self.host_units = ("system.slice", "user.slice", "init.scope")
         self.occupancy_mode = "static"  # occupied CPUs kept from others always, or while one runs
         self.housekeeping = False      # keep the host's IRQs, workqueues, kernel threads off them too
+        self.reserved = CpuSet([0])    # CPUs cpuoccupy --auto never chooses: the host's own
+        self.memory = "leave"          # follow: memory bound to the node a domain's vCPUs are pinned in
         self.source = None
 
 
@@ -78,6 +81,15 @@ def _units(value):
     return units
 
 
+def _cpulist(value):
+    if not value:
+        return CpuSet()   # nothing reserved
+    try:
+        return CpuSet.parse(value)
+    except PolicyError as e:
+        raise ValueError(str(e)) from None
+
+
 def _uri(value):
     if not value or "://" not in value or any(c.isspace() for c in value):
         raise ValueError("%r is not a libvirt URI" % value)
@@ -102,6 +114,8 @@ KEYS = {
     ("occupancy", "isolate_host"): ("isolate_host", _yes_no),
     ("occupancy", "host_units"): ("host_units", _units),
     ("occupancy", "housekeeping"): ("housekeeping", _yes_no),
+    ("occupancy", "reserved"): ("reserved", _cpulist),
+    ("occupancy", "memory"): ("memory", _choice("leave", "follow")),
 }
 
 

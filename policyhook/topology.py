@@ -1,6 +1,7 @@
-"""The host's CPU topology: for each online CPU its NUMA node, socket, core and
-hyperthread siblings. Read from sysfs (this machine: the hook's and --offline's view)
-or from libvirt's capabilities (the connection's host, which may be another machine).
+"""The host's CPU topology: for each online CPU its NUMA node, socket, core,
+hyperthread siblings and the CPUs sharing its last-level cache. Read from sysfs (this
+machine: the hook's and --offline's view) or from libvirt's capabilities (the
+connection's host, which may be another machine).
 Pure but for the file reads; the tests give it a fake sysfs tree.
 """
 
@@ -18,14 +19,16 @@ if TYPE_CHECKING:
 
 
 class Cpu:
-    __slots__ = ("id", "node", "socket", "core", "siblings")
+    __slots__ = ("id", "node", "socket", "core", "siblings", "llc")
 
-    def __init__(self, cpu: int, node: int, socket: int, core: int, siblings: CpuSet) -> None:
+    def __init__(self, cpu: int, node: int, socket: int, core: int, siblings: CpuSet,
+                 llc: CpuSet | None = None) -> None:
         self.id = cpu
         self.node = node            # NUMA node, 0 when the host has none
         self.socket = socket        # physical package
         self.core = core            # core id, unique within its socket
         self.siblings = siblings    # CpuSet: the CPUs of its core, itself included
+        self.llc = llc              # CpuSet sharing its level 3 cache, None when not known
 
 
 class Topology:
@@ -58,6 +61,10 @@ class Topology:
             node = self.cpus[cpu].node if cpu in self.cpus else None
             found.setdefault(node, set()).add(cpu)
         return {n: CpuSet(c) for n, c in found.items()}
+
+    def has_smt(self) -> bool:
+        """True when some core has more than one hyperthread online."""
+        return any(len(c.siblings & self.online()) > 1 for c in self.cpus.values())
 
     def layout(self) -> list[tuple[int, int, int, list[int]]]:
         """[(node, socket, core, [cpu ids])] in order: how the host is drawn."""
@@ -98,8 +105,20 @@ def from_sysfs(root: str = "/sys/devices/system") -> Topology:
             siblings = CpuSet.parse(_read(os.path.join(topo, "thread_siblings_list")))
         except (OSError, ValueError, PolicyError):
             socket, core, siblings = 0, cpu, CpuSet([cpu])   # no topology: one thread per core
-        cpus.append(Cpu(cpu, nodes.get(cpu, 0), socket, core, siblings))
+        cpus.append(Cpu(cpu, nodes.get(cpu, 0), socket, core, siblings,
+                        _llc(os.path.join(cpu_dir, "cpu%d" % cpu, "cache", "index3"))))
     return Topology(cpus)
+
+
+def _llc(index: str) -> CpuSet | None:
+    """The CPUs sharing the level 3 cache that sysfs describes in `index` (a CPU's
+    cache/index3), or None where there is none (no L3, or a kernel that does not say)."""
+    try:
+        if _read(os.path.join(index, "level")) != "3":
+            return None
+        return CpuSet.parse(_read(os.path.join(index, "shared_cpu_list")))
+    except (OSError, PolicyError):
+        return None
 
 
 def from_capabilities(xml: str, online: CpuSet | None = None) -> Topology:
@@ -110,7 +129,11 @@ def from_capabilities(xml: str, online: CpuSet | None = None) -> Topology:
 
     cpus = []
     try:
-        for cell in ET.fromstring(xml).findall("host/topology/cells/cell"):
+        root = ET.fromstring(xml)
+        # <cache><bank level='3' cpus='0-7'/>: libvirt reads them from the same sysfs files.
+        llcs = [CpuSet.parse(b.get("cpus", "")) for b in root.findall("host/cache/bank")
+                if b.get("level") == "3" and b.get("cpus")]
+        for cell in root.findall("host/topology/cells/cell"):
             node = int(cell.get("id", "0"))
             for c in cell.findall("cpus/cpu"):
                 # A <cpu> without an id is not one we can pin: int("") refuses it.
@@ -119,8 +142,9 @@ def from_capabilities(xml: str, online: CpuSet | None = None) -> Topology:
                     continue
                 siblings = c.get("siblings")
                 cpus.append(Cpu(cpu, node, int(c.get("socket_id", "0")), int(c.get("core_id", str(cpu))),
-                                CpuSet.parse(siblings) if siblings else CpuSet([cpu])))
-    except (ValueError, ET.ParseError) as e:
+                                CpuSet.parse(siblings) if siblings else CpuSet([cpu]),
+                                next((b for b in llcs if cpu in b), None)))
+    except (ValueError, ET.ParseError, PolicyError) as e:
         raise PolicyError("cannot read the host's topology from libvirt's capabilities: %s" % e, 1) from None
     return Topology(cpus)
 

@@ -406,3 +406,22 @@ def _offline(dom, driver, flags):
     except libvirt.libvirtError:
         return ()
     return [("vcpu", v) for v in range(count) if v not in online]
+
+
+def memory_nodes(dom, flags=AFFECT_LIVE):
+    """The nodeset the domain's memory is bound to ('' when none), or None when libvirt
+    cannot say."""
+    try:
+        return dom.numaParameters(flags).get(libvirt.VIR_DOMAIN_NUMA_NODESET, "")
+    except libvirt.libvirtError:
+        return None
+
+
+def bind_memory(dom, node, flags=AFFECT_LIVE):
+    """Bind a running domain's memory to NUMA node `node` (libvirt moves it, in strict
+    mode only); PolicyError with libvirt's words where it refuses."""
+    try:
+        dom.setNumaParameters({libvirt.VIR_DOMAIN_NUMA_NODESET: str(node)}, flags)
+    except libvirt.libvirtError as e:
+        raise PolicyError("libvirt did not bind the memory of '%s' to NUMA node %d live: %s"
+                          % (dom.name(), node, error_text(e)), LIBVIRT) from None

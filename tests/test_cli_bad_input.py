@@ -110,7 +110,7 @@ BAD = [
      "'schedweight', 'schedcap', 'vcpusched', 'cpuoccupy', 'unset', 'remove', 'rename', 'rebind', "
      "'cpupolicy', 'verify', 'list', 'occupancy', 'check', 'watch', 'apply') (see 'policyctl --help')"),
     (["vcpupin"], errors.INVALID,
-     "the following arguments are required: DOMAIN, VCPU, CPULIST (see 'policyctl vcpupin --help')"),
+     "the following arguments are required: DOMAIN (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0"], errors.INVALID,
      "the following arguments are required: CPULIST (see 'policyctl vcpupin --help')"),
     (["vcpupin", "vm1", "0", "1", "extra"], errors.INVALID,

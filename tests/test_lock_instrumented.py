@@ -12,6 +12,7 @@ hands out, and systemctl. A call on either while a holder is counted is a violat
 import io
 import os
 import pathlib
+import shutil
 
 import libvirt
 import pytest
@@ -124,7 +125,8 @@ class Watched:
 CONFIGS = {
     "static": "[occupancy]\nmode = static\nisolate_host = yes\n",
     "running": "[occupancy]\nmode = running\nisolate_host = yes\n",
-    "persistent": "[libvirt]\npersistent = yes\n[occupancy]\nmode = running\nisolate_host = yes\n",
+    "persistent": "[libvirt]\npersistent = yes\n[occupancy]\nmode = running\nisolate_host = yes\n"
+                  "memory = follow\n",
 }
 
 
@@ -158,6 +160,8 @@ COMMANDS = [
     ["cpuoccupy", "2", "running2", "--whole-cores"],
     ["cpuoccupy", "0", "--clear"],
     ["cpuoccupy", "2", "stopped", "--dry-run"],
+    ["cpuoccupy", "--auto", "1", "running2"],
+    ["cpuoccupy", "--auto", "1", "stopped", "--dry-run"],
     ["vcpusched", "running2", "0", "fifo", "5"],
     ["unset", "running2", "weight"],
     ["unset", "running2", "vcpupin"],
@@ -201,6 +205,18 @@ def test_no_outside_call_under_the_lock_policyctl(lab, argv):
     if argv[0] not in READERS and "--dry-run" not in argv and argv[:2] != ["iothreadpin", "running2"]:
         # A change that went through: the instrument saw it take the lock.
         assert (code, guard.taken > 0) == (0, True), err
+
+
+def test_no_outside_call_under_the_lock_vcpupin_auto(lab):
+    """vcpupin --auto once the domain occupies a CPU per vCPU (cpuoccupy --auto)."""
+    guard = lab[2]
+    assert policyctl(lab, ["cpuoccupy", "--auto", "1", "running2"])[0] == 0
+    shutil.rmtree(os.path.join(lab[0].root, "threads"))    # policyctl() makes its fake threads anew
+    guard.taken = guard.calls = 0
+    code, err = policyctl(lab, ["vcpupin", "running2", "--auto"])
+    assert (code, err) == (0, "")
+    assert guard.taken > 0 and guard.calls > 0
+    assert guard.violations == []
 
 
 def test_no_outside_call_under_the_lock_applier_and_updater(lab):

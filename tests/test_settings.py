@@ -7,6 +7,7 @@ import pytest
 from unit_helpers import REPO, write_raw
 
 from policyhook import errors
+from policyhook.cpuset import CpuSet
 from policyhook.errors import PolicyError
 from policyhook.paths import Paths
 from policyhook.settings import KEYS, REFUSE, START, Settings, load_settings, parse_settings
@@ -23,7 +24,8 @@ DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "x
             "metrics_file": "", "isolate_host": False, "housekeeping": False,
             "host_units": ("system.slice", "user.slice", "init.scope"), "occupancy_mode": "static",
             "on_conflict": "refuse", "on_error": "start",
-            "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0}
+            "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0,
+            "reserved": CpuSet([0]), "memory": "leave"}
 
 
 def test_defaults():
@@ -54,6 +56,9 @@ GOOD = [
     ("[watch]\non_drift = repair\n", "on_drift", "repair"),
     ("[occupancy]\nisolate_host = yes\n", "isolate_host", True),
     ("[occupancy]\nhousekeeping = yes\n", "housekeeping", True),
+    ("[occupancy]\nreserved = 0-1,8\n", "reserved", CpuSet([0, 1, 8])),
+    ("[occupancy]\nreserved =\n", "reserved", CpuSet()),
+    ("[occupancy]\nmemory = follow\n", "memory", "follow"),
     ("[occupancy]\nmode = running\n", "occupancy_mode", "running"),
     ("[occupancy]\nhost_units = system.slice  machine-extra.slice\n", "host_units",
      ("system.slice", "machine-extra.slice")),
@@ -86,6 +91,10 @@ def test_every_key(text, attr, value):
 
 
 BAD = [
+    ("[occupancy]\nreserved = 0-\n",
+     "[occupancy] reserved: invalid cpulist '0-': '0-' is missing a CPU number"),
+    ("[occupancy]\nreserved = 3-1\n", "[occupancy] reserved: invalid cpulist '3-1': range 3-1 is reversed"),
+    ("[occupancy]\nmemory = bind\n", "[occupancy] memory: 'bind' is not one of leave, follow"),
     ("[libvirt]\nuri = no uri\n", "[libvirt] uri: 'no uri' is not a libvirt URI"),
     ("[libvirt]\nuri = qemu\n", "[libvirt] uri: 'qemu' is not a libvirt URI"),
     ("[libvirt]\nuri =\n", "[libvirt] uri: '' is not a libvirt URI"),

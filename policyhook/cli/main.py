@@ -86,8 +86,17 @@ def run(args, out, err, connect, environ, adapters=None):
     cmd = args.command
     dry = getattr(args, "dry_run", False)
     undefined = getattr(args, "undefined", False)
+    if getattr(args, "auto", False) is True:   # vcpupin DOMAIN --auto
+        if args.index is not None or args.cpulist is not None:
+            raise PolicyError("vcpupin --auto takes DOMAIN alone: no VCPU or CPULIST (see "
+                              "'policyctl vcpupin --help')", INVALID)
+        return report(pm.pin_auto(args.domain, dry, undefined), args, out, err)
     if getattr(args, "pin", None):
         index = getattr(args, "index", None)
+        if args.pin == "vcpu" and (index is None or args.cpulist is None):
+            raise PolicyError("the following arguments are required: %s (see 'policyctl vcpupin --help')"
+                              % ", ".join(m for m, v in (("VCPU", index), ("CPULIST", args.cpulist))
+                                          if v is None), INVALID)
         return report(pm.set_pin(args.domain, args.pin, index, args.cpulist, dry, undefined), args, out, err)
     if getattr(args, "sched", None):
         return report(pm.set_sched(args.domain, args.sched, args.value, dry, undefined), args, out, err)
@@ -149,6 +158,7 @@ def report(outcome, args, out, err):
     else:
         show.outcome(outcome, out)
     warn(show.libvirt_warning(outcome.libvirt_error), err)
+    warn(outcome.memory_error, err)    # [occupancy] memory = follow: libvirt's refusal, as it says it
     return 0
 
 
@@ -172,11 +182,21 @@ def list_policies(paths, settings, args, out, err):
 def cpuoccupy(pm, args, out, err):
     from . import show
 
-    if args.clear == bool(args.domains):
+    if args.pcpus is None:
+        raise PolicyError("the following arguments are required: %s (see 'policyctl cpuoccupy --help')"
+                          % ("DOMAINS" if args.auto is not None else "PCPUS"), INVALID)
+    if args.auto is not None:
+        # cpuoccupy --auto N DOMAINS: the one positional is DOMAINS.
+        if args.domains is not None or args.clear or args.whole_cores:
+            raise PolicyError("cpuoccupy --auto N takes DOMAINS alone: no PCPUS, --clear or --whole-cores "
+                              "(see 'policyctl cpuoccupy --help')", INVALID)
+        outcome = pm.occupy_auto(args.auto, args.pcpus, args.dry_run, args.undefined)
+    elif args.clear == bool(args.domains):
         raise PolicyError("give DOMAINS, or --clear to free the CPUs (see 'policyctl cpuoccupy "
                           "--help')", INVALID)
-    outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run, args.undefined,
-                        args.whole_cores)
+    else:
+        outcome = pm.occupy(args.pcpus, None if args.clear else args.domains, args.dry_run, args.undefined,
+                            args.whole_cores)
     if args.json:
         show.dump_json(outcome.to_doc(), out)
     else:

@@ -38,6 +38,8 @@ examples:
   policyctl schedweight vm1 512       twice the default CPU weight (256)
   policyctl schedcap vm1 50           at most half of one physical CPU
   policyctl cpuoccupy 1 vm1,vm2       only vm1 and vm2 may run on CPU 1
+  policyctl cpuoccupy --auto 2 vm1    choose 2 CPUs (a whole core, one node) for vm1 alone
+  policyctl vcpupin vm1 --auto        pin vm1's vCPUs 1:1 to the CPUs it occupies
   policyctl cpupolicy vm1             stored, effective and live policy
   policyctl verify --json             is every policy in force? (exit 7 if not)
   policyctl check                     validate every policy file
@@ -48,6 +50,11 @@ _THREADS = {"vcpu": "a vCPU of a domain", "emulator": "a domain's emulator threa
             "iothread": "an IOThread of a domain"}
 _INDEX_HELP = {"vcpu": "vCPU number, from 0",
                "iothread": "IOThread ID, from 1 (virsh iothreadinfo lists them)"}
+
+
+# Two forms of one command: with CPUs given, or chosen (--auto).
+_AUTO_USAGE = ("policyctl %s [-h] [--json] [--dry-run] [--undefined] %s\n"
+               "       policyctl %s [-h] [--json] [--dry-run] [--undefined] %s")
 
 
 def _columns():
@@ -143,13 +150,23 @@ def build(only=None):
         return p
 
     for row in PINS:
-        p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change, ahead))
+        p = command(row.command, "pin %s to physical CPUs" % _THREADS[row.kind], (common, change, ahead),
+                    **({"usage": _AUTO_USAGE % ("vcpupin", "DOMAIN VCPU CPULIST", "vcpupin", "DOMAIN --auto")}
+                       if row.kind == "vcpu" else {}))
         p.set_defaults(pin=row.kind)
         p.add_argument("domain", metavar="DOMAIN", help="domain name")
+        auto = row.kind == "vcpu"   # vcpupin DOMAIN --auto: VCPU and CPULIST left out
         if row.indexed:
-            p.add_argument("index", metavar=row.index_name, help=_INDEX_HELP[row.kind])
-        p.add_argument("cpulist", metavar="CPULIST",
+            p.add_argument("index", metavar=row.index_name, help=_INDEX_HELP[row.kind],
+                           nargs="?" if auto else None)
+        p.add_argument("cpulist", metavar="CPULIST", nargs="?" if auto else None,
                        help="physical CPUs in virsh syntax, e.g. 0-3,^2,8")
+        if auto:
+            p.add_argument("--auto", action="store_true",
+                           help="instead of VCPU CPULIST: each vCPU to a CPU of its own among those "
+                                "the domain occupies (cpuoccupy), thread pairs of a guest with "
+                                "threads='2' on host sibling pairs; the emulator to the CPUs of the "
+                                "same NUMA node outside every occupancy set")
 
     for row in SCHED:
         p = command(row.command, row.help, (common, change, ahead))
@@ -173,13 +190,23 @@ def build(only=None):
                    help="%d-%d, with fifo and rr (higher runs first)" % (row.lo, row.hi))
 
     p = command("cpuoccupy", "let only the given domains run on physical CPUs",
-                (common, change, ahead))
-    p.add_argument("pcpus", metavar="PCPUS", help="physical CPUs, e.g. 1 or 2-3")
+                (common, change, ahead),
+                usage=_AUTO_USAGE % ("cpuoccupy", "[--clear] [--whole-cores] PCPUS [DOMAINS]",
+                                     "cpuoccupy", "--auto N DOMAINS"))
+    # Optional to argparse: with --auto the one argument is DOMAINS (cli/main.py says which is missing).
+    p.add_argument("pcpus", metavar="PCPUS", nargs="?", help="physical CPUs, e.g. 1 or 2-3")
     p.add_argument("domains", metavar="DOMAINS", nargs="?",
                    help="comma-separated domain names, e.g. vm1,vm2")
     p.add_argument("--clear", action="store_true", help="free PCPUS: any domain may run there")
     p.add_argument("--whole-cores", action="store_true",
                    help="extend PCPUS to whole cores: every hyperthread sibling of each CPU too")
+    p.add_argument("--auto", metavar="N",
+                   help="choose N CPUs instead of PCPUS ('cpuoccupy --auto N DOMAINS'): never one "
+                        "in [occupancy] reserved or already occupied; whole cores where the host "
+                        "has SMT; one NUMA node (the one <numatune> binds the domains' memory to, "
+                        "else the one with the most free whole cores); one L3 cache where the node "
+                        "has several; CPUs no running domain is pinned to first. Exit 3 when "
+                        "nothing fits")
 
     p = command("unset", "remove one setting from a domain's policy", (common, change))
     p.add_argument("domain", metavar="DOMAIN", help="domain name")

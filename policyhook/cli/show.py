@@ -4,10 +4,12 @@ import json
 import time
 
 from ..describe import (
+    auto_pins_words,
     cpus_phrase,
     drift_line,
     elsewhere_line,
     note_lines,
+    placement_lines,
     plan_line,
     unsupported_lines,
     virsh_steps,
@@ -44,6 +46,8 @@ def change_words(change):
         return "policy moved to '%s'" % change.value
     if change.op == "rebind":
         return "policy bound to this domain (UUID %s)" % change.value
+    if change.op == "auto":
+        return auto_pins_words(change.value)
     if change.setting in SCHED_BY_KEY:
         return SCHED_BY_KEY[change.setting].words(change.value if change.op == "set" else None)
     if change.setting == VCPUSCHED.key:
@@ -90,6 +94,25 @@ def outcome(o, out):
         out.write("  %s\n" % step)
     for text in unsupported_lines(o.plan.unsupported) if o.plan is not None else ():
         out.write("  unsupported: %s\n" % text)
+    if o.memory_node is not None and o.memory_error is None:
+        out.write("  memory bound to NUMA node %d (%s)\n" % (o.memory_node, _memory_where(o)))
+
+
+def memory_line(m):
+    """cpupolicy's words for [occupancy] memory = follow (report._memory)."""
+    if m["node"] is None:
+        text = "not bound by policyhook (memory = follow: its vCPUs are not all pinned within one NUMA node)"
+    else:
+        text = "bound to NUMA node %d (memory = follow)" % m["node"]
+    seen = ["%s %s" % (where, m[where] or "none") for where in ("definition", "live") if m[where] is not None]
+    return text + ("; %s" % ", ".join(seen) if seen else "")
+
+
+def _memory_where(o):
+    """Where [occupancy] memory = follow bound a domain's memory."""
+    if o.status is Status.APPLIED:
+        return "live, and in its definition" if o.definition else "live"
+    return "in its definition: from the next start"
 
 
 def sibling_warnings(o):
@@ -99,6 +122,8 @@ def sibling_warnings(o):
 
 
 def occupancy_outcome(o, out):
+    for line in placement_lines(o.placement) if o.placement is not None else ():
+        out.write(line + "\n")
     if o.added:
         out.write("whole cores: added %s\n" % cpus_phrase(o.added))
     plural = "s" if len(o.cpus) > 1 else ""
@@ -230,6 +255,8 @@ def policy_report(r, out):
         where = ", ".join("%s on node %s" % (c, n) for n, c in sorted(nodes.items()))
         what = ("%s's CPUs" % PIN[key[0]].name(key[1])) if key else "the CPUs it occupies"
         out.write("NUMA:        %s span %d nodes (%s)\n" % (what, len(nodes), where))
+    if r.memory is not None:
+        out.write("Memory:      %s\n" % memory_line(r.memory))
     for item in r.config_drift:
         out.write("Definition:  %s (policyctl apply --config %s)\n" % (drift_line(item).replace(
             ", live ", ", definition "), r.domain))
