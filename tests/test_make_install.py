@@ -173,6 +173,10 @@ def test_the_usr_local_layout_staged_and_uninstalled(tmp_path):
         "/usr/local/share/man/man5/policyhook-policy.5": "f 644",
         "/usr/local/share/bash-completion/completions/policyctl": "f 644",
         "/usr/local/share/doc/policyhook/README.md": "f 644",
+        "/usr/local/share/cockpit/policyhook/index.html": "f 644",
+        "/usr/local/share/cockpit/policyhook/manifest.json": "f 644",
+        "/usr/local/share/cockpit/policyhook/policyhook.css": "f 644",
+        "/usr/local/share/cockpit/policyhook/policyhook.js": "f 644",
     }
     package = {p: k for p, k in files.items() if p.startswith(site + "/")}
     assert {p: k for p, k in files.items() if p not in package} == expected
