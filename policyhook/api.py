@@ -180,7 +180,7 @@ class PolicyManager(Session):
                 raise conflict("a vCPU's scheduling policy is set on its threads, and '%s' runs on "
                                "another host (libvirt has no call for it); nothing saved" % ctx.name)
             for index in indexes:
-                _check_vcpu(index, ctx)
+                _check_index(VCPU, index, ctx)
                 stored.vcpusched[index] = value
         return self._edit(name, Change("set", row.key, list(indexes), value), mutate, dry_run, undefined)
 
@@ -519,18 +519,17 @@ def _check_pin(row, index, cpus, ctx):
     """A pin of `row`'s kind at `index` to `cpus` fits the domain's driver, its threads
     and the host, or INVALID/CONFLICT saying why."""
     _check_driver(row.key, ctx)
+    _check_index(row, index, ctx)
+    _check_host(cpus, ctx)
+
+
+def _check_index(row, index, ctx):
+    """INVALID when the domain has no thread of `row`'s kind at `index` (vCPU 5 of a 2-vCPU
+    domain); nothing to check when its XML is not known."""
     indexes = row.indexes(ctx.facts)
     if indexes is not None and index not in indexes:
         raise invalid("invalid %s %d: domain '%s' has %s"
                       % (row.index_word, index, ctx.name, count_phrase(row.label, indexes)))
-    _check_host(cpus, ctx)
-
-
-def _check_vcpu(index, ctx):
-    indexes = ctx.facts.indexes.get("vcpu")
-    if indexes is not None and index not in indexes:
-        raise invalid("invalid vCPU %d: domain '%s' has %s"
-                      % (index, ctx.name, count_phrase("vCPU", indexes)))
 
 
 def _check_realtime(old, new, host, ctx):
@@ -556,10 +555,7 @@ def parse_vcpus(text):
     """vCPU numbers from '0-1', '0,2': INVALID naming VCPUS."""
     from .limits import MAX_VCPU
 
-    try:
-        found = CpuSet.parse(text) if isinstance(text, str) else CpuSet(text)
-    except PolicyError as e:
-        raise invalid("invalid VCPUS %s: %s" % (quote(text), str(e).partition(": ")[2] or e)) from None
+    found = CpuSet.parse(text, "VCPUS") if isinstance(text, str) else CpuSet(text)
     if not found:
         raise invalid("invalid VCPUS %s: empty" % quote(text))
     if found.max() > MAX_VCPU:

@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 MAX_CPU = 8191
 
 
-def _number(text: str, whole: str) -> int:
+def _number(text: str, whole: str, what: str = "cpulist") -> int:
     if not text.isdigit() or not text.isascii():
-        raise invalid("invalid cpulist %s: %s is not a CPU number" % (quote(whole), quote(text)))
+        raise invalid("invalid %s %s: %s is not a CPU number" % (what, quote(whole), quote(text)))
     if len(text) > 1 and text[0] == "0":
-        raise invalid("invalid cpulist %s: %s has a leading zero" % (quote(whole), quote(text)))
+        raise invalid("invalid %s %s: %s has a leading zero" % (what, quote(whole), quote(text)))
     # Compare lengths first: int() refuses strings of more than 4300 digits (ValueError).
     if len(text) > len(str(MAX_CPU)) or int(text) > MAX_CPU:
-        raise invalid("invalid cpulist %s: CPU %s is above the maximum %d"
-                      % (quote(whole), text if len(text) <= 20 else text[:17] + "...", MAX_CPU))
+        raise invalid("invalid %s %s: CPU %s is above the maximum %d"
+                      % (what, quote(whole), text if len(text) <= 20 else text[:17] + "...", MAX_CPU))
     return int(text)
 
 
@@ -59,13 +59,15 @@ class CpuSet:
         self._cpus = frozen
 
     @classmethod
-    def parse(cls, text: object) -> CpuSet:
+    def parse(cls, text: object, what: str = "cpulist") -> CpuSet:
+        """The CPUs a cpulist names (virsh syntax: '0-3,^2,8'); INVALID saying what is
+        wrong, the argument called `what` ('cpulist', or 'VCPUS' for a list of vCPUs)."""
         if not isinstance(text, str):
-            raise invalid("invalid cpulist %s: not a string" % quote(text))
+            raise invalid("invalid %s %s: not a string" % (what, quote(text)))
         whole = text
         text = text.strip()
         if not text:
-            raise invalid("invalid cpulist %s: it is empty" % quote(whole))
+            raise invalid("invalid %s %s: it is empty" % (what, quote(whole)))
         cpus: set[int] = set()
         items = text.split(",")
         for index, item in enumerate(items):
@@ -73,26 +75,26 @@ class CpuSet:
             if not item:
                 where = ("leading comma" if index == 0 else "trailing comma"
                          if index == len(items) - 1 else "empty item between commas")
-                raise invalid("invalid cpulist %s: %s" % (quote(whole), where))
+                raise invalid("invalid %s %s: %s" % (what, quote(whole), where))
             named = item
             exclude = item.startswith("^")
             if exclude:
                 item = item[1:]
             first, sep, last = item.partition("-")
             if not first.strip() or (sep and not last.strip()):
-                raise invalid("invalid cpulist %s: %s is missing a CPU number"
-                              % (quote(whole), quote(named)))
-            lo = _number(first.strip(), whole)
-            hi = _number(last.strip(), whole) if sep else lo
+                raise invalid("invalid %s %s: %s is missing a CPU number"
+                              % (what, quote(whole), quote(named)))
+            lo = _number(first.strip(), whole, what)
+            hi = _number(last.strip(), whole, what) if sep else lo
             if hi < lo:
-                raise invalid("invalid cpulist %s: range %d-%d is reversed" % (quote(whole), lo, hi))
+                raise invalid("invalid %s %s: range %d-%d is reversed" % (what, quote(whole), lo, hi))
             span = range(lo, hi + 1)
             if exclude:
                 cpus.difference_update(span)
             else:
                 cpus.update(span)
         if not cpus:
-            raise invalid("invalid cpulist %s: it names no CPU" % quote(whole))
+            raise invalid("invalid %s %s: it names no CPU" % (what, quote(whole)))
         return cls(cpus)
 
     @classmethod

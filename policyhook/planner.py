@@ -310,8 +310,8 @@ def _vcpusched(policy: DomainPolicy | None, host: HostPolicy, facts: DomainFacts
     lost: list[Lost] = []
     for index, value in sorted(stored.items()):
         if row.is_realtime(value):
-            cpus = pins.get(("vcpu", index)) or (policy.pins.get(("vcpu", index)) if policy else None) \
-                or facts.pins.get(("vcpu", index))
+            # `pins` holds the vCPU's stored pin, or under occupancy its effective one.
+            cpus = pins.get(("vcpu", index)) or facts.pins.get(("vcpu", index))
             why = realtime_problem(cpus, own)
             if why is not None:
                 lost.append(Lost(row.key, "vCPU %d: %s" % (index, why)))

@@ -112,7 +112,10 @@ def vcpu_dirs(host, pid):
 
 def threads(host, name):
     """{vCPU: [thread ids]} of the running domain `name` (online vCPUs only)."""
-    dirs, listing = vcpu_dirs(host, qemu_pid(host, name))
+    return _threads_in(*vcpu_dirs(host, qemu_pid(host, name)))
+
+
+def _threads_in(dirs, listing):
     found = {}
     for index, path in sorted(dirs.items()):
         try:
@@ -126,7 +129,8 @@ def threads(host, name):
 
 def policy_of(host, tid):
     """'fifo:10', 'other', 'batch': one thread's policy as a policy file writes it."""
-    policy = NAMES.get(host.getscheduler(tid), "policy %d" % host.getscheduler(tid))
+    number = host.getscheduler(tid)
+    policy = NAMES.get(number, "policy %d" % number)
     if policy in ("fifo", "rr"):
         return "%s:%d" % (policy, host.getparam(tid).sched_priority)
     return policy
@@ -154,7 +158,8 @@ def apply(host, name, wanted):
     nothing. Returns the vCPUs set; VcpuThreadError (the vCPU, why) when one is refused,
     after every thread changed before it got its policy back. A vCPU with no thread
     (offline) is left out: it gets libvirt's default when it comes online."""
-    found = threads(host, name)
+    dirs, listing = vcpu_dirs(host, qemu_pid(host, name))
+    found = _threads_in(dirs, listing)
     before = {}
     for index in sorted(wanted):
         for tid in found.get(index, ()):
@@ -170,7 +175,7 @@ def apply(host, name, wanted):
                 try:
                     _set(host, tid, wanted[index])
                 except OSError as e:
-                    raise VcpuThreadError(index, _why(host, name, found, index, tid, e)) from None
+                    raise VcpuThreadError(index, _why(dirs[index], tid, e)) from None
                 changed.append(tid)
     except VcpuThreadError:
         for tid in reversed(changed):
@@ -183,16 +188,16 @@ def apply(host, name, wanted):
     return sorted(i for i in wanted if i in found)
 
 
-def _why(host, name, found, index, tid, error):
-    """The kernel's refusal in words, naming the real-time budget when that is why."""
+def _why(vcpu_dir, tid, error):
+    """The kernel's refusal in words, naming the real-time budget (of the vCPU's cgroup
+    `vcpu_dir`) when that is why."""
     text = "the kernel refused thread %d: %s" % (tid, error.strerror)
     if error.errno != errno.EPERM:
         return text
+    budget = os.path.join(vcpu_dir, "cpu.rt_runtime_us")
     try:
-        dirs, _listing = vcpu_dirs(host, qemu_pid(host, name))
-        budget = os.path.join(dirs[index], "cpu.rt_runtime_us")
         runtime = _read(budget).strip()
-    except (VcpuThreadError, KeyError, OSError):
+    except OSError:
         return ("%s; real-time group scheduling gives the domain's cgroup no real-time budget "
                 "(the kernel refuses SCHED_FIFO and SCHED_RR there)" % text)
     if runtime == "0":

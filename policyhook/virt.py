@@ -382,11 +382,11 @@ def live_values(dom, driver="qemu", flags=AFFECT_LIVE, offline=True, threads=Non
         except libvirt.libvirtError:
             sched = {}
     return Live(pins, sched, _offline(dom, driver, flags) if offline else (),
-                _live_vcpusched(dom, driver, flags, threads))
+                _live_vcpusched(dom, cannot, flags, threads))
 
 
-def _live_vcpusched(dom, driver, flags, threads):
-    if flags != AFFECT_LIVE or "vcpusched" in unsupported(driver) or not is_local(dom.connect()):
+def _live_vcpusched(dom, cannot, flags, threads):
+    if flags != AFFECT_LIVE or "vcpusched" in cannot or not is_local(dom.connect()):
         return None
     from . import vcputhreads
     try:
