@@ -365,13 +365,19 @@ qemu_cmdline() {
     )
 }
 
+# The pid in pid file $1 when that process runs and its command line holds $2 (a pid
+# file outlives its process, and the number may be another's by now).
+live_pid() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$2" || return 1
+    echo "$pid"
+}
+
 # The pid of the guest's QEMU, when it runs.
 guest_pid() {
-    local pid
-    pid=$(cat "$RUN_DIR/qemu.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "-name $GUEST_NAME " || return 1
-    echo "$pid"
+    live_pid "$RUN_DIR/qemu.pid" "-name $GUEST_NAME "
 }
 
 ssh_args() {
@@ -631,11 +637,7 @@ COCKPIT_TIMEOUT=120
 
 # The pid of the ssh that forwards this machine's port to the guest's cockpit-ws, when it runs.
 cockpit_forward_pid() {
-    local pid
-    pid=$(cat "$RUN_DIR/cockpit-ssh.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "127.0.0.1:$COCKPIT_PORT " || return 1
-    echo "$pid"
+    live_pid "$RUN_DIR/cockpit-ssh.pid" "127.0.0.1:$COCKPIT_PORT "
 }
 
 stop_cockpit_forward() {
