@@ -83,7 +83,22 @@ class LabError(Exception):
 
 
 def run(cmd, check=True, timeout=60, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    """`cmd`'s CompletedProcess; LabError when it fails (with `check`) or outlives
+    `timeout`. A program that outlives it gets SIGABRT first: a Python one whose
+    environment has PYTHONFAULTHANDLER=1 (policyctl here) prints where it waits."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)
+            try:
+                out, err = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+            raise LabError("%s did not end within %d s: %s%s"
+                           % (" ".join(cmd), timeout, out, err[-6000:])) from None
+    r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
     if check and r.returncode != 0:
         raise LabError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
     return r
@@ -99,7 +114,7 @@ def policyctl_argv(*args):
 
 
 def policyctl(*args, check=False):
-    return run(policyctl_argv(*args), check=check)
+    return run(policyctl_argv(*args), check=check, env=dict(os.environ, PYTHONFAULTHANDLER="1"))
 
 
 def daemon_up(uri=URI):

@@ -117,8 +117,9 @@ def test_occupancy_between_two_domains(domains, credit):
     assert r.returncode == 0, r.stdout + r.stderr
 
     # Freed: the domain without a pin of its own gets every CPU back.
+    began = time.monotonic()
     r = xen.policyctl("cpuoccupy", "2-3", "--clear")
-    xen.record("policyctl cpuoccupy 2-3 --clear", r.stdout)
+    xen.record("policyctl cpuoccupy 2-3 --clear (%.1f s)" % (time.monotonic() - began), r.stdout)
     assert r.returncode == 0, r.stdout + r.stderr
     free = {0: "all", 1: "all"}
     assert xen.settled(lambda: xen.vcpu_list(b), free) == free
