@@ -23,7 +23,10 @@ class Settings:
         self.on_error = START          # our own failure lets the domain start, logged
         self.hook_lock_timeout = 0.5   # seconds the hook waits for the registry lock
         self.lock_timeout = 10.0       # seconds policyctl waits for the registry lock
-        self.applier_timeout = 30.0    # seconds the detached applier keeps trying
+        # Seconds the detached applier keeps trying. Its first call waits for the start job,
+        # which can outlast libvirt's own 30 s wait (a large guest preallocating its memory,
+        # QEMU under TCG): the applier is detached, so waiting longer delays nothing.
+        self.applier_timeout = 120.0
         self.on_drift = "report"       # policyctl watch: report drift, or repair it
         self.watch_interval = 60.0     # seconds between the watcher's full reconciles
         self.watch_settle = 2.0        # seconds after a start before the watcher checks it

@@ -120,6 +120,11 @@ BAD = [
     (["unset", "vm1", "colour"], errors.INVALID,
      "argument SETTING: invalid choice: 'colour' (choose from 'vcpupin', 'emulatorpin', 'iothreadpin', "
      "'weight', 'cap', 'vcpusched') (see 'policyctl unset --help')"),
+    # a second '--' is a value argparse would turn into an empty list (found by the fuzz test)
+    (["unset", "vm1", "--", "--"], errors.INVALID,
+     "argument SETTING: expected one argument (see 'policyctl unset --help')"),
+    (["rename", "--", "--", "--"], errors.INVALID,
+     "argument NEW: expected one argument (see 'policyctl rename --help')"),
     (["iothreadpin", "vm1", "0", "0"], errors.INVALID, "invalid IOThread ID 0: must be 1..4294967295"),
     (["iothreadpin", "vm1", "x", "0"], errors.INVALID, "invalid IOThread ID 'x': not a whole number"),
     (["iothreadpin", "vm1", "4294967296", "0"], errors.INVALID,

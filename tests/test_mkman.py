@@ -77,11 +77,11 @@ def line_of(text, needle):
 
 BAD_CONF = [
     # (change to the shipped file, the line the error names, the error)
-    (("#timeout = 30", "#timeout = 31"), "#timeout = 31",
-     "c:%d: [applier] timeout: documented default 31, but the code's default is 30.0"),
-    (("#timeout = 30", "#timeout = 700"), "#timeout = 700",
+    (("#timeout = 120", "#timeout = 31"), "#timeout = 31",
+     "c:%d: [applier] timeout: documented default 31, but the code's default is 120.0"),
+    (("#timeout = 120", "#timeout = 700"), "#timeout = 700",
      "c:%d: [applier] timeout: documented default: 700 is not in 1..600"),
-    (("#timeout = 30", "#timeout = 30\n#retries = 3"), "#retries",
+    (("#timeout = 120", "#timeout = 120\n#retries = 3"), "#retries",
      "c:%d: [applier] retries: documented, but not in policyhook.settings.KEYS"),
     (("#uri = qemu:///system", ""), None,
      "c: [libvirt] uri: in policyhook.settings.KEYS, but not documented"),

@@ -24,7 +24,7 @@ DEFAULTS = {"uri": "qemu:///system", "lxc_uri": "lxc:///system", "libxl_uri": "x
             "metrics_file": "", "isolate_host": False, "housekeeping": False,
             "host_units": ("system.slice", "user.slice", "init.scope"), "occupancy_mode": "static",
             "on_conflict": "refuse", "on_error": "start",
-            "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 30.0,
+            "hook_lock_timeout": 0.5, "lock_timeout": 10.0, "applier_timeout": 120.0,
             "reserved": CpuSet([0]), "memory": "leave"}
 
 

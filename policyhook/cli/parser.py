@@ -80,6 +80,14 @@ class Parser(argparse.ArgumentParser):
     def _get_formatter(self):
         return self.formatter_class(prog=self.prog, width=_columns() - 2)
 
+    def _get_values(self, action, arg_strings):
+        # argparse drops a '--' from a positional's strings even after the first '--'
+        # (`unset vm1 -- --`), and then gives a one-value argument an empty list.
+        value = super()._get_values(action, arg_strings)
+        if action.nargs is None and isinstance(value, list) and not value:
+            self.error("argument %s: expected one argument" % argparse._get_action_name(action))
+        return value
+
 
 # The global options that take a value (argparse also takes any unambiguous prefix of
 # the long ones), and --help.
