@@ -15,14 +15,14 @@ Usage: scripts/vm-lab.sh [OPTIONS] COMMAND [ARGS...]
 
 A Debian 13 guest with systemd, cgroup v2 and libvirt 11, booted under QEMU (TCG) with
 8 vCPUs (2 sockets x 2 cores x 2 threads) and two NUMA nodes, where policyhook is
-installed with `make install` and the distribution's python3. Run as root.
+installed as its Debian package, built from this checkout. Run as root.
 
 Commands:
   build           build the guest image from Debian 13 packages (debootstrap), unless
                   the cached one was built from the current recipe
   up              build if needed, boot the guest, wait until libvirtd answers, and
                   install this checkout in it (its Debian package, built here with make
-                  deb and installed with apt-get; make install in the Xen guest); on a
+                  deb and installed with apt-get, in either guest); on a
                   running guest it only installs the checkout again
   run CMD [ARGS]  run CMD as root in the guest, in a fresh copy of this checkout,
                   standard input forwarded; exits with CMD's status
@@ -494,13 +494,12 @@ push_checkout() {
         || die "could not copy the checkout to the guest's $dest"
 }
 
-# The Debian guest runs policyhook as its package: `make deb` of this checkout (its
-# tracked files with their uncommitted changes, through `git stash create`; without the
-# unit tests, which `make deb` runs in CI), installed with apt-get. The Xen guest gets
-# `make install PREFIX=/usr`, the package's layout (its tests run /usr/bin/policyctl, and
-# tests/vm checks the /usr/local layout of a plain `make install`). With the package comes
-# cockpit-policyhook, the Cockpit page's package (for `cockpit`). The .debs are also kept
-# at GUEST_DEB for tests/vm's upgrade test and the /usr/local install test.
+# Both guests run policyhook as its package: `make deb` of this checkout (its tracked
+# files with their uncommitted changes, through `git stash create`; without the unit
+# tests, which `make deb` runs in CI), installed with apt-get from the .debs alone (the
+# images hold every Depends). With it comes cockpit-policyhook, the Cockpit page's
+# package (for `cockpit`). The .debs are also kept at GUEST_DEB for tests/vm's upgrade
+# test, and the checkout at GUEST_SRC for its /usr/local install test.
 DEB_DIR=build/vm-deb
 GUEST_DEB=/root/policyhook-deb
 
@@ -523,22 +522,16 @@ build_deb() {
 
 install_checkout() {
     local t0=$SECONDS
-    push_checkout "$GUEST_SRC"
-    if [ "$VARIANT" = debian ]; then
-        build_deb
-        tar -C "$(dirname "$DEB")" -cf - "$(basename "$DEB")" "$(basename "$COCKPIT_DEB")" \
-            | guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && tar -xf - -C $GUEST_DEB" \
-            || die "could not copy $DEB and $COCKPIT_DEB to the guest"
-        # --reinstall: a guest that is up already may have another build of this version.
-        guest "cd $GUEST_DEB && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
-            ./$(basename "$DEB") ./$(basename "$COCKPIT_DEB") >/var/log/policyhook-install.log 2>&1" \
-            || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "apt-get install of the packages failed in the guest"; }
-        say "installed $(basename "$DEB") and $(basename "$COCKPIT_DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
-        return
-    fi
-    guest "cd $GUEST_SRC && make install PYTHON=/usr/bin/python3 PREFIX=/usr >/var/log/policyhook-install.log 2>&1" \
-        || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "make install failed in the guest"; }
-    say "installed this checkout in the guest with make install in $((SECONDS - t0)) s: $(guest policyctl --version)"
+    [ "$VARIANT" != debian ] || push_checkout "$GUEST_SRC"
+    build_deb
+    tar -C "$(dirname "$DEB")" -cf - "$(basename "$DEB")" "$(basename "$COCKPIT_DEB")" \
+        | guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && tar -xf - -C $GUEST_DEB" \
+        || die "could not copy $DEB and $COCKPIT_DEB to the guest"
+    # --reinstall: a guest that is up already may have another build of this version.
+    guest "cd $GUEST_DEB && DEBIAN_FRONTEND=noninteractive apt-get install -y --reinstall \
+        ./$(basename "$DEB") ./$(basename "$COCKPIT_DEB") >/var/log/policyhook-install.log 2>&1" \
+        || { guest "cat /var/log/policyhook-install.log" >&2 || true; die "apt-get install of the packages failed in the guest"; }
+    say "installed $(basename "$DEB") and $(basename "$COCKPIT_DEB") in the guest with apt-get in $((SECONDS - t0)) s: $(guest policyctl --version)"
 }
 
 # Run with the lab's lock held: one build or boot at a time.

@@ -1,6 +1,6 @@
 """The Xen tier: policyhook on the hypervisor weight and cap come from. It runs inside the
 lab's Xen dom0 (scripts/vm-lab.sh --xen: Xen 4.20 under QEMU's TCG, libvirt 11's libxl
-driver), as root, with policyhook installed there by `make install`, and reads back
+driver), as root, with policyhook installed there as its Debian package, and reads back
 what Xen itself enforces with xl. `make e2e-vm-xen` runs it twice: with Xen booted
 with sched=credit (the tests not marked credit2) and with sched=credit2 (those that
 are). The host's pytest never collects this directory (norecursedirs)."""
@@ -41,7 +41,7 @@ def installed():
     if os.geteuid() != 0:
         pytest.fail("tests/vm-xen need root in the guest", pytrace=False)
     if lab.POLICYCTL != "/usr/bin/policyctl" or not os.access(xen.HOOK, os.X_OK):
-        pytest.fail("run with the distribution's /usr/bin/python3, after `make install` put "
+        pytest.fail("run with the distribution's /usr/bin/python3, after its package put "
                     "policyctl and %s there (scripts/vm-lab.sh --xen up)" % xen.HOOK, pytrace=False)
     lab.wait_for(lambda: lab.daemon_up(xen.URI), 120, "libvirtd's libxl driver to answer")
     _clean_all()

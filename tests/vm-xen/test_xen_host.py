@@ -1,5 +1,5 @@
 """The guest is a Xen host as weight and cap know it: Xen 4.20 with dom0, libvirt's libxl driver
-answering on xen:///system, and policyhook's libxl hook installed by `make install`.
+answering on xen:///system, and policyhook's libxl hook installed by its package.
 dom0 runs on 2 of Xen's 8 physical CPUs, so dom0's own CPU list is not the host's."""
 
 import os
