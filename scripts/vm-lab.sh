@@ -54,7 +54,6 @@ GUEST_NAME=policyhook-lab              # QEMU's -name, how a running guest is re
 LOCK=$CACHE/lock                       # one build or boot of this variant at a time
 LAB_URI=qemu:///system                 # the guest is ready once libvirtd answers here
 BOOT_TIMEOUT=${POLICYHOOK_LAB_BOOT_TIMEOUT:-600}
-GUEST_SRC=/root/policyhook             # the checkout `up` installs from
 HOST_ALIAS=policyhook-lab              # the guest's name in known_hosts, whatever its port
 
 say() { printf '[vm-lab %6.1fs] %s\n' "$SECONDS" "$*" >&2; }
@@ -487,19 +486,12 @@ checkout_tar() {
     fi
 }
 
-# Copy the checkout to $1 in the guest, replacing what was there.
-push_checkout() {
-    local dest=$1
-    checkout_tar | guest_stdin "rm -rf $dest && mkdir -p $dest && tar -xzf - -C $dest" \
-        || die "could not copy the checkout to the guest's $dest"
-}
-
 # Both guests run policyhook as its package: `make deb` of this checkout (its tracked
 # files with their uncommitted changes, through `git stash create`; without the unit
 # tests, which `make deb` runs in CI), installed with apt-get from the .debs alone (the
 # images hold every Depends). With it comes cockpit-policyhook, the Cockpit page's
 # package (for `cockpit`). The .debs are also kept at GUEST_DEB for tests/vm's upgrade
-# test, and the checkout at GUEST_SRC for its /usr/local install test.
+# test and its /usr/local install test (which installs from its own copy of the tree).
 DEB_DIR=build/vm-deb
 GUEST_DEB=/root/policyhook-deb
 
@@ -522,7 +514,6 @@ build_deb() {
 
 install_checkout() {
     local t0=$SECONDS
-    [ "$VARIANT" != debian ] || push_checkout "$GUEST_SRC"
     build_deb
     tar -C "$(dirname "$DEB")" -cf - "$(basename "$DEB")" "$(basename "$COCKPIT_DEB")" \
         | guest_stdin "rm -rf $GUEST_DEB && mkdir -p $GUEST_DEB && tar -xf - -C $GUEST_DEB" \

@@ -391,7 +391,8 @@ def test_irqbalance_is_banned_from_the_held_cpus_and_given_its_own_back(root):
         "IRQBALANCE_BANNED_CPUS=\nIRQBALANCE_BANNED_CPULIST=0,2-3\n"
     assert "EnvironmentFile=-/run/systemd/system/irqbalance.service.d/50-policyhook.env" \
         in read(root, dropin + "/50-policyhook.conf")
-    assert ["daemon-reload"] in fake.calls and ["try-restart", "--", "irqbalance.service"] in fake.calls
+    assert ["daemon-reload"] in fake.calls
+    assert ["try-restart", "--no-block", "--", "irqbalance.service"] in fake.calls
     fake.calls.clear()
     assert update(root, "2-3", irqbalance=irqb).irqbalance is None and fake.calls == [
         ["is-active", "--quiet", "--", "irqbalance.service"]]      # no restart when nothing changed

@@ -113,8 +113,9 @@ def policyctl_argv(*args):
     return [POLICYCTL, "--root", ROOT] + list(args)
 
 
-def policyctl(*args, check=False):
-    return run(policyctl_argv(*args), check=check, env=dict(os.environ, PYTHONFAULTHANDLER="1"))
+def policyctl(*args, check=False, timeout=60):
+    return run(policyctl_argv(*args), check=check, timeout=timeout,
+               env=dict(os.environ, PYTHONFAULTHANDLER="1"))
 
 
 def daemon_up(uri=URI):
@@ -179,6 +180,28 @@ def settled(read, expected, timeout=60, interval=0.2):
 def journal(*args):
     """journalctl's messages (the lab guests run systemd)."""
     return run(["journalctl", "--no-pager", "-q", "-o", "cat"] + list(args)).stdout
+
+
+def journal_after_failure(record, units):
+    """A pytest_runtest_makereport hook for a guest tier's conftest: after a failed test,
+    `record` gets what `units` and policyhook logged in its last minutes (the guest is
+    gone when CI shows the failure)."""
+    import pytest
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(item, call):
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" and report.failed:
+            argv = ["journalctl", "--no-pager", "-q", "--since", "-5min", "-n", "80", "-t", "policyhook"]
+            for unit in units:
+                argv += ["-u", unit]
+            try:
+                tail = run(argv, check=False).stdout
+            except LabError as e:
+                tail = str(e)
+            record("journalctl after %s failed" % item.name, tail)
+    return pytest_runtest_makereport
 
 
 def journal_cursor():

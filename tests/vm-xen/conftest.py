@@ -82,19 +82,7 @@ def domains(installed, request):
     yield from lab.throwaways(request, xen.PREFIX, 24, xen.define, _remove)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """After a failed test, what libvirt's daemons and policyhook logged in its last
-    minutes: the tier runs in a guest that is gone when CI shows the failure."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.when == "call" and report.failed:
-        try:
-            tail = lab.run(["journalctl", "--no-pager", "-q", "--since", "-5min", "-n", "60",
-                            "-u", "libvirtd", "-u", "virtxend", "-t", "policyhook"], check=False).stdout
-        except lab.LabError as e:
-            tail = str(e)
-        xen.record("journalctl after %s failed" % item.name, tail)
+pytest_runtest_makereport = lab.journal_after_failure(xen.record, ("libvirtd", "virtxend"))
 
 
 def pytest_terminal_summary(terminalreporter):

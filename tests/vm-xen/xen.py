@@ -41,8 +41,8 @@ def virsh(*args, check=True, timeout=120):
     return lab.virsh(*args, check=check, timeout=timeout, uri=URI)
 
 
-def policyctl(*args, check=False):
-    return lab.policyctl("-c", URI, *args, check=check)
+def policyctl(*args, check=False, timeout=60):
+    return lab.policyctl("-c", URI, *args, check=check, timeout=timeout)
 
 
 def xl(*args, check=True):

@@ -55,5 +55,8 @@ def domains(installed, request):
     yield from lab.throwaways(request, PREFIX, 24, lab.define, _remove)
 
 
+pytest_runtest_makereport = lab.journal_after_failure(guest.record, ("libvirtd", "irqbalance"))
+
+
 def pytest_terminal_summary(terminalreporter):
     lab.write_readings(terminalreporter, "values read in the guest", guest.READINGS)

@@ -2,6 +2,7 @@
 hook's layout, the watcher's hardened unit keeping a policy in force, and an upgrade
 over a previous build followed by remove and purge, which keep the admin's policies."""
 
+import contextlib
 import glob
 import os
 import re
@@ -170,6 +171,21 @@ def source_make(tree, target):
     return r.stdout
 
 
+@contextlib.contextmanager
+def daemon_kept_up():
+    """libvirtd running throughout: socket-activated, it exits after 120 s without a
+    client, and then nothing reloads; a client stays connected meanwhile (make install
+    takes minutes in a loaded guest)."""
+    lab.start_daemon()
+    client = subprocess.Popen(["virsh", "-c", lab.URI, "event", "--all", "--loop"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        client.terminate()
+        client.wait(10)
+
+
 def reloaded_since(cursor):
     lines = lab.journal("--after-cursor", cursor, "-u", "libvirtd.service")
     return [line for line in lines.splitlines() if line.startswith("Reloaded ")]
@@ -212,12 +228,12 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
         lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
         assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
         usr_before, local_before = usr_snapshot(), local_snapshot()
-        lab.start_daemon()   # socket-activated: it stops when idle, and then nothing reloads
-        cursor = lab.journal_cursor()
-        t0 = time.monotonic()
-        source_make(tree, "install")
-        guest.record("make install (/usr/local) in the guest", "%.0f s" % (time.monotonic() - t0))
-        lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make install")
+        with daemon_kept_up():
+            cursor = lab.journal_cursor()
+            t0 = time.monotonic()
+            source_make(tree, "install")
+            guest.record("make install (/usr/local) in the guest", "%.0f s" % (time.monotonic() - t0))
+            lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make install")
 
         site = "/usr/local/lib/python3.%d/dist-packages" % sys.version_info[1]
         for path in LOCAL_FILES + [site + "/policyhook/__init__.py"]:
@@ -245,10 +261,10 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
         lab.destroy(name)
         assert lab.run([LOCAL_POLICYCTL, "--root", lab.ROOT, "remove", name]).returncode == 0
 
-        lab.start_daemon()
-        cursor = lab.journal_cursor()
-        source_make(tree, "uninstall")
-        lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make uninstall")
+        with daemon_kept_up():
+            cursor = lab.journal_cursor()
+            source_make(tree, "uninstall")
+            lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make uninstall")
         lab.run(["systemctl", "daemon-reload"])
         assert not [p for p in LOCAL_FILES + HOOKS + [site + "/policyhook"] if os.path.lexists(p)]
         assert not glob.glob(site + "/policyhook-*.dist-info")
