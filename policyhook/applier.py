@@ -74,15 +74,16 @@ def run(driver, name, paths, t_hook, event, connect=None, lock=None, systemd=Non
                 say(elsewhere_line(name, done.plan.elsewhere, result.uuid), "error")
             started = (state.read(paths, name) or {}).get("started_at") or t_hook
             after = int(round((result.at - started) * 1000))
-            record(registry, name, source, done, after_start_ms=after)
             text = ("in force, nothing to apply" if done.applied is None else "applied %s, %d ms after "
                     "the started hook" % ("; ".join(virsh_steps(done.applied)), after))
             lost = done.plan.unsupported
             if lost:
                 text += "; unsupported: %s" % "; ".join(unsupported_lines(lost))
+            # Logged before it is recorded: whoever sees the record finds the line too.
             say(text, "warning" if lost else "info")
             if result.host:
                 say(result.host)
+            record(registry, name, source, done, after_start_ms=after)
         elif result.kind == "stopped":
             say(result.detail)
         else:
