@@ -127,23 +127,27 @@ WantedBy=multi-user.target
 EOF
     # The kernel patches its code in place (a static key) each time the first cpuset
     # cgroup appears or the last one goes, which every domain start and stop here can
-    # do; under QEMU's multi-threaded TCG another vCPU then sometimes runs the stale
-    # breakpoint ("Oops: int3" in get_page_from_freelist, seen in the guest tier). A
-    # cpuset cgroup that lives as long as the guest keeps that key on (doc/vm-lab.md).
-    cat >"$root/etc/systemd/system/lab-cpuset.service" <<'EOF'
+    # do, and each time the first CPU quota (cpu.max) is set or the last one lifted,
+    # which a cap does; under QEMU's multi-threaded TCG another vCPU then sometimes runs
+    # the stale breakpoint ("Oops: int3" in get_page_from_freelist, and in
+    # __set_next_task_fair at tests/vm's first cap, both seen in the guest tier). A
+    # cgroup with a cpuset and a quota no one reaches, living as long as the guest,
+    # keeps both keys on (doc/vm-lab.md).
+    cat >"$root/etc/systemd/system/lab-static-keys.service" <<'EOF'
 [Unit]
-Description=Lab: a cpuset cgroup for as long as the guest runs (scripts/vm-lab.sh)
+Description=Lab: a cpuset cgroup and a CPU quota for as long as the guest runs (scripts/vm-lab.sh)
 DefaultDependencies=no
 After=sysinit.target
 
 [Service]
 ExecStart=/bin/sleep infinity
 Delegate=cpuset
+CPUQuota=6400%
 
 [Install]
 WantedBy=sysinit.target
 EOF
-    in_root "$root" systemctl enable -q lab-net.service ssh.service libvirtd.service lab-cpuset.service
+    in_root "$root" systemctl enable -q lab-net.service ssh.service libvirtd.service lab-static-keys.service
     in_root "$root" systemctl set-default -q multi-user.target
     # Periodic jobs that would only compete with the tests for the guest's slow CPUs.
     in_root "$root" systemctl mask -q apt-daily.timer apt-daily-upgrade.timer man-db.timer \
