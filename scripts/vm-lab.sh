@@ -106,6 +106,11 @@ configure_rootfs() {
     # The kernel mounts the root read-write (rw on its command line): with no fstab
     # entry, no unit waits for udev to announce /dev/vda, which takes long under TCG.
     echo '# / is mounted rw by the kernel (scripts/vm-lab.sh)' >"$root/etc/fstab"
+    # systemd gives up on a device after 90 s; under TCG, and most as Xen's dom0, the NIC
+    # has come later than that (lab-net.service then failed and sshd was never reached).
+    mkdir -p "$root/etc/systemd/system.conf.d"
+    printf '# scripts/vm-lab.sh: devices come late under TCG\n[Manager]\nDefaultDeviceTimeoutSec=600s\n' \
+        >"$root/etc/systemd/system.conf.d/lab-devices.conf"
     # QEMU's user network gives the guest 10.0.2.15; a static address needs no DHCP
     # client. The device name is eth0 (net.ifnames=0 on the kernel command line).
     cat >"$root/etc/systemd/system/lab-net.service" <<'EOF'
