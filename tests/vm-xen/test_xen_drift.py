@@ -76,9 +76,10 @@ def test_the_watcher_repairs_weight_and_cap_changed_with_xl(credit, capped):
     try:
         lab.wait_for(lambda: "watch: %s: watching" % xen.URI in lab.log_text()[offset:], 120,
                      "the watcher to start")
-        for args, changed, line, _param, _live in CHANGES:
+        for args, _changed, line, _param, _live in CHANGES:
+            # No read of the change itself: with a reconcile every 2 s the watcher may
+            # have put it back already (it did under TCG). Its log line says what it found.
             xen.xl("sched-credit", "-d", capped, *args)
-            assert xen.sched_params(capped) == changed
             t0 = time.monotonic()
             got = xen.settled(lambda: xen.sched_params(capped), IN_FORCE, timeout=60)
             xen.record("policyctl watch ([watch] interval = 2) after xl sched-credit %s" % " ".join(args),
