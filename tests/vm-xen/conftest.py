@@ -1,9 +1,10 @@
 """The Xen tier: policyhook on the hypervisor weight and cap come from. It runs inside the
 lab's Xen dom0 (scripts/vm-lab.sh --xen: Xen 4.20 under QEMU's TCG, libvirt 11's libxl
 driver), as root, with policyhook installed there as its Debian package, and reads back
-what Xen itself enforces with xl. `make e2e-vm-xen` runs it twice: with Xen booted
-with sched=credit (the tests not marked credit2) and with sched=credit2 (those that
-are). The host's pytest never collects this directory (norecursedirs)."""
+what Xen itself enforces with xl. `make e2e-vm-xen` runs it with Xen booted with
+sched=credit (the tests not marked credit2; credit2 there in a cpupool), `make
+e2e-vm-xen-credit2` with sched=credit2 (those that are marked). The host's pytest never
+collects this directory (norecursedirs)."""
 
 import os
 import sys

@@ -89,6 +89,16 @@ def vcpu_list(name):
     return found
 
 
+def pool_domains(pool):
+    """Names of the domains in cpupool `pool` (`xl list -c`: a Cpupool column)."""
+    names = []
+    for line in xl("list", "-c").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 7 and fields[-1] == pool:
+            names.append(fields[0])
+    return names
+
+
 def sched_params(name, sched="credit"):
     """(weight, cap) from `xl sched-credit -d NAME` (or sched-credit2), as Xen has them."""
     out = xl("sched-%s" % sched, "-d", name)
