@@ -299,7 +299,7 @@ check-tree:
 # Then the same guest as Xen's dom0 (--xen), with Xen booted with sched=credit (credit2,
 # Xen's default, in a cpupool of that boot); e2e-vm-xen-credit2 boots it again with
 # sched=credit2 for the tests that need the whole of Xen on credit2 (not in `make test`).
-VM_PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -rfE
+VM_PYTEST := /usr/bin/python3 -m pytest -p no:cacheprovider -rfE --durations=15
 e2e-vm: e2e-vm-debian e2e-vm-xen
 
 e2e-vm-debian:
