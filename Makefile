@@ -253,8 +253,8 @@ uninstall-extras:
 # libvirtd notices a new or removed hook only after a reload (doc/design.md "libvirt facts").
 reload-libvirtd:
 	@if [ -d /run/systemd/system ]; then \
-		for unit in libvirtd.service virtqemud.service virtlxcd.service virtxend.service; do \
-			systemctl try-reload-or-restart $$unit 2>/dev/null || true; done; \
+		systemctl try-reload-or-restart libvirtd.service virtqemud.service \
+			virtlxcd.service virtxend.service 2>/dev/null || true; \
 	elif [ -s /run/libvirtd.pid ] && kill -0 "$$(cat /run/libvirtd.pid)" 2>/dev/null; then \
 		kill -HUP "$$(cat /run/libvirtd.pid)"; echo "reloaded libvirtd (SIGHUP)"; \
 	fi

@@ -190,7 +190,9 @@ scriptlet() {   # scriptlet TAG ARG: how many units it reloads
         -e "s#/usr/bin/systemd-tmpfiles#$WORK/fakebin/systemd-tmpfiles#g" \
         -e "s#/usr/bin/systemctl#$WORK/fakebin/systemctl#g" "$WORK/$1.sh" > "$WORK/$1.run"
     PATH="$WORK/fakebin:$PATH" sh "$WORK/$1.run" "$2" || fail "the %$1 scriptlet failed with \$1 = $2"
-    if [ -f "$WORK/systemctl.calls" ]; then grep -c try-reload-or-restart "$WORK/systemctl.calls"; else echo 0; fi
+    if [ -f "$WORK/systemctl.calls" ]; then
+        grep try-reload-or-restart "$WORK/systemctl.calls" | grep -o '[a-z]*\.service' | wc -l
+    else echo 0; fi
 }
 for case in "POSTIN 1 4" "POSTIN 2 0" "POSTUN 0 4" "POSTUN 1 0"; do
     set -- $case
