@@ -19,10 +19,8 @@ CI_NAME="check-rpm"
 
 # ---- what the build needs -------------------------------------------------------------
 PY=/usr/bin/python3   # the interpreter the spec builds and tests with (%{python3})
-PKGS="rpm make git python3 python3-pip python3-setuptools python3-wheel
-      python3-pytest python3-hypothesis python3-jsonschema python3-filelock python3-libvirt"
-# shellcheck disable=SC2086  # PKGS is a list
-install_missing $PKGS
+# shellcheck disable=SC2086  # a list
+install_missing $PKGS_CHECK_RPM
 command -v rpmbuild >/dev/null || fail "no rpmbuild after installing rpm"
 
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)

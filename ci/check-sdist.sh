@@ -16,7 +16,8 @@ SRC=$PWD
 CI_NAME="check-sdist"
 . ci/lib.sh
 
-[ "$(id -u)" = 0 ] && install_missing python3-venv make git rpm
+# shellcheck disable=SC2086  # a list
+[ "$(id -u)" = 0 ] && install_missing $PKGS_SDIST
 
 VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' policyhook/__init__.py)
 NAME=policyhook-$VERSION

@@ -4,6 +4,18 @@ T0=$(date +%s%N)
 say() { local ms=$((($(date +%s%N) - T0) / 1000000)); printf '[%s %3d.%ds] %s\n' "$CI_NAME" $((ms / 1000)) $((ms % 1000 / 100)) "$*"; }
 fail() { printf '%s: FAILED: %s\n' "$CI_NAME" "$*" >&2; exit 1; }
 
+# The Debian packages each check needs (each installs its own with install_missing);
+# ci/install-deps.sh installs them all at once, as .ci/run does before it starts the
+# checks beside the tests: two apt-get run at once fail on apt's lock.
+PKGS_CHECK_RPM="rpm make git python3 python3-pip python3-setuptools python3-wheel
+      python3-pytest python3-hypothesis python3-jsonschema python3-filelock python3-libvirt"
+# rpm's Python binding comes from Debian (python3-rpm), so rpmlint's venv is Debian's
+# python3's and sees its packages; libenchant and the dictionary make the spelling check run.
+PKGS_RPMLINT="python3-rpm python3-venv libenchant-2-2 hunspell-en-us libmagic1"
+PKGS_LINTIAN="lintian"
+PKGS_SDIST="python3-venv make git rpm"
+PKGS_PY39="debootstrap"    # for the bullseye chroot, where no CPython 3.9 is at hand
+
 # install_missing PKG...: apt-get installs those of the Debian packages not installed.
 install_missing() {
     local p missing=()

@@ -19,7 +19,8 @@ COCKPIT_DEB=build/deb/cockpit-policyhook_${DEB_VERSION}_all.deb
 [ -f "$COCKPIT_DEB" ] || fail "no $COCKPIT_DEB: run make deb first"
 case "$DEB_VERSION" in "$VERSION"-*) ;; *) fail "debian/changelog's $DEB_VERSION is not policyhook $VERSION" ;; esac
 
-[ "$(id -u)" = 0 ] && install_missing lintian
+# shellcheck disable=SC2086  # a list
+[ "$(id -u)" = 0 ] && install_missing $PKGS_LINTIAN
 command -v lintian >/dev/null || fail "no lintian (Debian: apt-get install lintian)"
 say "lintian $(lintian --print-version) on $CHANGES (the two .debs and the .buildinfo)"
 

@@ -17,11 +17,8 @@ SRPM=build/rpm/SRPMS/policyhook-$VERSION-1.src.rpm
 COCKPIT_RPM=build/rpm/RPMS/noarch/cockpit-policyhook-$VERSION-1.noarch.rpm
 [ -f "$RPM" ] && [ -f "$COCKPIT_RPM" ] && [ -f "$SRPM" ] || fail "no $RPM, $COCKPIT_RPM or $SRPM: run ci/check-rpm.sh first"
 
-# rpm's Python binding comes from Debian (python3-rpm), so the venv is Debian's python3's
-# and sees its packages; libenchant and the dictionary make the spelling check run.
-PKGS="python3-rpm python3-venv libenchant-2-2 hunspell-en-us libmagic1"
-# shellcheck disable=SC2086  # PKGS is a list
-install_missing $PKGS
+# shellcheck disable=SC2086  # a list (ci/lib.sh says why these)
+install_missing $PKGS_RPMLINT
 
 WORK=$(mktemp -d /tmp/rpmlint.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -173,7 +173,8 @@ run_local() {   # run_local PY
 ROOT=build/py39-root
 run_chroot() {
     [ "$(id -u)" = 0 ] || fail "the bullseye chroot needs root (debootstrap, chroot, mounts)"
-    install_missing debootstrap
+    # shellcheck disable=SC2086  # a list
+    install_missing $PKGS_PY39
     if ! [ -x "$ROOT/usr/bin/python3.9" ]; then
         local mirror
         mirror=$(apt_mirror)
