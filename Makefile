@@ -313,13 +313,14 @@ e2e-vm-debian:
 e2e-vm-cockpit:
 	$(PYTHON) -m pytest -p no:cacheprovider -rfE tests/cockpit
 
+# Its failed tests run once more (tests/vm-xen/run.sh says why).
 e2e-vm-xen:
 	scripts/vm-lab.sh --xen up
-	scripts/vm-lab.sh --xen run $(VM_PYTEST) -m "not credit2" tests/vm-xen
+	tests/vm-xen/run.sh $(VM_PYTEST) -- -m "not credit2" tests/vm-xen
 
 e2e-vm-xen-credit2:
 	scripts/vm-lab.sh --xen --sched credit2 up
-	scripts/vm-lab.sh --xen --sched credit2 run $(VM_PYTEST) -m credit2 tests/vm-xen
+	tests/vm-xen/run.sh $(VM_PYTEST) -- -m credit2 tests/vm-xen
 
 # As root on Debian: set up a libvirtd, start a throwaway domain with a policy, show it.
 demo:
