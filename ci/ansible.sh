@@ -23,7 +23,7 @@ CONTROLLER=${CONTROLLER_PYTHON:-python3}
     || fail "$CONTROLLER is older than 3.11, which ansible-core 2.19 needs as its controller"
 [ -x "$VENV/bin/ansible-test" ] || { rm -rf "$VENV"; "$CONTROLLER" -m venv "$VENV"; }
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$ANSIBLE_CORE" 2>&1 | grep -v 'is ignored' || true
-say "$("$VENV/bin/ansible" --version | head -n 1)"
+say "$("$VENV/bin/ansible" --version | sed -n 1p)"   # sed reads it all: head would break the pipe
 
 # The pip release ansible-test bootstraps, named in its own source.
 requirements=$("$VENV/bin/python" -c 'import ansible_test, os; print(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py"))')
