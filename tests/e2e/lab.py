@@ -82,30 +82,10 @@ class LabError(Exception):
     pass
 
 
-# What glibc's dynamic loader prints when it aborts a program before its main (exit
-# status 127). In the Xen lab's emulated dom0 (scripts/vm-lab.sh --xen) a policyctl once
-# ended so, and 578 python3 starts tried there after it all ran: a fault of the emulation,
-# not of the program, which had not started. run() starts such a program once more and
-# lists it here; the guest tiers' summaries print the list.
-LOADER_FAULT = "Inconsistency detected by ld.so"
-LOADER_FAULTS = []
-
-
 def run(cmd, check=True, timeout=60, **kw):
     """`cmd`'s CompletedProcess; LabError when it fails (with `check`) or outlives
     `timeout`. A program that outlives it gets SIGABRT first: a Python one whose
-    environment has PYTHONFAULTHANDLER=1 (policyctl here) prints where it waits. One the
-    dynamic loader aborted before its main runs once more (LOADER_FAULTS)."""
-    r = _run_once(cmd, timeout, **kw)
-    if r.returncode == 127 and r.stderr.startswith(LOADER_FAULT):
-        LOADER_FAULTS.append((" ".join(cmd), r.stderr.strip()))
-        r = _run_once(cmd, timeout, **kw)
-    if check and r.returncode != 0:
-        raise LabError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
-    return r
-
-
-def _run_once(cmd, timeout, **kw):
+    environment has PYTHONFAULTHANDLER=1 (policyctl here) prints where it waits."""
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw) as p:
         try:
             out, err = p.communicate(timeout=timeout)
@@ -118,7 +98,10 @@ def _run_once(cmd, timeout, **kw):
                 out, err = p.communicate()
             raise LabError("%s did not end within %d s: %s%s"
                            % (" ".join(cmd), timeout, out, err[-6000:])) from None
-    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    r = subprocess.CompletedProcess(cmd, p.returncode, out, err)
+    if check and r.returncode != 0:
+        raise LabError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
 
 
 def virsh(*args, check=True, timeout=60, uri=URI):
@@ -424,12 +407,7 @@ def remove_test_policies(prefix):
 
 def write_readings(terminalreporter, title, readings):
     """pytest's summary section `title`: each (what, value) read (any value, as %s
-    shows it), one of several lines indented under its name; then the programs the
-    dynamic loader aborted, if any (LOADER_FAULTS)."""
-    if LOADER_FAULTS:
-        terminalreporter.section("aborted by the dynamic loader before main, run again")
-        for cmd, err in LOADER_FAULTS:
-            terminalreporter.write_line("%s: %s" % (cmd, err))
+    shows it), one of several lines indented under its name."""
     if not readings:
         return
     terminalreporter.section(title)
