@@ -10,8 +10,9 @@ with one line naming them and the setting, that the host's registry (/etc, /run,
 and /var/log/policyhook) is byte for byte as it was, mode and owner included, and that
 the two domains' live pins and defined <cputune> are unchanged. A policyhook installed
 in libvirt's hook directories would apply that host policy to the tests' domains too:
-for the run it is made non-executable (libvirtd then skips it), and a second, short run
-checks that with it in place the tier is refused whole. Everything is put back as it
+for the run the program its links name is made non-executable (libvirtd then skips it),
+and a second, short run checks that with it in place the tier is refused whole; where
+none is installed, a stand-in of the same shape (links to a program) takes its place. Everything is put back as it
 was, byte for byte; so the check itself writes into /etc/policyhook and runs only where
 POLICYHOOK_TEST_DISPOSABLE_HOST=yes (CI)."""
 
@@ -41,6 +42,9 @@ ADMIN_FILES = {
     ETC + "/domains/%s.json" % RUNNING: b'{"version": 1, "domain": "%s", "weight": 300}\n' % RUNNING.encode(),
 }
 ADMIN_HOOKS = ["%s/%s.d/policyhook" % (lab.HOOKDIR, d) for d in ("qemu", "lxc")]
+# Where no policyhook is installed, a stand-in shaped like one: a program the hooks link
+# to (libvirtd runs only DRIVER.d's entries, not this name).
+STANDIN = lab.HOOKDIR + "/policyhook-foreign-standin"
 TIER = ["-m", "e2e and not stress", "tests/e2e"]
 PROBE = ["tests/e2e/test_policyctl_live.py::test_vcpu_beyond_the_domain_is_refused"]
 
@@ -102,13 +106,15 @@ class Saved:
     """Files and modes the check changes, put back as they were."""
 
     def __init__(self):
-        self.files = {}         # path: (bytes, mode) or None when it did not exist
+        self.files = {}         # path: (bytes, mode), the target of a link, or None when absent
         self.modes = {}         # path: mode
         self.made = []          # paths created, removed last first
 
-    def write(self, path, data):
+    def _keep(self, path):
         if path not in self.files:
-            if os.path.lexists(path):
+            if os.path.islink(path):
+                self.files[path] = os.readlink(path)
+            elif os.path.lexists(path):
                 st = os.lstat(path)
                 with open(path, "rb") as f:
                     self.files[path] = (f.read(), stat.S_IMODE(st.st_mode))
@@ -118,25 +124,39 @@ class Saved:
             if not os.path.isdir(d):
                 os.mkdir(d, 0o755)
                 self.made.append(d)
+        if os.path.islink(path):
+            os.unlink(path)
+
+    def write(self, path, data, mode=0o644):
+        self._keep(path)
         with open(path, "wb") as f:
             f.write(data)
-        os.chmod(path, 0o644)
+        os.chmod(path, mode)
+
+    def link(self, path, target):
+        self._keep(path)
+        if os.path.lexists(path):
+            os.unlink(path)
+        os.symlink(target, path)
 
     def chmod(self, path, mode):
+        # A link's own mode is 0777 and chmod follows it: only a file's mode is saved.
+        assert not os.path.islink(path), path
         self.modes.setdefault(path, stat.S_IMODE(os.lstat(path).st_mode))
         os.chmod(path, mode)
 
     def restore(self):
+        for path, mode in self.modes.items():
+            os.chmod(path, mode)
         for path, old in self.files.items():
-            if old is None:
-                if os.path.lexists(path):
-                    os.unlink(path)
-            else:
+            if (old is None or isinstance(old, str)) and os.path.lexists(path):
+                os.unlink(path)
+            if isinstance(old, str):
+                os.symlink(old, path)
+            elif old is not None:
                 with open(path, "wb") as f:
                     f.write(old[0])
                 os.chmod(path, old[1])
-        for path, mode in self.modes.items():
-            os.chmod(path, mode)
         for d in reversed(self.made):
             os.rmdir(d)
 
@@ -160,7 +180,14 @@ def test_the_tier_leaves_a_shared_host_as_it_was(capsys):
     figures = []
     try:
         # A policyhook installed here would apply the admin's policy to the tests' domains.
-        active = [path for path in ADMIN_HOOKS if os.access(path, os.X_OK)]
+        # Installed, the hooks are links to one program (SBINDIR/policyhook of a package,
+        # /etc/libvirt/hooks/policyhook of a source install): its mode is what counts.
+        if not any(os.access(path, os.X_OK) for path in ADMIN_HOOKS):
+            saved.write(STANDIN, b"#!/bin/sh\nexit 0\n", 0o755)
+            for path in ADMIN_HOOKS:
+                saved.link(path, STANDIN)
+        active = sorted({os.path.realpath(path) for path in ADMIN_HOOKS if os.access(path, os.X_OK)})
+        assert active, ADMIN_HOOKS
         for path in active:
             saved.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & ~0o111)
         remove_foreign()
@@ -191,12 +218,8 @@ def test_the_tier_leaves_a_shared_host_as_it_was(capsys):
         assert not any(os.path.lexists("%s/%s.d/policyhook-e2e" % (lab.HOOKDIR, d)) for d in ("qemu", "lxc"))
 
         # With an installed policyhook in force and a host policy, the tier is refused whole.
-        # A stand-in where none is installed: only its name and mode count.
         for path in active:
             os.chmod(path, saved.modes[path])
-        if not active:
-            saved.write(ADMIN_HOOKS[0], b"#!/bin/sh\nexit 0\n")
-            os.chmod(ADMIN_HOOKS[0], 0o755)
         r, took = run_tier(PROBE)
         out = r.stdout + r.stderr
         figures.append("with an installed policyhook in force: %.0f s, %s" % (took, counts(r.stdout)))
