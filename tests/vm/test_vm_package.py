@@ -1,6 +1,8 @@
 """policyhook as its Debian package (scripts/vm-lab.sh installed it with apt-get): the
-hook's layout, the watcher's hardened unit keeping a policy in force, and an upgrade
-over a previous build followed by remove and purge, which keep the admin's policies."""
+hook's layout and the watcher's hardened unit keeping a policy in force; then, the
+packages removed once for both, a source install under /usr/local and its uninstall,
+and an upgrade over a previous build followed by remove and purge, which keep the
+admin's policies; the packages installed again after."""
 
 import contextlib
 import glob
@@ -13,6 +15,7 @@ import time
 
 import guest
 import lab
+import pytest
 
 DEB_DIR = "/root/policyhook-deb"
 CONF = "/etc/policyhook/policyhook.conf"
@@ -83,50 +86,23 @@ def test_hardened_watcher_repairs_drift(domains):
     assert "Permission denied" not in journal and "Read-only file system" not in journal, journal
 
 
-def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(installed, tmp_path):
-    deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
-    version = lab.run(["dpkg-deb", "-f", deb, "Version"]).stdout.strip()
-    # The previous build: this package with a lower version.
-    tree = tmp_path / "prev"
-    lab.run(["dpkg-deb", "-R", deb, str(tree)])
-    control = tree / "DEBIAN" / "control"
-    control.write_text(control.read_text().replace("Version: %s" % version, "Version: %s~prev" % version))
-    prev = os.path.join(DEB_DIR, "policyhook_%s~prev_all.deb" % version)
-    lab.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), prev])
-    policy = "/etc/policyhook/domains/phvm-package.json"
-    try:
-        apt("install", "--allow-downgrades", "./" + os.path.basename(prev))
-        assert dpkg_query("Version") == version + "~prev"
-        assert lab.policyctl("--offline", "schedweight", "phvm-package", "300").returncode == 0
-        with open(CONF, "a") as f:
-            f.write("# kept across the upgrade\n")
-        apt("install", "./" + os.path.basename(deb))
-        assert dpkg_query("Version") == version
-        assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
-        assert open(CONF).read().endswith("# kept across the upgrade\n")
-        assert not glob.glob(CONF + ".dpkg-*")
-        assert os.path.exists(policy)
-
-        apt("remove", "policyhook")
-        assert not any(os.path.lexists(h) for h in HOOKS) and not os.path.exists("/usr/sbin/policyhook")
-        assert os.path.exists(policy) and os.path.exists(CONF)
-        apt("purge", "policyhook")
-        assert dpkg_query("db:Status-Abbrev") in ("", "un ", "pn ")
-        assert os.path.exists(policy), "purge removed the admin's policy"
-        assert not os.path.exists(CONF) and not os.path.exists("/var/log/policyhook")
-    finally:
-        # cockpit-policyhook depends on this very build: apt removed it on the way.
-        page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))
-        apt("install", *["./" + os.path.basename(p) for p in [deb] + page])
-        os.unlink(prev)
-        if os.path.exists(policy):
-            os.unlink(policy)
-    assert dpkg_query("db:Status-Abbrev") == "ii"
-    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
-    assert subprocess.run(["virsh", "-c", lab.URI, "uri"], capture_output=True).returncode == 0
-
-
 # ---- a source install: make install with the distribution's python3, under /usr/local ----
+
+def test_apparmor_lets_libvirtd_run_the_hook_under_etc_not_usr_local(installed):
+    """Why a source install's hook program is /etc/libvirt/hooks/policyhook: the profile
+    Debian 13's libvirt ships lets libvirtd execute /usr/sbin/* and /etc/libvirt/hooks/**,
+    nothing under /usr/local. Read from the profile: the guest's kernel has AppArmor, but
+    without the apparmor package no profile is loaded."""
+    guest.record("AppArmor in the guest's kernel", guest.read("/sys/module/apparmor/parameters/enabled"))
+    profiles = "/sys/kernel/security/apparmor/profiles"
+    loaded = guest.read(profiles).splitlines() if os.path.exists(profiles) else []
+    guest.record("AppArmor profiles loaded", len(loaded))
+    with open("/etc/apparmor.d/usr.sbin.libvirtd") as f:
+        rules = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
+    assert "/etc/libvirt/hooks/** rmix," in rules and "/usr/sbin/* PUx," in rules
+    executes = [r for r in rules if re.search(r"\s[a-zA-Z]*[xX][a-zA-Z]*,$", r)]
+    assert not [r for r in executes if "local" in r], executes
+
 
 LOCAL_HOOK = "/etc/libvirt/hooks/policyhook"
 LOCAL_POLICYCTL = "/usr/local/bin/policyctl"
@@ -191,29 +167,32 @@ def reloaded_since(cursor):
     return [line for line in lines.splitlines() if line.startswith("Reloaded ")]
 
 
-def test_apparmor_lets_libvirtd_run_the_hook_under_etc_not_usr_local(installed):
-    """Why a source install's hook program is /etc/libvirt/hooks/policyhook: the profile
-    Debian 13's libvirt ships lets libvirtd execute /usr/sbin/* and /etc/libvirt/hooks/**,
-    nothing under /usr/local. Read from the profile: the guest's kernel has AppArmor, but
-    without the apparmor package no profile is loaded."""
-    guest.record("AppArmor in the guest's kernel", guest.read("/sys/module/apparmor/parameters/enabled"))
-    profiles = "/sys/kernel/security/apparmor/profiles"
-    loaded = guest.read(profiles).splitlines() if os.path.exists(profiles) else []
-    guest.record("AppArmor profiles loaded", len(loaded))
-    with open("/etc/apparmor.d/usr.sbin.libvirtd") as f:
-        rules = [line.strip() for line in f if line.strip() and not line.strip().startswith("#")]
-    assert "/etc/libvirt/hooks/** rmix," in rules and "/usr/sbin/* PUx," in rules
-    executes = [r for r in rules if re.search(r"\s[a-zA-Z]*[xX][a-zA-Z]*,$", r)]
-    assert not [r for r in executes if "local" in r], executes
-
-
-def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_removes_it(domains, tmp_path):
-    """`make install` with the distribution's python3, the package removed first (and
-    installed again after, for the tests that follow): everything under /usr/local and
-    /etc, the hook run by the real libvirtd, libvirtd reloaded; `make uninstall` takes it
-    all away; nothing under /usr outside /usr/local changes."""
+@pytest.fixture(scope="module")
+def without_the_package(installed):
+    """Both packages removed (not purged) for the tests that install policyhook their own
+    way, and installed again once after the last of them: each removal and installation
+    takes about a minute in the guest."""
     deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
     page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))[0]
+    # cockpit-policyhook depends on this very build: it goes first, and comes back after.
+    lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
+    assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
+    yield
+    # A removed package's conffile that is gone (make uninstall takes the log rotation file)
+    # is the admin's choice to dpkg, which would not put it back: --force-confmiss does.
+    lab.run(["dpkg", "-i", "--force-confmiss", deb, page], timeout=300)
+    assert dpkg_query("db:Status-Abbrev") == "ii"
+    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
+    assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
+    assert os.path.isfile("/etc/logrotate.d/policyhook") and os.path.isfile(CONF)
+    assert subprocess.run(["virsh", "-c", lab.URI, "uri"], capture_output=True).returncode == 0
+
+
+def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_removes_it(
+        without_the_package, tmp_path):
+    """`make install` with the distribution's python3, the package removed: everything
+    under /usr/local and /etc, the hook run by the real libvirtd, libvirtd reloaded;
+    `make uninstall` takes it all away; nothing under /usr outside /usr/local changes."""
     tree = tmp_path / "src"
     for name in SOURCE_TREE:
         src = os.path.join(lab.REPO, name)
@@ -222,11 +201,11 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
         else:
             os.makedirs(str(tree), exist_ok=True)
             shutil.copy(src, str(tree / name))
-    name = domains()
+    # A domain of its own, not the `domains` fixture's: that one removes its policies with
+    # the package's policyctl, which is not there while this test runs.
+    name = "phvm-usr-local"
+    lab.define(name)
     try:
-        # cockpit-policyhook depends on this very build: it goes first, and comes back after.
-        lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
-        assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
         usr_before, local_before = usr_snapshot(), local_snapshot()
         with daemon_kept_up():
             cursor = lab.journal_cursor()
@@ -274,13 +253,47 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
         assert changed == [], "make install, a start and make uninstall changed under /usr: %s" % changed
         guest.record("paths under /usr outside /usr/local, unchanged", len(usr_after))
     finally:
+        lab.undefine(name)
+        stored = os.path.join(lab.paths().domains, name + ".json")
+        if os.path.exists(stored):
+            os.unlink(stored)
         for path in LOCAL_FILES + HOOKS:
             if os.path.lexists(path):
                 os.unlink(path)
-        # make uninstall took the log rotation file, a conffile the removed package left:
-        # dpkg would take that for the admin's choice and not put it back.
-        lab.run(["dpkg", "-i", "--force-confmiss", deb, page], timeout=300)
-    assert dpkg_query("db:Status-Abbrev") == "ii"
-    assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
-    assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
-    assert os.path.isfile("/etc/logrotate.d/policyhook")
+def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(without_the_package, tmp_path):
+    """A previous build installed, this one over it, then remove and purge: the admin's
+    settings and policies kept across the upgrade, the policies kept by the purge."""
+    deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
+    version = lab.run(["dpkg-deb", "-f", deb, "Version"]).stdout.strip()
+    # The previous build: this package with a lower version.
+    tree = tmp_path / "prev"
+    lab.run(["dpkg-deb", "-R", deb, str(tree)])
+    control = tree / "DEBIAN" / "control"
+    control.write_text(control.read_text().replace("Version: %s" % version, "Version: %s~prev" % version))
+    prev = os.path.join(DEB_DIR, "policyhook_%s~prev_all.deb" % version)
+    lab.run(["dpkg-deb", "--root-owner-group", "-b", str(tree), prev])
+    policy = "/etc/policyhook/domains/phvm-package.json"
+    try:
+        apt("install", "./" + os.path.basename(prev))
+        assert dpkg_query("Version") == version + "~prev"
+        assert lab.policyctl("--offline", "schedweight", "phvm-package", "300").returncode == 0
+        with open(CONF, "a") as f:
+            f.write("# kept across the upgrade\n")
+        apt("install", "./" + os.path.basename(deb))
+        assert dpkg_query("Version") == version
+        assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
+        assert open(CONF).read().endswith("# kept across the upgrade\n")
+        assert not glob.glob(CONF + ".dpkg-*")
+        assert os.path.exists(policy)
+
+        apt("remove", "policyhook")
+        assert not any(os.path.lexists(h) for h in HOOKS) and not os.path.exists("/usr/sbin/policyhook")
+        assert os.path.exists(policy) and os.path.exists(CONF)
+        apt("purge", "policyhook")
+        assert dpkg_query("db:Status-Abbrev") in ("", "un ", "pn ")
+        assert os.path.exists(policy), "purge removed the admin's policy"
+        assert not os.path.exists(CONF) and not os.path.exists("/var/log/policyhook")
+    finally:
+        os.unlink(prev)
+        if os.path.exists(policy):
+            os.unlink(policy)
