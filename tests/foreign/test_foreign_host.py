@@ -12,9 +12,9 @@ the two domains' live pins and defined <cputune> are unchanged. A policyhook ins
 in libvirt's hook directories would apply that host policy to the tests' domains too:
 for the run the program its links name is made non-executable (libvirtd then skips it),
 and a second, short run checks that with it in place the tier is refused whole; where
-none is installed, a stand-in of the same shape (links to a program) takes its place. Everything is put back as it
-was, byte for byte; so the check itself writes into /etc/policyhook and runs only where
-POLICYHOOK_TEST_DISPOSABLE_HOST=yes (CI)."""
+none is installed, a stand-in of the same shape (links to a program) takes its place.
+Everything is put back as it was, byte for byte; so the check itself writes into
+/etc/policyhook and runs only where POLICYHOOK_TEST_DISPOSABLE_HOST=yes (CI)."""
 
 import hashlib
 import os
