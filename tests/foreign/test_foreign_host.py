@@ -106,7 +106,7 @@ class Saved:
     """Files and modes the check changes, put back as they were."""
 
     def __init__(self):
-        self.files = {}         # path: (bytes, mode), the target of a link, or None when absent
+        self.files = {}         # path: (bytes, mode, uid, gid), a link's target, or None: absent
         self.modes = {}         # path: mode
         self.made = []          # paths created, removed last first
 
@@ -117,7 +117,7 @@ class Saved:
             elif os.path.lexists(path):
                 st = os.lstat(path)
                 with open(path, "rb") as f:
-                    self.files[path] = (f.read(), stat.S_IMODE(st.st_mode))
+                    self.files[path] = (f.read(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
             else:
                 self.files[path] = None
         for d in (os.path.dirname(os.path.dirname(path)), os.path.dirname(path)):
@@ -149,7 +149,9 @@ class Saved:
         for path, mode in self.modes.items():
             os.chmod(path, mode)
         for path, old in self.files.items():
-            if (old is None or isinstance(old, str)) and os.path.lexists(path):
+            # Whatever is there now goes, a link included: writing through it would
+            # leave the link and write its target.
+            if os.path.lexists(path):
                 os.unlink(path)
             if isinstance(old, str):
                 os.symlink(old, path)
@@ -157,6 +159,7 @@ class Saved:
                 with open(path, "wb") as f:
                     f.write(old[0])
                 os.chmod(path, old[1])
+                os.chown(path, old[2], old[3])
         for d in reversed(self.made):
             os.rmdir(d)
 
