@@ -174,13 +174,15 @@ def without_the_package(installed):
     takes about a minute in the guest."""
     deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
     page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))[0]
-    # cockpit-policyhook depends on this very build: it goes first, and comes back after.
-    lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
-    assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
-    yield
-    # A removed package's conffile that is gone (make uninstall takes the log rotation file)
-    # is the admin's choice to dpkg, which would not put it back: --force-confmiss does.
-    lab.run(["dpkg", "-i", "--force-confmiss", deb, page], timeout=300)
+    try:
+        # cockpit-policyhook depends on this very build: it goes first, and comes back after.
+        lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
+        assert not os.path.exists("/usr/bin/policyctl") and not os.path.exists("/usr/sbin/policyhook")
+        yield
+    finally:
+        # A removed package's conffile that is gone (make uninstall takes the log rotation
+        # file) is the admin's choice to dpkg, which would not put it back: --force-confmiss.
+        lab.run(["dpkg", "-i", "--force-confmiss", deb, page], timeout=300)
     assert dpkg_query("db:Status-Abbrev") == "ii"
     assert dpkg_query("db:Status-Abbrev", "cockpit-policyhook") == "ii"
     assert all(os.readlink(h) == "/usr/sbin/policyhook" for h in HOOKS)
@@ -204,6 +206,7 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
     # A domain of its own, not the `domains` fixture's: that one removes its policies with
     # the package's policyctl, which is not there while this test runs.
     name = "phvm-usr-local"
+    site = "/usr/local/lib/python3.%d/dist-packages" % sys.version_info[1]
     lab.define(name)
     try:
         usr_before, local_before = usr_snapshot(), local_snapshot()
@@ -214,7 +217,6 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
             guest.record("make install (/usr/local) in the guest", "%.0f s" % (time.monotonic() - t0))
             lab.wait_for(lambda: reloaded_since(cursor), 30, "libvirtd to reload after make install")
 
-        site = "/usr/local/lib/python3.%d/dist-packages" % sys.version_info[1]
         for path in LOCAL_FILES + [site + "/policyhook/__init__.py"]:
             assert os.path.isfile(path), path
         for hook in HOOKS:
@@ -260,6 +262,14 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
         for path in LOCAL_FILES + HOOKS:
             if os.path.lexists(path):
                 os.unlink(path)
+        # What a make install that stopped half way may have left: a package under
+        # /usr/local would come first on python3's path in the tests that follow.
+        for path in [site + "/policyhook", "/usr/local/share/cockpit/policyhook"] + glob.glob(
+                site + "/policyhook-*.dist-info"):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+
+
 def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(without_the_package, tmp_path):
     """A previous build installed, this one over it, then remove and purge: the admin's
     settings and policies kept across the upgrade, the policies kept by the purge."""
