@@ -111,6 +111,8 @@ class Saved:
         self.made = []          # paths created, removed last first
 
     def _keep(self, path):
+        """Saves what is at path the first time (restore() puts it back) and clears the
+        way: directories made, whatever is there removed."""
         if path not in self.files:
             if os.path.islink(path):
                 self.files[path] = os.readlink(path)
@@ -124,7 +126,7 @@ class Saved:
             if not os.path.isdir(d):
                 os.mkdir(d, 0o755)
                 self.made.append(d)
-        if os.path.islink(path):
+        if os.path.lexists(path):
             os.unlink(path)
 
     def write(self, path, data, mode=0o644):
@@ -135,8 +137,6 @@ class Saved:
 
     def link(self, path, target):
         self._keep(path)
-        if os.path.lexists(path):
-            os.unlink(path)
         os.symlink(target, path)
 
     def chmod(self, path, mode):
