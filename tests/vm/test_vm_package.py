@@ -29,6 +29,11 @@ def dpkg_query(field, package="policyhook"):
     return lab.run(["dpkg-query", "-W", "-f", "${%s}" % field, package], check=False).stdout.strip()
 
 
+def built(package):
+    """The .deb of `package` that scripts/vm-lab.sh up copied into DEB_DIR."""
+    return glob.glob(os.path.join(DEB_DIR, "%s_*_all.deb" % package))[0]
+
+
 def apt(*args):
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     return lab.run(["apt-get", "-y", "-q"] + list(args), timeout=300, env=env, cwd=DEB_DIR)
@@ -172,8 +177,7 @@ def without_the_package(installed):
     """Both packages removed (not purged) for the tests that install policyhook their own
     way, and installed again once after the last of them: each removal and installation
     takes about a minute in the guest."""
-    deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
-    page = glob.glob(os.path.join(DEB_DIR, "cockpit-policyhook_*_all.deb"))[0]
+    deb, page = built("policyhook"), built("cockpit-policyhook")
     try:
         # cockpit-policyhook depends on this very build: it goes first, and comes back after.
         lab.run(["dpkg", "-r", "cockpit-policyhook", "policyhook"], timeout=300)
@@ -273,7 +277,7 @@ def test_make_install_under_usr_local_puts_a_policy_in_force_and_uninstall_remov
 def test_upgrade_over_a_previous_build_then_remove_and_purge_keep_policies(without_the_package, tmp_path):
     """A previous build installed, this one over it, then remove and purge: the admin's
     settings and policies kept across the upgrade, the policies kept by the purge."""
-    deb = glob.glob(os.path.join(DEB_DIR, "policyhook_*_all.deb"))[0]
+    deb = built("policyhook")
     version = lab.run(["dpkg-deb", "-f", deb, "Version"]).stdout.strip()
     # The previous build: this package with a lower version.
     tree = tmp_path / "prev"
